@@ -1,0 +1,116 @@
+// The allocator on its own: size-class directories over a block pool, a
+// large-object space, per-thread local allocators, and sweeping driven by a
+// caller-supplied liveness predicate (until the collector drives it with
+// mark bits). This is the public entry point of handoff::allocator.
+//
+//   handoff::Allocator heap;                       // tunables from HANDOFF_*
+//   handoff::ThreadAllocator thread(heap);         // per allocating thread
+//   void* p = thread.allocate(64);
+//   thread.flush();                                // hand blocks back
+//   heap.sweep([&](void* cell) { return keep(cell); });
+//
+// Thread safety: Allocator's methods may be called from any thread, with the
+// exceptions noted (release_empty_blocks). A ThreadAllocator is used by one
+// thread only.
+#pragma once
+
+#include <handoff/allocate_inlines.h>
+#include <handoff/block_pool.h>
+#include <handoff/directory.h>
+#include <handoff/error.h>
+#include <handoff/large_object_space.h>
+#include <handoff/liveness.h>
+#include <handoff/thread_allocator.h>
+#include <handoff/tunables.h>
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <iosfwd>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+namespace handoff {
+
+struct SweepTotals {
+  std::size_t live_cells = 0;
+  std::size_t freed_cells = 0;
+  std::size_t freed_bytes = 0;
+  std::size_t live_large = 0;
+  std::size_t freed_large = 0;
+};
+
+struct AllocatorStats {
+  PoolStats pool;
+  std::array<DirectoryStats, kNumSizeClasses> classes{};
+  LargeObjectStats large;
+  LocalAllocatorCounters counters;  // from flushed and detached threads
+  std::size_t attached_threads = 0;
+  std::size_t heap_limit_bytes = 0;
+  std::size_t budget_charged_bytes = 0;
+  std::size_t process_rss_bytes = 0;
+};
+
+class Allocator {
+ public:
+  explicit Allocator(AllocatorConfig config = AllocatorConfig::from_environment());
+  ~Allocator();
+  Allocator(const Allocator&) = delete;
+  Allocator& operator=(const Allocator&) = delete;
+
+  // Eager sweep of every block no thread owns, and of large objects:
+  // is_live(cell) is called once per allocated cell; false frees it.
+  SweepTotals sweep(const LivenessPredicate& is_live);
+  // Lazy sweep: blocks are swept by the local allocator that claims them.
+  // `is_live` must stay valid until finish_lazy_sweep() returns and no
+  // refill is in flight. Large objects are swept at finish.
+  void begin_lazy_sweep(const LivenessPredicate& is_live);
+  SweepTotals finish_lazy_sweep();
+  // Returns empty blocks to the pool. Precondition: no thread is allocating
+  // from this heap (the epoch protocol lifts this restriction).
+  std::size_t release_empty_blocks();
+  // Returns idle pool memory to the OS (all cached blocks when `force`).
+  std::size_t purge(bool force = false) { return pool_.purge(force); }
+
+  // Lookups; safe from any thread. find_cell maps an interior pointer to the
+  // start of the allocated cell containing it, or nullptr: for free cells,
+  // headers, memory outside this heap, and cells a thread allocated from its
+  // current block since its last flush (not yet recorded).
+  void* find_cell(const void* p) const noexcept;
+  bool is_live_cell(const void* p) const noexcept { return p != nullptr && find_cell(p) == p; }
+  bool contains(const void* p) const noexcept;
+  // Usable size of the allocated cell starting at `cell`; throws
+  // Error(kNotAHeapPointer) for anything else.
+  std::size_t cell_size(const void* cell) const;
+
+  AllocatorStats stats() const;
+  void write_stats_json(std::ostream& out) const;
+  void write_stats_text(std::ostream& out) const;
+
+  const AllocatorConfig& config() const noexcept { return config_; }
+  Directory& directory(std::size_t size_class) noexcept { return *directories_[size_class]; }
+  BlockPool& pool() noexcept { return pool_; }
+  HeapBudget& budget() noexcept { return budget_; }
+  LargeObjectSpace& large_objects() noexcept { return large_; }
+
+ private:
+  friend class ThreadAllocator;
+  std::uint32_t attach(ThreadAllocator* thread);
+  void detach(ThreadAllocator* thread);
+  void publish_counters(const LocalAllocatorCounters& delta);
+
+  const AllocatorConfig config_;
+  HeapBudget budget_;
+  BlockPool pool_;
+  std::array<std::unique_ptr<Directory>, kNumSizeClasses> directories_;
+  LargeObjectSpace large_;
+  mutable std::mutex threads_mutex_;
+  std::vector<ThreadAllocator*> threads_;
+  LocalAllocatorCounters published_;
+  std::uint32_t next_owner_ = 1;
+  LivenessPredicate lazy_predicate_;  // for large objects at finish_lazy_sweep
+};
+
+}  // namespace handoff

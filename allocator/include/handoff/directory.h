@@ -1,0 +1,138 @@
+// A directory: every block of one size class, and the claims on them.
+//
+// Concurrency design.
+//   What it protects: which thread may touch a block's free list and bits.
+//   The registry is an append-mostly array of atomic block pointers in
+//   fixed segments; appends (and slot reuse) happen under the directory
+//   lock, reads are lock-free (acquire loads), so a scanning allocator never
+//   blocks a sweeper or another allocator.
+//
+//   Who owns a block is decided only by its state word (marked_block.h):
+//     claim:        SWEPT|EMPTY|UNSWEPT --CAS--> OWNED(me)       allocator
+//     sweep:        FULL|SWEPT|UNSWEPT  --CAS--> SWEEPING(me)    sweeper
+//     lazy begin:   FULL|SWEPT          --CAS--> UNSWEPT         reclaimer
+//     give up:      OWNED(me) --store--> FULL|SWEPT               owner
+//     finish sweep: SWEEPING(me) --store--> SWEPT|EMPTY          sweeper
+//   A CAS that loses skips the block (invariant 2); nobody waits. OWNED and
+//   SWEEPING are exclusive, so leaving them is a plain release store by the
+//   holder. Acquire on the winning CAS pairs with the holder's release store,
+//   so the new holder sees every bit the previous one wrote; TSan sees the
+//   same edge because it is an ordinary atomic, not a fence.
+//
+//   Refill cost: a scan reads shared state words (no writes) and performs
+//   one CAS on the block it takes. The scan position is private to each
+//   local allocator (ClaimCursor) and restarts when the directory's cycle
+//   counter moves (after a sweep), so the registry is walked about once per
+//   cycle per allocator, as JSC's allocation cursor does.
+//
+//   Releasing blocks to the pool (release_empty_blocks) requires that no
+//   thread is inside a refill on this directory: this is the window the
+//   epoch protocol closes (DESIGN.md invariant 3). Until it exists, callers
+//   stop the world first; the memory is type-stable regardless.
+//
+// Call tree of a refill:
+//   LocalAllocator::allocate_slow (owner thread, holds nothing)
+//     -> give_up current block (store FULL|SWEPT)
+//     -> Directory::try_claim    (lock-free scan, one CAS)
+//          -> MarkedBlock::sweep if the claimed block was UNSWEPT
+//     -> Directory::take_fresh_block (pool lock, then directory lock)
+#pragma once
+
+#include <handoff/liveness.h>
+#include <handoff/marked_block.h>
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+namespace handoff {
+
+class BlockPool;
+
+// Private scan position of one local allocator.
+struct ClaimCursor {
+  std::size_t next = 0;
+  std::uint64_t cycle = 0;
+};
+
+struct ClaimResult {
+  MarkedBlock* block = nullptr;
+  std::size_t cas_failures = 0;
+  bool lazily_swept = false;
+  SweepCounts swept;  // when lazily_swept
+};
+
+struct DirectoryStats {
+  std::size_t cell_size = 0;
+  std::size_t blocks = 0;
+  std::array<std::size_t, 8> blocks_in_state{};
+  std::size_t live_cells = 0;      // over blocks not owned
+  std::size_t capacity_cells = 0;  // over all blocks
+};
+
+class Directory {
+ public:
+  Directory(std::size_t size_class, BlockPool& pool);
+  ~Directory();
+  Directory(const Directory&) = delete;
+  Directory& operator=(const Directory&) = delete;
+
+  std::size_t size_class() const noexcept { return size_class_; }
+  std::size_t cell_size() const noexcept { return class_size(size_class_); }
+
+  // Refill: claims a block with free cells for `owner`, sweeping it first
+  // when it was UNSWEPT. Lock-free; nullptr when none is claimable.
+  ClaimResult try_claim(ClaimCursor& cursor, std::uint32_t owner) noexcept;
+  // A new block from the pool, already OWNED by `owner`; nullptr on OOM.
+  MarkedBlock* take_fresh_block(std::uint32_t owner) noexcept;
+
+  // Eager sweep of every block nobody owns.
+  SweepCounts sweep(const LivenessPredicate& is_live);
+  // Lazy sweep: FULL and SWEPT blocks become UNSWEPT; claimers sweep them
+  // with `is_live`, which must stay valid until finish_lazy_sweep().
+  std::size_t begin_lazy_sweep(const LivenessPredicate& is_live);
+  SweepCounts finish_lazy_sweep();
+  // Returns EMPTY blocks to the pool. Precondition: no refill in flight.
+  std::size_t release_empty_blocks();
+
+  std::uint64_t cycle() const noexcept { return cycle_.load(std::memory_order_acquire); }
+  std::size_t block_slots() const noexcept { return size_.load(std::memory_order_acquire); }
+  // Block in slot i, or nullptr for an empty slot.
+  MarkedBlock* block_at(std::size_t i) const noexcept;
+  template <class F>
+  void for_each_block(F&& f) const {
+    const std::size_t n = block_slots();
+    for (std::size_t i = 0; i < n; ++i) {
+      if (MarkedBlock* b = block_at(i)) f(*b);
+    }
+  }
+
+  DirectoryStats stats() const;
+
+ private:
+  static constexpr std::size_t kSegmentBits = 9;
+  static constexpr std::size_t kSegmentSlots = std::size_t{1} << kSegmentBits;
+  static constexpr std::size_t kMaxSegments = 4096;
+  using Segment = std::array<std::atomic<MarkedBlock*>, kSegmentSlots>;
+
+  std::atomic<MarkedBlock*>& slot(std::size_t i) const noexcept;
+  bool publish_locked(MarkedBlock* block);
+  SweepCounts sweep_one(MarkedBlock& block, BlockStateWord seen, const LivenessPredicate& is_live);
+  void advance_cycle() noexcept { cycle_.fetch_add(1, std::memory_order_acq_rel); }
+
+  const std::size_t size_class_;
+  BlockPool& pool_;
+  std::mutex mutex_;  // appends and slot reuse
+  std::vector<std::size_t> free_slots_;
+  std::array<std::atomic<Segment*>, kMaxSegments> segments_{};
+  std::atomic<std::size_t> size_{0};
+  std::atomic<std::uint64_t> cycle_{1};
+  std::atomic<const LivenessPredicate*> lazy_predicate_{nullptr};
+  LivenessPredicate lazy_storage_;  // what lazy_predicate_ points to
+};
+
+}  // namespace handoff

@@ -1,0 +1,92 @@
+// A local allocator: one per thread and size class. It owns at most one
+// block at a time (state kOwned, DESIGN.md invariant 1) and allocates from
+// that block's free list with no atomics and no locks. The fast path is in
+// allocate_inlines.h; everything here is the slow path.
+//
+// Call tree:
+//   allocate()                       inline: FreeList::allocate, one branch
+//     -> allocate_slow()             out of line, cold
+//          -> refill()
+//               -> give_up_current() OWNED -> FULL | SWEPT (release store)
+//               -> Directory::try_claim    (one CAS; sweeps if UNSWEPT)
+//               -> Directory::take_fresh_block  (pool, when nothing to claim)
+//               -> FreeList::build          (from the live bitmap)
+//
+// Give-up records the cells handed out since the claim in the live bitmap
+// all at once: every cell becomes live, then the cells still on the free
+// list are cleared. The fast path therefore never touches the bitmap.
+//
+// Equation (checked by check_invariants() in debug builds):
+//   live_at_claim + allocated + on_free_list == block capacity
+#pragma once
+
+#include <handoff/directory.h>
+#include <handoff/free_list.h>
+#include <handoff/marked_block.h>
+#include <handoff/sanitizer.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace handoff {
+
+struct LocalAllocatorCounters {
+  std::uint64_t refills = 0;        // slow-path entries that needed a block
+  std::uint64_t claims = 0;         // blocks taken from the directory
+  std::uint64_t fresh_blocks = 0;   // blocks taken from the pool
+  std::uint64_t lazy_sweeps = 0;    // claimed blocks this thread swept
+  std::uint64_t lazily_freed = 0;   // cells those sweeps freed
+  std::uint64_t cas_failures = 0;   // claims lost to another thread
+  std::uint64_t cells_from_claims = 0;
+
+  LocalAllocatorCounters& operator+=(const LocalAllocatorCounters& o) noexcept;
+  LocalAllocatorCounters& operator-=(const LocalAllocatorCounters& o) noexcept;
+};
+
+class LocalAllocator {
+ public:
+  struct Accounting {
+    std::size_t capacity = 0;
+    std::size_t live_at_claim = 0;
+    std::size_t allocated = 0;
+    std::size_t on_free_list = 0;
+    bool balanced() const noexcept { return live_at_claim + allocated + on_free_list == capacity; }
+  };
+
+  LocalAllocator() = default;
+  LocalAllocator(const LocalAllocator&) = delete;
+  LocalAllocator& operator=(const LocalAllocator&) = delete;
+
+  void bind(Directory& directory, std::uint32_t owner) noexcept;
+
+  // Fast paths (allocate_inlines.h). allocate() throws Error(kOutOfMemory);
+  // try_allocate() returns nullptr instead.
+  void* allocate();
+  void* try_allocate() noexcept;
+
+  // Gives the current block back to the directory (JSC's stopAllocating).
+  void stop_allocating() noexcept;
+
+  MarkedBlock* current_block() const noexcept { return current_; }
+  Directory* directory() const noexcept { return directory_; }
+  const LocalAllocatorCounters& counters() const noexcept { return counters_; }
+  Accounting accounting() const noexcept;
+  void check_invariants() const;
+
+ private:
+  HANDOFF_SLOW_PATH void* allocate_slow();
+  HANDOFF_SLOW_PATH void* try_allocate_slow() noexcept;
+  bool refill() noexcept;
+  void give_up_current() noexcept;
+
+  FreeList free_list_;
+  MarkedBlock* current_ = nullptr;
+  Directory* directory_ = nullptr;
+  ClaimCursor cursor_;
+  std::uint32_t owner_ = 0;
+  std::size_t live_at_claim_ = 0;
+  std::size_t list_at_claim_ = 0;
+  LocalAllocatorCounters counters_;
+};
+
+}  // namespace handoff

@@ -1,0 +1,207 @@
+// A marked block: 16 KiB, 16 KiB-aligned, holding cells of one size class.
+//
+//   +--------------------------- 16 KiB ----------------------------+
+//   | header (320 B)                  | cell | cell | ... | cell |pad |
+//   | state word, scalars, marks,live |                               |
+//   +---------------------------------------------------------------+
+//
+// block_of(p) is p & ~(16 KiB - 1). The header holds:
+//   - the state word (atomic, 64 bits): | generation:32 | owner:24 | state:8 |
+//     Every transition out of a shared state is one CAS on this word
+//     (DESIGN.md invariant 2). All-zero bytes, what a purged block reads as,
+//     decode as kPooled with generation 0, which no claim accepts.
+//   - the mark bitmap and its version (the collector's; stale versions read
+//     as unmarked, so no bitmap is cleared block by block),
+//   - the live bitmap: bit set at a cell's first atom <=> the cell is
+//     allocated. It is exact whenever the block is not kOwned. While a local
+//     allocator owns the block, cells it hands out are not recorded one by
+//     one (the fast path writes nothing); give-up records them all at once.
+//
+// Invariants (checked by check_invariants() in debug builds):
+//   live bits are a subset of the cell-start atoms of the block's class
+//   not owned:  live_cells + free_cells == cell_count
+//   owned:      live_at_claim + allocated + on_free_list == cell_count
+//               (the local allocator checks this one; it holds the list)
+#pragma once
+
+#include <handoff/atom_bitmap.h>
+#include <handoff/sanitizer.h>
+#include <handoff/size_classes.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <iosfwd>
+
+namespace handoff {
+
+class Directory;
+
+enum class BlockState : std::uint8_t {
+  kPooled = 0,  // in the pool or never handed out; no claim accepts it
+  kOwned,       // a local allocator's current block; only the owner touches it
+  kFull,        // given up with no free cell; waits for a sweep
+  kUnswept,     // marked for lazy sweeping; the claimer sweeps it
+  kSweeping,    // a sweeper holds it exclusively
+  kSwept,       // has free cells and live cells; claimable
+  kEmpty,       // has no live cell; claimable or releasable
+  kRetired,     // leaving its directory for the pool
+};
+
+const char* block_state_name(BlockState state) noexcept;
+
+struct BlockStateWord {
+  std::uint32_t generation = 0;
+  std::uint32_t owner = 0;  // 24 bits; meaningful for kOwned and kSweeping
+  BlockState state = BlockState::kPooled;
+
+  static constexpr std::uint32_t kOwnerMask = (1u << 24) - 1;
+
+  constexpr std::uint64_t pack() const noexcept {
+    return (std::uint64_t{generation} << 32) | (std::uint64_t{owner & kOwnerMask} << 8) |
+           static_cast<std::uint64_t>(state);
+  }
+  static constexpr BlockStateWord unpack(std::uint64_t word) noexcept {
+    return {static_cast<std::uint32_t>(word >> 32), static_cast<std::uint32_t>(word >> 8) & kOwnerMask,
+            static_cast<BlockState>(word & 0xff)};
+  }
+  constexpr BlockStateWord with(BlockState s, std::uint32_t who = 0) const noexcept {
+    return {generation, who, s};
+  }
+  friend constexpr bool operator==(const BlockStateWord&, const BlockStateWord&) = default;
+};
+
+struct SweepCounts {
+  std::size_t live_cells = 0;
+  std::size_t freed_cells = 0;
+};
+
+class MarkedBlock {
+ public:
+  static MarkedBlock* of(const void* p) noexcept {
+    return reinterpret_cast<MarkedBlock*>(reinterpret_cast<std::uintptr_t>(p) & ~(kBlockSize - 1));
+  }
+
+  // Formats `memory` (a block from the pool) as a block of class `cls` in
+  // state `initial`. The live bitmap starts empty: every cell is free.
+  static MarkedBlock* format(void* memory, Directory* directory, std::size_t cls,
+                             BlockStateWord initial) noexcept;
+
+  // Geometry.
+  std::size_t cell_size() const noexcept { return cell_size_; }
+  std::size_t cell_count() const noexcept { return cell_count_; }
+  std::size_t size_class() const noexcept { return size_class_; }
+  Directory* directory() const noexcept { return directory_; }
+  char* begin() const noexcept { return const_cast<char*>(reinterpret_cast<const char*>(this)) + kBlockHeaderSize; }
+  char* end() const noexcept { return begin() + cell_count_ * cell_size_; }
+  char* cell_at(std::size_t index) const noexcept { return begin() + index * cell_size_; }
+  static std::size_t atom_of(const void* p) noexcept {
+    return (reinterpret_cast<std::uintptr_t>(p) & (kBlockSize - 1)) / kAtomSize;
+  }
+
+  // Start of the cell containing `p`, or nullptr when `p` is in the header
+  // or the unused tail. Does not look at liveness.
+  void* cell_start(const void* p) const noexcept;
+  // True when `p` is the start of an allocated cell (block not kOwned).
+  bool is_live_cell(const void* p) const noexcept;
+
+  // State word. Loads are acquire; try_transition is the one CAS.
+  BlockStateWord state(std::memory_order order = std::memory_order_acquire) const noexcept {
+    return BlockStateWord::unpack(state_.load(order));
+  }
+  bool try_transition(BlockStateWord expected, BlockStateWord desired) noexcept {
+    std::uint64_t e = expected.pack();
+    return state_.compare_exchange_strong(e, desired.pack(), std::memory_order_acq_rel,
+                                          std::memory_order_acquire);
+  }
+  // For the holder of an exclusive state (kOwned by the caller, kSweeping by
+  // the caller, or a stopped world): publish the next state.
+  void publish(BlockStateWord next) noexcept { state_.store(next.pack(), std::memory_order_release); }
+
+  AtomBitmap& live_bits() noexcept { return live_; }
+  const AtomBitmap& live_bits() const noexcept { return live_; }
+  AtomBitmap& mark_bits() noexcept { return marks_; }
+  const AtomBitmap& mark_bits() const noexcept { return marks_; }
+  std::uint32_t mark_version() const noexcept { return mark_version_.load(std::memory_order_acquire); }
+  void set_mark_version(std::uint32_t v) noexcept { mark_version_.store(v, std::memory_order_release); }
+  const AtomBitmap::Words& cell_start_mask() const noexcept { return detail::kCellStartMasks[size_class_]; }
+
+  std::size_t live_cell_count() const noexcept { return live_.count(); }
+  std::size_t free_cell_count() const noexcept { return cell_count_ - live_cell_count(); }
+  // Marks every cell allocated (a full block given up by its owner).
+  void set_all_live() noexcept { live_.assign(cell_start_mask()); }
+
+  // Calls f(cell) for every allocated cell, in address order.
+  template <class F>
+  void for_each_live_cell(F&& f) const;
+
+  // Sweeps: calls is_live(cell) once per allocated cell; a false answer frees
+  // the cell (its live bit is cleared and, under ASan, it is poisoned).
+  // Precondition: the caller holds the block exclusively (kSweeping or
+  // kOwned by the caller, or the world is stopped).
+  template <class Pred>
+  SweepCounts sweep(Pred&& is_live);
+
+  // Registry slot in the directory (written once, under the directory lock).
+  std::size_t registry_index() const noexcept { return registry_index_; }
+  void set_registry_index(std::size_t i) noexcept { registry_index_ = i; }
+
+  // Internal-corruption checks; aborts with the block dumped.
+  void check_invariants() const;
+  void dump(std::ostream& out) const;
+
+ private:
+  std::atomic<std::uint64_t> state_;
+  Directory* directory_;
+  std::size_t registry_index_;
+  std::uint32_t cell_size_;
+  std::uint32_t cell_count_;
+  std::uint16_t size_class_;
+  std::atomic<std::uint32_t> mark_version_;
+  alignas(64) AtomBitmap marks_;
+  AtomBitmap live_;
+};
+
+static_assert(sizeof(MarkedBlock) <= kBlockHeaderSize, "block header must fit kBlockHeaderSize");
+
+// ---- inline templates -------------------------------------------------
+
+template <class F>
+void MarkedBlock::for_each_live_cell(F&& f) const {
+  char* const base = const_cast<char*>(reinterpret_cast<const char*>(this));
+  for (std::size_t w = 0; w < AtomBitmap::kWords; ++w) {
+    std::uint64_t bits = live_.word(w);
+    while (bits != 0) {
+      const std::size_t atom = w * 64 + static_cast<std::size_t>(std::countr_zero(bits));
+      bits &= bits - 1;
+      f(static_cast<void*>(base + atom * kAtomSize));
+    }
+  }
+}
+
+template <class Pred>
+SweepCounts MarkedBlock::sweep(Pred&& is_live) {
+  SweepCounts counts;
+  char* const base = reinterpret_cast<char*>(this);
+  for (std::size_t w = 0; w < AtomBitmap::kWords; ++w) {
+    const std::uint64_t word = live_.word(w);
+    std::uint64_t bits = word;
+    std::uint64_t kept = word;
+    while (bits != 0) {
+      const int bit = std::countr_zero(bits);
+      bits &= bits - 1;
+      void* cell = base + (w * 64 + static_cast<std::size_t>(bit)) * kAtomSize;
+      if (is_live(cell)) {
+        ++counts.live_cells;
+      } else {
+        kept &= ~(std::uint64_t{1} << bit);
+        ++counts.freed_cells;
+        HANDOFF_POISON(cell, cell_size_);
+      }
+    }
+    if (kept != word) live_.set_word(w, kept);
+  }
+  return counts;
+}
+
+}  // namespace handoff

@@ -1,0 +1,40 @@
+// Platform layer: the only place that talks to the operating system about
+// memory. Everything goes through libc (mmap, mprotect, madvise, munmap) so
+// that AddressSanitizer and ThreadSanitizer see every call.
+//
+// Terms used across the project:
+//   reserve  - claim address space only (PROT_NONE); costs no memory.
+//   commit   - make a reserved range readable and writable.
+//   purge    - hand the pages' contents back to the OS (MADV_DONTNEED) while
+//              keeping the range mapped and readable: later reads see zeros.
+//              This keeps block memory type-stable (see DESIGN.md).
+//   release  - unmap a range entirely (used only for large objects and when
+//              a pool is destroyed).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace handoff::platform {
+
+// Size of an OS page, read once.
+std::size_t page_size() noexcept;
+
+// Reserves `size` bytes aligned to `alignment` (a power of two that is a
+// multiple of the page size). Returns nullptr when the OS refuses.
+void* reserve_aligned(std::size_t size, std::size_t alignment) noexcept;
+
+// Makes [p, p+size) readable and writable. Returns false when the OS refuses.
+bool commit(void* p, std::size_t size) noexcept;
+
+// Drops the contents of [p, p+size) but keeps it mapped read/write.
+void purge(void* p, std::size_t size) noexcept;
+
+// Unmaps [p, p+size).
+void release(void* p, std::size_t size) noexcept;
+
+// Resident set size of this process in bytes, from /proc/self/statm (0 when
+// unavailable). Used by stats and stress progress lines.
+std::size_t process_rss_bytes() noexcept;
+
+}  // namespace handoff::platform

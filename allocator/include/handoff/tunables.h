@@ -1,0 +1,78 @@
+// One table of tunables (STYLE.md 7). Each entry has a name, a default, a
+// help line and a HANDOFF_* environment variable that overrides it. The same
+// table prints `--help` text and the tunables section of the stats dump.
+//
+// The mechanism is generic over the config struct so that the collector can
+// keep its own table beside the allocator's without a second parser.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <ostream>
+#include <span>
+#include <string_view>
+
+namespace handoff {
+
+template <class Config>
+struct TunableSpec {
+  const char* name;
+  const char* env;
+  std::uint64_t Config::*field;
+  const char* help;
+};
+
+namespace detail {
+// Parses "123", "64K", "16M", "2G" (binary multiples). nullopt on junk or
+// overflow.
+std::optional<std::uint64_t> parse_tunable_value(std::string_view text) noexcept;
+// Reads `env`; throws Error(kBadTunable) naming the variable on junk.
+std::optional<std::uint64_t> read_tunable_env(const char* env);
+}  // namespace detail
+
+template <class Config>
+void apply_environment(Config& config, std::span<const TunableSpec<Config>> table) {
+  for (const auto& spec : table) {
+    if (auto value = detail::read_tunable_env(spec.env)) config.*spec.field = *value;
+  }
+}
+
+template <class Config>
+void print_tunables(std::ostream& out, const Config& config,
+                    std::span<const TunableSpec<Config>> table) {
+  for (const auto& spec : table) {
+    out << "  " << spec.env << "=" << config.*spec.field << "\n      " << spec.help << "\n";
+  }
+}
+
+template <class Config>
+void tunables_json(std::ostream& out, const Config& config,
+                   std::span<const TunableSpec<Config>> table) {
+  out << "{";
+  const char* sep = "";
+  for (const auto& spec : table) {
+    out << sep << "\"" << spec.name << "\":" << config.*spec.field;
+    sep = ",";
+  }
+  out << "}";
+}
+
+// The allocator's tunables. Defaults are the values below; every field can
+// be overridden by its environment variable through from_environment().
+struct AllocatorConfig {
+  // Idle time before a cached block's pages go back to the OS.
+  std::uint64_t purge_delay_ms = 1000;
+  // Cached blocks the pool keeps resident regardless of idle time.
+  std::uint64_t pool_keep_blocks = 16;
+  // Limit on committed bytes (blocks plus large objects); 0 = no limit.
+  std::uint64_t max_heap_bytes = 0;
+  // Blocks per reserved chunk (chunks are 4 MiB regardless; this caps how
+  // many of a chunk's blocks are committed at once when growing).
+  std::uint64_t commit_batch_blocks = 16;
+
+  static std::span<const TunableSpec<AllocatorConfig>> table();
+  // Defaults overridden by the environment; throws Error(kBadTunable).
+  static AllocatorConfig from_environment();
+};
+
+}  // namespace handoff

@@ -1,0 +1,122 @@
+#include <handoff/allocator.h>
+#include <handoff/check.h>
+#include <handoff/platform.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <string>
+
+namespace handoff {
+
+Allocator::Allocator(AllocatorConfig config)
+    : config_(config), budget_(config.max_heap_bytes), pool_(config_, budget_), large_(budget_) {
+  for (std::size_t cls = 0; cls < kNumSizeClasses; ++cls) {
+    directories_[cls] = std::make_unique<Directory>(cls, pool_);
+  }
+}
+
+Allocator::~Allocator() {
+  std::size_t attached;
+  {
+    std::lock_guard lock(threads_mutex_);
+    attached = threads_.size();
+  }
+  if (attached != 0) {
+    std::fprintf(stderr,
+                 "handoff: Allocator destroyed while %zu ThreadAllocator(s) are still attached; "
+                 "destroy every ThreadAllocator before its Allocator\n",
+                 attached);
+    std::abort();
+  }
+  for (auto& directory : directories_) directory.reset();
+}
+
+std::uint32_t Allocator::attach(ThreadAllocator* thread) {
+  std::lock_guard lock(threads_mutex_);
+  threads_.push_back(thread);
+  const std::uint32_t owner = next_owner_;
+  next_owner_ = (next_owner_ + 1) & BlockStateWord::kOwnerMask;
+  if (next_owner_ == 0) next_owner_ = 1;
+  return owner;
+}
+
+void Allocator::detach(ThreadAllocator* thread) {
+  std::lock_guard lock(threads_mutex_);
+  auto it = std::find(threads_.begin(), threads_.end(), thread);
+  HANDOFF_CHECK(it != threads_.end(), "ThreadAllocator detached twice");
+  threads_.erase(it);
+}
+
+void Allocator::publish_counters(const LocalAllocatorCounters& delta) {
+  std::lock_guard lock(threads_mutex_);
+  published_ += delta;
+}
+
+SweepTotals Allocator::sweep(const LivenessPredicate& is_live) {
+  SweepTotals totals;
+  for (auto& directory : directories_) {
+    const SweepCounts c = directory->sweep(is_live);
+    totals.live_cells += c.live_cells;
+    totals.freed_cells += c.freed_cells;
+    totals.freed_bytes += c.freed_cells * directory->cell_size();
+  }
+  const SweepCounts large = large_.sweep(is_live);
+  totals.live_large = large.live_cells;
+  totals.freed_large = large.freed_cells;
+  return totals;
+}
+
+void Allocator::begin_lazy_sweep(const LivenessPredicate& is_live) {
+  lazy_predicate_ = is_live;
+  for (auto& directory : directories_) directory->begin_lazy_sweep(is_live);
+}
+
+SweepTotals Allocator::finish_lazy_sweep() {
+  SweepTotals totals;
+  for (auto& directory : directories_) {
+    const SweepCounts c = directory->finish_lazy_sweep();
+    totals.live_cells += c.live_cells;
+    totals.freed_cells += c.freed_cells;
+    totals.freed_bytes += c.freed_cells * directory->cell_size();
+  }
+  const SweepCounts large = large_.sweep(lazy_predicate_);
+  totals.live_large = large.live_cells;
+  totals.freed_large = large.freed_cells;
+  lazy_predicate_ = LivenessPredicate();
+  return totals;
+}
+
+std::size_t Allocator::release_empty_blocks() {
+  std::size_t released = 0;
+  for (auto& directory : directories_) released += directory->release_empty_blocks();
+  return released;
+}
+
+bool Allocator::contains(const void* p) const noexcept {
+  return pool_.is_handed_out(p) || large_.find(p) != nullptr;
+}
+
+void* Allocator::find_cell(const void* p) const noexcept {
+  if (pool_.chunk_of(p) != nullptr) {
+    // Never touch a block the pool holds: it may be poisoned or purged.
+    if (!pool_.is_handed_out(p)) return nullptr;
+    const MarkedBlock* block = MarkedBlock::of(p);
+    void* cell = block->cell_start(p);
+    if (cell == nullptr || !block->live_bits().get(MarkedBlock::atom_of(cell))) return nullptr;
+    return cell;
+  }
+  return large_.find(p);
+}
+
+std::size_t Allocator::cell_size(const void* cell) const {
+  if (cell != nullptr && find_cell(cell) == cell) {
+    if (pool_.chunk_of(cell) != nullptr) return MarkedBlock::of(cell)->cell_size();
+    return large_.size_of(cell);
+  }
+  char address[32];
+  std::snprintf(address, sizeof address, "%p", cell);
+  throw Error(ErrorCode::kNotAHeapPointer,
+              std::string(address) + " is not the start of an allocated cell of this heap");
+}
+
+}  // namespace handoff

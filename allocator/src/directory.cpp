@@ -1,0 +1,186 @@
+#include <handoff/block_pool.h>
+#include <handoff/check.h>
+#include <handoff/directory.h>
+
+namespace handoff {
+namespace {
+
+bool claimable(BlockState s) noexcept {
+  return s == BlockState::kSwept || s == BlockState::kEmpty || s == BlockState::kUnswept;
+}
+
+bool sweepable(BlockState s) noexcept {
+  return s == BlockState::kFull || s == BlockState::kSwept || s == BlockState::kUnswept;
+}
+
+BlockState state_after_sweep(const MarkedBlock& block) noexcept {
+  const std::size_t live = block.live_cell_count();
+  if (live == 0) return BlockState::kEmpty;
+  return live == block.cell_count() ? BlockState::kFull : BlockState::kSwept;
+}
+
+}  // namespace
+
+Directory::Directory(std::size_t size_class, BlockPool& pool) : size_class_(size_class), pool_(pool) {
+  HANDOFF_CHECK(size_class < kNumSizeClasses, "size class out of range");
+}
+
+Directory::~Directory() {
+  const std::size_t n = block_slots();
+  for (std::size_t i = 0; i < n; ++i) {
+    if (MarkedBlock* block = block_at(i)) pool_.release(block);
+  }
+  for (auto& segment : segments_) delete segment.load(std::memory_order_relaxed);
+}
+
+std::atomic<MarkedBlock*>& Directory::slot(std::size_t i) const noexcept {
+  Segment* segment = segments_[i >> kSegmentBits].load(std::memory_order_acquire);
+  return (*segment)[i & (kSegmentSlots - 1)];
+}
+
+MarkedBlock* Directory::block_at(std::size_t i) const noexcept {
+  return slot(i).load(std::memory_order_acquire);
+}
+
+ClaimResult Directory::try_claim(ClaimCursor& cursor, std::uint32_t owner) noexcept {
+  ClaimResult result;
+  const std::uint64_t now = cycle();
+  if (cursor.cycle != now) cursor = {0, now};
+  const std::size_t n = block_slots();
+  while (cursor.next < n) {
+    MarkedBlock* block = block_at(cursor.next++);
+    if (block == nullptr) continue;
+    const BlockStateWord seen = block->state();
+    if (!claimable(seen.state)) continue;
+    // The one CAS of a refill. Losing means another thread took the block.
+    if (!block->try_transition(seen, seen.with(BlockState::kOwned, owner))) {
+      ++result.cas_failures;
+      continue;
+    }
+    if (seen.state == BlockState::kUnswept) {
+      // The predicate was published before the UNSWEPT store our CAS read.
+      result.swept = block->sweep(*lazy_predicate_.load(std::memory_order_acquire));
+      result.lazily_swept = true;
+    }
+    result.block = block;
+    return result;
+  }
+  return result;
+}
+
+bool Directory::publish_locked(MarkedBlock* block) {
+  std::size_t index;
+  if (!free_slots_.empty()) {
+    index = free_slots_.back();
+    free_slots_.pop_back();
+  } else {
+    index = size_.load(std::memory_order_relaxed);
+    const std::size_t seg = index >> kSegmentBits;
+    if (seg >= kMaxSegments) return false;
+    if (segments_[seg].load(std::memory_order_relaxed) == nullptr) {
+      segments_[seg].store(new Segment(), std::memory_order_release);
+    }
+  }
+  block->set_registry_index(index);
+  slot(index).store(block, std::memory_order_release);
+  if (index == size_.load(std::memory_order_relaxed)) size_.store(index + 1, std::memory_order_release);
+  return true;
+}
+
+MarkedBlock* Directory::take_fresh_block(std::uint32_t owner) noexcept {
+  const BlockPool::Acquired acquired = pool_.acquire();
+  if (acquired.memory == nullptr) return nullptr;
+  MarkedBlock* block = MarkedBlock::format(acquired.memory, this, size_class_,
+                                           {acquired.generation, owner, BlockState::kOwned});
+  pool_.publish(block);
+  std::lock_guard lock(mutex_);
+  if (!publish_locked(block)) {
+    pool_.release(block);
+    return nullptr;
+  }
+  return block;
+}
+
+SweepCounts Directory::sweep_one(MarkedBlock& block, BlockStateWord seen, const LivenessPredicate& is_live) {
+  const SweepCounts counts = block.sweep(is_live);
+  block.publish(seen.with(state_after_sweep(block)));
+  HANDOFF_EXPENSIVE((block.check_invariants(), true));
+  return counts;
+}
+
+SweepCounts Directory::sweep(const LivenessPredicate& is_live) {
+  SweepCounts total;
+  for_each_block([&](MarkedBlock& block) {
+    const BlockStateWord seen = block.state();
+    if (!sweepable(seen.state)) return;  // OWNED, SWEEPING, EMPTY: not ours to sweep
+    if (!block.try_transition(seen, seen.with(BlockState::kSweeping))) return;
+    const SweepCounts c = sweep_one(block, seen, is_live);
+    total.live_cells += c.live_cells;
+    total.freed_cells += c.freed_cells;
+  });
+  advance_cycle();
+  return total;
+}
+
+std::size_t Directory::begin_lazy_sweep(const LivenessPredicate& is_live) {
+  lazy_storage_ = is_live;
+  lazy_predicate_.store(&lazy_storage_, std::memory_order_release);
+  std::size_t marked = 0;
+  for_each_block([&](MarkedBlock& block) {
+    const BlockStateWord seen = block.state();
+    if (seen.state != BlockState::kFull && seen.state != BlockState::kSwept) return;
+    if (block.try_transition(seen, seen.with(BlockState::kUnswept))) ++marked;
+  });
+  advance_cycle();
+  return marked;
+}
+
+SweepCounts Directory::finish_lazy_sweep() {
+  const LivenessPredicate* is_live = lazy_predicate_.load(std::memory_order_acquire);
+  SweepCounts total;
+  if (is_live == nullptr) return total;
+  for_each_block([&](MarkedBlock& block) {
+    const BlockStateWord seen = block.state();
+    if (seen.state != BlockState::kUnswept) return;
+    if (!block.try_transition(seen, seen.with(BlockState::kSweeping))) return;
+    const SweepCounts c = sweep_one(block, seen, *is_live);
+    total.live_cells += c.live_cells;
+    total.freed_cells += c.freed_cells;
+  });
+  advance_cycle();
+  return total;
+}
+
+std::size_t Directory::release_empty_blocks() {
+  std::size_t released = 0;
+  std::lock_guard lock(mutex_);
+  const std::size_t n = block_slots();
+  for (std::size_t i = 0; i < n; ++i) {
+    MarkedBlock* block = block_at(i);
+    if (block == nullptr) continue;
+    const BlockStateWord seen = block->state();
+    if (seen.state != BlockState::kEmpty) continue;
+    if (!block->try_transition(seen, seen.with(BlockState::kRetired))) continue;
+    slot(i).store(nullptr, std::memory_order_release);
+    free_slots_.push_back(i);
+    pool_.release(block);
+    ++released;
+  }
+  if (released != 0) advance_cycle();
+  return released;
+}
+
+DirectoryStats Directory::stats() const {
+  DirectoryStats s;
+  s.cell_size = cell_size();
+  for_each_block([&](const MarkedBlock& block) {
+    const BlockState state = block.state().state;
+    ++s.blocks;
+    ++s.blocks_in_state[static_cast<std::size_t>(state)];
+    s.capacity_cells += block.cell_count();
+    if (state != BlockState::kOwned) s.live_cells += block.live_cell_count();
+  });
+  return s;
+}
+
+}  // namespace handoff

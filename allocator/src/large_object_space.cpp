@@ -1,0 +1,100 @@
+#include <handoff/large_object_space.h>
+#include <handoff/platform.h>
+
+#include <limits>
+#include <vector>
+
+namespace handoff {
+namespace {
+
+std::size_t mapping_size_for(std::size_t size) noexcept {
+  const std::size_t page = platform::page_size();
+  return (size + LargeObjectSpace::kHeaderSize + page - 1) & ~(page - 1);
+}
+
+}  // namespace
+
+LargeObjectSpace::~LargeObjectSpace() {
+  for (const auto& [start, entry] : objects_) unmap(start, entry);
+}
+
+std::size_t LargeObjectSpace::max_request() noexcept {
+  return std::numeric_limits<std::size_t>::max() - kHeaderSize - platform::page_size();
+}
+
+void* LargeObjectSpace::allocate(std::size_t size) noexcept {
+  const std::size_t mapping = mapping_size_for(size);
+  if (!budget_.try_charge(mapping)) return nullptr;
+  void* base = platform::reserve_aligned(mapping, platform::page_size());
+  if (base == nullptr || !platform::commit(base, mapping)) {
+    if (base != nullptr) platform::release(base, mapping);
+    budget_.uncharge(mapping);
+    return nullptr;
+  }
+  const auto start = reinterpret_cast<std::uintptr_t>(base) + kHeaderSize;
+  std::unique_lock lock(mutex_);
+  objects_.emplace(start, Entry{size, mapping});
+  ++counters_.allocated;
+  return reinterpret_cast<void*>(start);
+}
+
+void LargeObjectSpace::unmap(std::uintptr_t start, const Entry& entry) noexcept {
+  platform::release(reinterpret_cast<void*>(start - kHeaderSize), entry.mapping_size);
+  budget_.uncharge(entry.mapping_size);
+}
+
+void* LargeObjectSpace::find(const void* p) const noexcept {
+  const auto address = reinterpret_cast<std::uintptr_t>(p);
+  std::shared_lock lock(mutex_);
+  auto it = objects_.upper_bound(address);
+  if (it == objects_.begin()) return nullptr;
+  --it;
+  return address < it->first + it->second.size ? reinterpret_cast<void*>(it->first) : nullptr;
+}
+
+std::size_t LargeObjectSpace::size_of(const void* object) const noexcept {
+  std::shared_lock lock(mutex_);
+  auto it = objects_.find(reinterpret_cast<std::uintptr_t>(object));
+  return it == objects_.end() ? 0 : it->second.size;
+}
+
+SweepCounts LargeObjectSpace::sweep(const LivenessPredicate& is_live) {
+  std::lock_guard sweeping(sweep_mutex_);
+  std::vector<std::uintptr_t> snapshot;
+  {
+    std::shared_lock lock(mutex_);
+    snapshot.reserve(objects_.size());
+    for (const auto& [start, entry] : objects_) snapshot.push_back(start);
+  }
+  SweepCounts counts;
+  std::vector<std::uintptr_t> dead;
+  for (std::uintptr_t start : snapshot) {
+    if (is_live(reinterpret_cast<void*>(start))) {
+      ++counts.live_cells;
+    } else {
+      dead.push_back(start);
+    }
+  }
+  std::unique_lock lock(mutex_);
+  for (std::uintptr_t start : dead) {
+    auto it = objects_.find(start);
+    unmap(start, it->second);
+    objects_.erase(it);
+    ++counts.freed_cells;
+    ++counters_.freed;
+  }
+  return counts;
+}
+
+LargeObjectStats LargeObjectSpace::stats() const {
+  std::shared_lock lock(mutex_);
+  LargeObjectStats s = counters_;
+  s.objects = objects_.size();
+  for (const auto& [start, entry] : objects_) {
+    s.object_bytes += entry.size;
+    s.mapped_bytes += entry.mapping_size;
+  }
+  return s;
+}
+
+}  // namespace handoff

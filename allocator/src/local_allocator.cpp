@@ -1,0 +1,125 @@
+#include <handoff/check.h>
+#include <handoff/error.h>
+#include <handoff/local_allocator.h>
+
+#include <iostream>
+#include <string>
+
+namespace handoff {
+
+LocalAllocatorCounters& LocalAllocatorCounters::operator+=(const LocalAllocatorCounters& o) noexcept {
+  refills += o.refills;
+  claims += o.claims;
+  fresh_blocks += o.fresh_blocks;
+  lazy_sweeps += o.lazy_sweeps;
+  lazily_freed += o.lazily_freed;
+  cas_failures += o.cas_failures;
+  cells_from_claims += o.cells_from_claims;
+  return *this;
+}
+
+LocalAllocatorCounters& LocalAllocatorCounters::operator-=(const LocalAllocatorCounters& o) noexcept {
+  refills -= o.refills;
+  claims -= o.claims;
+  fresh_blocks -= o.fresh_blocks;
+  lazy_sweeps -= o.lazy_sweeps;
+  lazily_freed -= o.lazily_freed;
+  cas_failures -= o.cas_failures;
+  cells_from_claims -= o.cells_from_claims;
+  return *this;
+}
+
+void LocalAllocator::bind(Directory& directory, std::uint32_t owner) noexcept {
+  directory_ = &directory;
+  owner_ = owner;
+}
+
+void* LocalAllocator::allocate_slow() {
+  if (!refill()) {
+    throw Error(ErrorCode::kOutOfMemory,
+                "no 16 KiB block available for size class " + std::to_string(directory_->size_class()) +
+                    " (cell size " + std::to_string(directory_->cell_size()) +
+                    " B): the OS refused memory or HANDOFF_MAX_HEAP_BYTES was reached");
+  }
+  return free_list_.allocate([]() -> void* { return nullptr; });
+}
+
+void* LocalAllocator::try_allocate_slow() noexcept {
+  if (!refill()) return nullptr;
+  return free_list_.allocate([]() -> void* { return nullptr; });
+}
+
+bool LocalAllocator::refill() noexcept {
+  give_up_current();
+  ++counters_.refills;
+  for (;;) {
+    const ClaimResult claim = directory_->try_claim(cursor_, owner_);
+    counters_.cas_failures += claim.cas_failures;
+    MarkedBlock* block = claim.block;
+    if (block != nullptr) {
+      ++counters_.claims;
+      if (claim.lazily_swept) {
+        ++counters_.lazy_sweeps;
+        counters_.lazily_freed += claim.swept.freed_cells;
+      }
+    } else {
+      block = directory_->take_fresh_block(owner_);
+      if (block == nullptr) return false;
+      ++counters_.fresh_blocks;
+    }
+    current_ = block;
+    live_at_claim_ = block->live_cell_count();
+    list_at_claim_ = free_list_.build(*block);
+    counters_.cells_from_claims += list_at_claim_;
+    HANDOFF_EXPENSIVE((check_invariants(), true));
+    if (list_at_claim_ != 0) return true;
+    give_up_current();  // a lazily swept block with no free cell
+  }
+}
+
+void LocalAllocator::give_up_current() noexcept {
+  MarkedBlock* block = current_;
+  if (block == nullptr) return;
+  HANDOFF_EXPENSIVE((check_invariants(), true));
+  block->set_all_live();
+  const bool full = free_list_.empty();
+  if (!full) {
+    free_list_.for_each_remaining_cell(
+        [block](void* cell) { block->live_bits().clear(MarkedBlock::atom_of(cell)); });
+  }
+  free_list_.clear();
+  current_ = nullptr;
+  const BlockStateWord mine = block->state(std::memory_order_relaxed);
+  HANDOFF_ASSERT(mine.state == BlockState::kOwned && mine.owner == (owner_ & BlockStateWord::kOwnerMask));
+  // Release: whoever claims or sweeps the block next sees these bits.
+  block->publish(mine.with(full ? BlockState::kFull : BlockState::kSwept));
+}
+
+void LocalAllocator::stop_allocating() noexcept { give_up_current(); }
+
+LocalAllocator::Accounting LocalAllocator::accounting() const noexcept {
+  Accounting a;
+  if (current_ == nullptr) return a;
+  a.capacity = current_->cell_count();
+  a.live_at_claim = live_at_claim_;
+  a.on_free_list = free_list_.remaining_cells();
+  a.allocated = list_at_claim_ - a.on_free_list;
+  return a;
+}
+
+void LocalAllocator::check_invariants() const {
+  if (current_ == nullptr) return;
+  const Accounting a = accounting();
+  bool ok = a.balanced();
+  free_list_.for_each_remaining_cell([&](void* cell) {
+    ok = ok && !current_->live_bits().get(MarkedBlock::atom_of(cell)) && current_->cell_start(cell) == cell;
+  });
+  if (!ok) {
+    current_->dump(std::cerr);
+    std::cerr << "  local allocator: live_at_claim=" << a.live_at_claim << " allocated=" << a.allocated
+              << " on_free_list=" << a.on_free_list << " capacity=" << a.capacity << "\n";
+    HANDOFF_CHECK(false, "local allocator accounting does not balance");
+  }
+}
+
+}  // namespace handoff

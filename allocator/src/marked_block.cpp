@@ -1,0 +1,87 @@
+#include <handoff/check.h>
+#include <handoff/marked_block.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <new>
+
+namespace handoff {
+
+const char* block_state_name(BlockState state) noexcept {
+  switch (state) {
+    case BlockState::kPooled: return "pooled";
+    case BlockState::kOwned: return "owned";
+    case BlockState::kFull: return "full";
+    case BlockState::kUnswept: return "unswept";
+    case BlockState::kSweeping: return "sweeping";
+    case BlockState::kSwept: return "swept";
+    case BlockState::kEmpty: return "empty";
+    case BlockState::kRetired: return "retired";
+  }
+  return "invalid";
+}
+
+MarkedBlock* MarkedBlock::format(void* memory, Directory* directory, std::size_t cls,
+                                 BlockStateWord initial) noexcept {
+  HANDOFF_ASSERT((reinterpret_cast<std::uintptr_t>(memory) & (kBlockSize - 1)) == 0);
+  HANDOFF_ASSERT(cls < kNumSizeClasses);
+  HANDOFF_UNPOISON(memory, kBlockHeaderSize);
+  auto* block = static_cast<MarkedBlock*>(memory);
+  block->state_.store(initial.pack(), std::memory_order_relaxed);
+  block->directory_ = directory;
+  block->registry_index_ = 0;
+  block->cell_size_ = static_cast<std::uint32_t>(class_size(cls));
+  block->cell_count_ = static_cast<std::uint32_t>(cells_per_block(cls));
+  block->size_class_ = static_cast<std::uint16_t>(cls);
+  block->mark_version_.store(0, std::memory_order_relaxed);
+  block->marks_.clear_all();
+  block->live_.clear_all();
+  return block;
+}
+
+void* MarkedBlock::cell_start(const void* p) const noexcept {
+  const char* c = static_cast<const char*>(p);
+  if (c < begin() || c >= end()) return nullptr;
+  const std::size_t index = static_cast<std::size_t>(c - begin()) / cell_size_;
+  return cell_at(index);
+}
+
+bool MarkedBlock::is_live_cell(const void* p) const noexcept {
+  return cell_start(p) == p && live_.get(atom_of(p));
+}
+
+void MarkedBlock::check_invariants() const {
+  const auto& mask = cell_start_mask();
+  for (std::size_t w = 0; w < AtomBitmap::kWords; ++w) {
+    if ((live_.word(w) & ~mask[w]) != 0) {
+      dump(std::cerr);
+      HANDOFF_CHECK(false, "live bit set on an atom that does not start a cell");
+    }
+  }
+  const BlockState s = state(std::memory_order_relaxed).state;
+  if (s == BlockState::kEmpty && live_cell_count() != 0) {
+    dump(std::cerr);
+    HANDOFF_CHECK(false, "empty block has live cells");
+  }
+  if (s == BlockState::kFull && free_cell_count() != 0) {
+    dump(std::cerr);
+    HANDOFF_CHECK(false, "full block has free cells");
+  }
+}
+
+void MarkedBlock::dump(std::ostream& out) const {
+  const BlockStateWord w = state(std::memory_order_relaxed);
+  out << "block " << static_cast<const void*>(this) << ": state=" << block_state_name(w.state)
+      << " generation=" << w.generation << " owner=" << w.owner << " class=" << size_class_
+      << " cell_size=" << cell_size_ << " cells=" << cell_count_ << " live=" << live_cell_count()
+      << " mark_version=" << mark_version() << "\n  live bits:";
+  char buf[24];
+  for (std::size_t i = 0; i < AtomBitmap::kWords; ++i) {
+    std::snprintf(buf, sizeof buf, " %016llx", static_cast<unsigned long long>(live_.word(i)));
+    out << buf;
+  }
+  out << "\n";
+}
+
+}  // namespace handoff

@@ -1,0 +1,68 @@
+#include <handoff/allocator.h>
+#include <handoff/thread_allocator.h>
+
+#include <string>
+
+namespace handoff {
+namespace {
+
+Error size_error(std::size_t size) {
+  if (size == 0) {
+    return Error(ErrorCode::kZeroSize, "allocate(0): a cell must have at least one byte");
+  }
+  return Error(ErrorCode::kSizeOverflow,
+               "allocate(" + std::to_string(size) + "): the size overflows once the large-object header "
+               "and page rounding are added (largest request: " +
+                   std::to_string(LargeObjectSpace::max_request()) + " bytes)");
+}
+
+bool is_bad_size(std::size_t size) noexcept { return size == 0 || size > LargeObjectSpace::max_request(); }
+
+}  // namespace
+
+ThreadAllocator::ThreadAllocator(Allocator& allocator) : allocator_(allocator), owner_(allocator.attach(this)) {
+  for (std::size_t cls = 0; cls < kNumSizeClasses; ++cls) locals_[cls].bind(allocator.directory(cls), owner_);
+}
+
+ThreadAllocator::~ThreadAllocator() {
+  flush();
+  allocator_.detach(this);
+}
+
+void* ThreadAllocator::allocate_unclassed(std::size_t size) {
+  if (is_bad_size(size)) throw size_error(size);
+  void* object = allocator_.large_objects().allocate(size);
+  if (object == nullptr) {
+    throw Error(ErrorCode::kOutOfMemory,
+                "large object of " + std::to_string(size) +
+                    " bytes: the OS refused the mapping or HANDOFF_MAX_HEAP_BYTES was reached");
+  }
+  return object;
+}
+
+void* ThreadAllocator::try_allocate_unclassed(std::size_t size) noexcept {
+  if (is_bad_size(size)) {
+    last_error_ = size == 0 ? ErrorCode::kZeroSize : ErrorCode::kSizeOverflow;
+    return nullptr;
+  }
+  void* object = allocator_.large_objects().allocate(size);
+  if (object == nullptr) last_error_ = ErrorCode::kOutOfMemory;
+  return object;
+}
+
+void ThreadAllocator::flush() noexcept {
+  for (auto& local : locals_) local.stop_allocating();
+  LocalAllocatorCounters now = counters();
+  LocalAllocatorCounters delta = now;
+  delta -= published_;
+  published_ = now;
+  allocator_.publish_counters(delta);
+}
+
+LocalAllocatorCounters ThreadAllocator::counters() const noexcept {
+  LocalAllocatorCounters total;
+  for (const auto& local : locals_) total += local.counters();
+  return total;
+}
+
+}  // namespace handoff

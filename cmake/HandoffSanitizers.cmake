@@ -1,0 +1,16 @@
+# Applies HANDOFF_SANITIZER to every target in the build (tests, stress
+# programs and the library alike), so the whole process is instrumented.
+if(HANDOFF_SANITIZER STREQUAL "address")
+  add_compile_options(-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=address,undefined)
+  add_compile_definitions(HANDOFF_SANITIZED=1)
+elseif(HANDOFF_SANITIZER STREQUAL "thread")
+  add_compile_options(-fsanitize=thread -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=thread)
+  add_compile_definitions(HANDOFF_SANITIZED=1)
+elseif(NOT HANDOFF_SANITIZER STREQUAL "none")
+  message(FATAL_ERROR "HANDOFF_SANITIZER must be none, address or thread (got '${HANDOFF_SANITIZER}')")
+endif()
+if(HANDOFF_EXPENSIVE_CHECKS)
+  add_compile_definitions(HANDOFF_EXPENSIVE_CHECKS=1)
+endif()
