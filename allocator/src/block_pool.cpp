@@ -18,9 +18,11 @@ class ChunkMap {
   static constexpr unsigned kTopBits = 47 - kChunkBits - kLeafBits;
   using Leaf = std::array<std::atomic<Chunk*>, std::size_t{1} << kLeafBits>;
 
+  // Immortal: lookups may run during static destruction, and the spare
+  // chunk list must stay reachable for the process's life.
   static ChunkMap& instance() {
-    static ChunkMap map;
-    return map;
+    static ChunkMap* map = new ChunkMap;
+    return *map;
   }
 
   bool insert(const void* base, Chunk* chunk) {

@@ -22,7 +22,7 @@ std::size_t LargeObjectSpace::max_request() noexcept {
   return std::numeric_limits<std::size_t>::max() - kHeaderSize - platform::page_size();
 }
 
-void* LargeObjectSpace::allocate(std::size_t size) noexcept {
+void* LargeObjectSpace::allocate(std::size_t size, bool publish) noexcept {
   const std::size_t mapping = mapping_size_for(size);
   if (!budget_.try_charge(mapping)) return nullptr;
   void* base = platform::reserve_aligned(mapping, platform::page_size());
@@ -33,9 +33,15 @@ void* LargeObjectSpace::allocate(std::size_t size) noexcept {
   }
   const auto start = reinterpret_cast<std::uintptr_t>(base) + kHeaderSize;
   std::unique_lock lock(mutex_);
-  objects_.emplace(start, Entry{size, mapping});
+  objects_.emplace(start, Entry{size, mapping, publish});
   ++counters_.allocated;
   return reinterpret_cast<void*>(start);
+}
+
+void LargeObjectSpace::publish(void* object) noexcept {
+  std::unique_lock lock(mutex_);
+  auto it = objects_.find(reinterpret_cast<std::uintptr_t>(object));
+  if (it != objects_.end()) it->second.published = true;
 }
 
 void LargeObjectSpace::unmap(std::uintptr_t start, const Entry& entry) noexcept {
@@ -64,7 +70,9 @@ SweepCounts LargeObjectSpace::sweep(const LivenessPredicate& is_live) {
   {
     std::shared_lock lock(mutex_);
     snapshot.reserve(objects_.size());
-    for (const auto& [start, entry] : objects_) snapshot.push_back(start);
+    for (const auto& [start, entry] : objects_) {
+      if (entry.published) snapshot.push_back(start);
+    }
   }
   SweepCounts counts;
   std::vector<std::uintptr_t> dead;

@@ -31,7 +31,8 @@ ThreadAllocator::~ThreadAllocator() {
 
 void* ThreadAllocator::allocate_unclassed(std::size_t size) {
   if (is_bad_size(size)) throw size_error(size);
-  void* object = allocator_.large_objects().allocate(size);
+  void* object = allocator_.large_objects().allocate(size, false);
+  if (object != nullptr) remember_large(object);
   if (object == nullptr) {
     throw Error(ErrorCode::kOutOfMemory,
                 "large object of " + std::to_string(size) +
@@ -45,13 +46,32 @@ void* ThreadAllocator::try_allocate_unclassed(std::size_t size) noexcept {
     last_error_ = size == 0 ? ErrorCode::kZeroSize : ErrorCode::kSizeOverflow;
     return nullptr;
   }
-  void* object = allocator_.large_objects().allocate(size);
-  if (object == nullptr) last_error_ = ErrorCode::kOutOfMemory;
+  void* object = allocator_.large_objects().allocate(size, false);
+  if (object == nullptr) {
+    last_error_ = ErrorCode::kOutOfMemory;
+    return nullptr;
+  }
+  try {
+    unpublished_large_.push_back(object);
+  } catch (...) {
+    allocator_.large_objects().publish(object);  // keep the heap consistent
+  }
   return object;
+}
+
+void ThreadAllocator::remember_large(void* object) {
+  try {
+    unpublished_large_.push_back(object);
+  } catch (...) {
+    allocator_.large_objects().publish(object);
+    throw;
+  }
 }
 
 void ThreadAllocator::flush() noexcept {
   for (auto& local : locals_) local.stop_allocating();
+  for (void* object : unpublished_large_) allocator_.large_objects().publish(object);
+  unpublished_large_.clear();
   LocalAllocatorCounters now = counters();
   LocalAllocatorCounters delta = now;
   delta -= published_;

@@ -44,15 +44,13 @@ std::optional<std::uint64_t> read_tunable_env(const char* env) {
 }  // namespace detail
 
 namespace {
-constexpr std::array<TunableSpec<AllocatorConfig>, 4> kAllocatorTunables{{
+constexpr std::array<TunableSpec<AllocatorConfig>, 3> kAllocatorTunables{{
     {"purge_delay_ms", "HANDOFF_PURGE_DELAY_MS", &AllocatorConfig::purge_delay_ms,
      "milliseconds a cached block stays idle in the pool before its pages go back to the OS"},
     {"pool_keep_blocks", "HANDOFF_POOL_KEEP_BLOCKS", &AllocatorConfig::pool_keep_blocks,
      "cached blocks the pool keeps resident however long they are idle"},
     {"max_heap_bytes", "HANDOFF_MAX_HEAP_BYTES", &AllocatorConfig::max_heap_bytes,
      "limit on committed bytes (blocks + large objects); 0 means no limit"},
-    {"commit_batch_blocks", "HANDOFF_COMMIT_BATCH_BLOCKS", &AllocatorConfig::commit_batch_blocks,
-     "blocks committed together when the pool carves fresh memory from a chunk"},
 }};
 }  // namespace
 

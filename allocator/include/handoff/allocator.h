@@ -64,8 +64,13 @@ class Allocator {
   // is_live(cell) is called once per allocated cell; false frees it.
   SweepTotals sweep(const LivenessPredicate& is_live);
   // Lazy sweep: blocks are swept by the local allocator that claims them.
-  // `is_live` must stay valid until finish_lazy_sweep() returns and no
-  // refill is in flight. Large objects are swept at finish.
+  // Preconditions of begin: no refill is in flight on this heap (the
+  // collector calls it with the world stopped) and the previous lazy cycle
+  // was finished. `is_live` must stay valid while any refill may still
+  // claim an UNSWEPT block, that is until finish_lazy_sweep() returns and
+  // every allocating thread has passed a refill since; a stateless callable
+  // is the safe choice. finish may run beside allocating threads. Large
+  // objects are swept at finish.
   void begin_lazy_sweep(const LivenessPredicate& is_live);
   SweepTotals finish_lazy_sweep();
   // Returns empty blocks to the pool. Precondition: no thread is allocating

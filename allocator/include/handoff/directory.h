@@ -93,7 +93,8 @@ class Directory {
   // Eager sweep of every block nobody owns.
   SweepCounts sweep(const LivenessPredicate& is_live);
   // Lazy sweep: FULL and SWEPT blocks become UNSWEPT; claimers sweep them
-  // with `is_live`, which must stay valid until finish_lazy_sweep().
+  // with `is_live`. begin requires that no refill is in flight (it rewrites
+  // the stored predicate that claimers read); see Allocator.
   std::size_t begin_lazy_sweep(const LivenessPredicate& is_live);
   SweepCounts finish_lazy_sweep();
   // Returns EMPTY blocks to the pool. Precondition: no refill in flight.

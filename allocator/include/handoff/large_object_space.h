@@ -8,10 +8,15 @@
 // writers). Objects are charged to the same HeapBudget as blocks, so the heap
 // limit and the failure injector cover them too.
 //
-// Sweeping snapshots the objects under the lock, asks the predicate without
-// holding it (so a predicate may inspect other objects), and unmaps the dead
-// ones under the lock again. Objects allocated during a sweep are not in the
-// snapshot and are kept.
+// Sweeping snapshots the published objects under the lock, asks the
+// predicate without holding it (so a predicate may inspect other objects),
+// and unmaps the dead ones under the lock again.
+//
+// An object a ThreadAllocator allocates stays unpublished until that
+// thread's next flush(), the same rule as a cell in a block the thread owns:
+// no sweep on another thread judges an object whose owner may still be
+// initialising it. Objects allocated directly (publish = true) are
+// published at once.
 #pragma once
 
 #include <handoff/block_pool.h>
@@ -48,7 +53,9 @@ class LargeObjectSpace {
   static std::size_t max_request() noexcept;
 
   // nullptr when the OS or the budget refuses.
-  void* allocate(std::size_t size) noexcept;
+  void* allocate(std::size_t size, bool publish = true) noexcept;
+  // Makes an unpublished object visible to sweeps.
+  void publish(void* object) noexcept;
   // Start of the object containing p, or nullptr.
   void* find(const void* p) const noexcept;
   // Requested size of the object starting at `object`, or 0 if none does.
@@ -67,6 +74,7 @@ class LargeObjectSpace {
   struct Entry {
     std::size_t size;
     std::size_t mapping_size;
+    bool published;
   };
   void unmap(std::uintptr_t start, const Entry& entry) noexcept;
 

@@ -16,6 +16,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 namespace handoff {
 
@@ -35,8 +36,9 @@ class ThreadAllocator {
   void* try_allocate(std::size_t size) noexcept;
   ErrorCode last_error() const noexcept { return last_error_; }
 
-  // Gives every current block back to its directory, so sweeps and lookups
-  // on other threads see this thread's cells; also publishes counters.
+  // Gives every current block back to its directory and publishes this
+  // thread's new large objects, so sweeps and lookups on other threads see
+  // this thread's cells; also publishes counters.
   void flush() noexcept;
 
   LocalAllocator& local_allocator(std::size_t size_class) noexcept { return locals_[size_class]; }
@@ -47,11 +49,13 @@ class ThreadAllocator {
  private:
   HANDOFF_SLOW_PATH void* allocate_unclassed(std::size_t size);
   void* try_allocate_unclassed(std::size_t size) noexcept;
+  void remember_large(void* object);
 
   Allocator& allocator_;
   std::uint32_t owner_;
   ErrorCode last_error_ = ErrorCode::kNone;
   LocalAllocatorCounters published_;  // counters already handed to the Allocator
+  std::vector<void*> unpublished_large_;  // large objects since the last flush
   std::array<LocalAllocator, kNumSizeClasses> locals_;
 };
 

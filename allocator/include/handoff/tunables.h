@@ -66,9 +66,6 @@ struct AllocatorConfig {
   std::uint64_t pool_keep_blocks = 16;
   // Limit on committed bytes (blocks plus large objects); 0 = no limit.
   std::uint64_t max_heap_bytes = 0;
-  // Blocks per reserved chunk (chunks are 4 MiB regardless; this caps how
-  // many of a chunk's blocks are committed at once when growing).
-  std::uint64_t commit_batch_blocks = 16;
 
   static std::span<const TunableSpec<AllocatorConfig>> table();
   // Defaults overridden by the environment; throws Error(kBadTunable).

@@ -1,0 +1,256 @@
+// Marked blocks: alignment, geometry, interior pointers, the state word,
+// the live bitmap and sweeping (marked_block.h, atom_bitmap.h).
+#include <handoff/block_pool.h>
+#include <handoff/marked_block.h>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <bit>
+#include <cstdint>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace handoff {
+namespace {
+
+std::uintptr_t address(const void* p) { return reinterpret_cast<std::uintptr_t>(p); }
+
+// A pool and one formatted block per test; the block is released at the end.
+class MarkedBlockTest : public ::testing::Test {
+ protected:
+  MarkedBlockTest() : budget_(0), pool_(AllocatorConfig{}, budget_) {}
+  ~MarkedBlockTest() override {
+    for (void* b : acquired_) pool_.release(b);
+  }
+
+  MarkedBlock* fresh_block(std::size_t cls, BlockState state = BlockState::kOwned) {
+    const BlockPool::Acquired a = pool_.acquire();
+    EXPECT_NE(a.memory, nullptr);
+    if (a.memory == nullptr) return nullptr;
+    acquired_.push_back(a.memory);
+    return MarkedBlock::format(a.memory, nullptr, cls, {a.generation, 1, state});
+  }
+
+  HeapBudget budget_;
+  BlockPool pool_;
+  std::vector<void*> acquired_;
+};
+
+TEST_F(MarkedBlockTest, EveryPoolBlockIsSixteenKiBAlignedAndDistinct) {
+  std::set<std::uintptr_t> seen;
+  // More than one chunk's worth, so a second chunk is carved too.
+  for (std::size_t i = 0; i < kBlocksPerChunk + 8; ++i) {
+    MarkedBlock* block = fresh_block(i % kNumSizeClasses);
+    ASSERT_NE(block, nullptr);
+    EXPECT_EQ(address(block) % kBlockSize, 0u) << "block " << i;
+    EXPECT_TRUE(seen.insert(address(block)).second) << "block handed out twice";
+  }
+  EXPECT_GE(pool_.stats().chunks, 2u);
+}
+
+TEST_F(MarkedBlockTest, OfAnyInteriorPointerIsTheBlock) {
+  MarkedBlock* block = fresh_block(3);
+  ASSERT_NE(block, nullptr);
+  const char* base = reinterpret_cast<const char*>(block);
+  for (std::size_t offset = 0; offset < kBlockSize; offset += 7) EXPECT_EQ(MarkedBlock::of(base + offset), block);
+  EXPECT_EQ(MarkedBlock::of(base + kBlockSize - 1), block);
+  EXPECT_NE(MarkedBlock::of(base + kBlockSize), block);
+  EXPECT_NE(MarkedBlock::of(base - 1), block);
+}
+
+TEST_F(MarkedBlockTest, HeaderFitsBeforeTheFirstCell) {
+  static_assert(sizeof(MarkedBlock) <= kBlockHeaderSize);
+  MarkedBlock* block = fresh_block(0);
+  ASSERT_NE(block, nullptr);
+  EXPECT_EQ(block->begin(), reinterpret_cast<char*>(block) + kBlockHeaderSize);
+  EXPECT_LE(sizeof(MarkedBlock), static_cast<std::size_t>(block->begin() - reinterpret_cast<char*>(block)));
+}
+
+TEST_F(MarkedBlockTest, GeometryOfEveryClass) {
+  for (std::size_t cls = 0; cls < kNumSizeClasses; ++cls) {
+    MarkedBlock* block = fresh_block(cls);
+    ASSERT_NE(block, nullptr);
+    SCOPED_TRACE("class " + std::to_string(cls));
+    EXPECT_EQ(block->size_class(), cls);
+    EXPECT_EQ(block->cell_size(), class_size(cls));
+    EXPECT_EQ(block->cell_count(), cells_per_block(cls));
+    EXPECT_LE(block->end(), reinterpret_cast<char*>(block) + kBlockSize);
+    EXPECT_EQ(static_cast<std::size_t>(block->end() - block->begin()), block->cell_count() * block->cell_size());
+    std::size_t cells = 0;
+    for (std::size_t i = 0; i < block->cell_count(); ++i) {
+      char* cell = block->cell_at(i);
+      ASSERT_EQ(address(cell) % kAtomSize, 0u) << "cell " << i;
+      ASSERT_GE(cell, block->begin());
+      ASSERT_LE(cell + block->cell_size(), block->end());
+      ASSERT_EQ(MarkedBlock::of(cell), block);
+      ++cells;
+    }
+    EXPECT_EQ(cells, cells_per_block(cls));
+    // The cell-start mask has one bit per cell.
+    std::size_t mask_bits = 0;
+    for (std::uint64_t w : block->cell_start_mask()) mask_bits += static_cast<std::size_t>(std::popcount(w));
+    EXPECT_EQ(mask_bits, block->cell_count());
+  }
+}
+
+TEST_F(MarkedBlockTest, FormatLeavesEveryCellFree) {
+  MarkedBlock* block = fresh_block(2);
+  ASSERT_NE(block, nullptr);
+  EXPECT_EQ(block->live_cell_count(), 0u);
+  EXPECT_EQ(block->free_cell_count(), block->cell_count());
+  EXPECT_EQ(block->state().state, BlockState::kOwned);
+  EXPECT_EQ(block->state().owner, 1u);
+}
+
+TEST_F(MarkedBlockTest, CellStartOfEveryInteriorPointer) {
+  for (std::size_t cls = 0; cls < kNumSizeClasses; ++cls) {
+    MarkedBlock* block = fresh_block(cls);
+    ASSERT_NE(block, nullptr);
+    const std::size_t size = block->cell_size();
+    const std::size_t offsets[] = {0, 1, 7, 8, 15, 16, size / 2, size - 8, size - 1};
+    for (std::size_t i = 0; i < block->cell_count(); ++i) {
+      char* cell = block->cell_at(i);
+      for (std::size_t off : offsets) {
+        ASSERT_EQ(block->cell_start(cell + off), cell) << "class " << cls << " cell " << i << " offset " << off;
+      }
+    }
+    // Header bytes and the unused tail map to no cell.
+    const char* base = reinterpret_cast<const char*>(block);
+    for (std::size_t off = 0; off < kBlockHeaderSize; off += 5) {
+      EXPECT_EQ(block->cell_start(base + off), nullptr) << "header offset " << off;
+    }
+    EXPECT_EQ(block->cell_start(base + kBlockHeaderSize - 1), nullptr);
+    for (const char* p = block->end(); p < base + kBlockSize; ++p) {
+      ASSERT_EQ(block->cell_start(p), nullptr) << "class " << cls << " tail offset " << (p - base);
+    }
+  }
+}
+
+TEST_F(MarkedBlockTest, IsLiveCellFollowsTheLiveBitAndOnlyAcceptsCellStarts) {
+  MarkedBlock* block = fresh_block(4, BlockState::kSwept);
+  ASSERT_NE(block, nullptr);
+  char* cell = block->cell_at(7);
+  EXPECT_FALSE(block->is_live_cell(cell));
+  block->live_bits().set(MarkedBlock::atom_of(cell));
+  EXPECT_TRUE(block->is_live_cell(cell));
+  EXPECT_FALSE(block->is_live_cell(cell + 16)) << "an interior pointer is not a cell start";
+  EXPECT_FALSE(block->is_live_cell(block->cell_at(6)));
+  EXPECT_EQ(block->live_cell_count(), 1u);
+  EXPECT_EQ(block->live_cell_count() + block->free_cell_count(), block->cell_count());
+  block->live_bits().clear(MarkedBlock::atom_of(cell));
+  EXPECT_FALSE(block->is_live_cell(cell));
+}
+
+TEST_F(MarkedBlockTest, SetAllLiveMarksExactlyTheCells) {
+  for (std::size_t cls = 0; cls < kNumSizeClasses; ++cls) {
+    MarkedBlock* block = fresh_block(cls);
+    ASSERT_NE(block, nullptr);
+    block->set_all_live();
+    EXPECT_EQ(block->live_cell_count(), block->cell_count()) << "class " << cls;
+    EXPECT_EQ(block->free_cell_count(), 0u);
+    std::vector<void*> visited;
+    block->for_each_live_cell([&](void* cell) { visited.push_back(cell); });
+    ASSERT_EQ(visited.size(), block->cell_count());
+    for (std::size_t i = 0; i < visited.size(); ++i) EXPECT_EQ(visited[i], block->cell_at(i));
+    block->check_invariants();  // aborts on failure
+  }
+}
+
+TEST_F(MarkedBlockTest, SweepFreesExactlyTheCellsThePredicateRejects) {
+  MarkedBlock* block = fresh_block(1, BlockState::kSweeping);
+  ASSERT_NE(block, nullptr);
+  block->set_all_live();
+  std::size_t calls = 0;
+  auto keep_even = [&](void* cell) {
+    ++calls;
+    const std::size_t index = static_cast<std::size_t>(static_cast<char*>(cell) - block->begin()) / block->cell_size();
+    EXPECT_EQ(block->cell_at(index), cell) << "predicate got a non-cell pointer";
+    return index % 2 == 0;
+  };
+  const SweepCounts counts = block->sweep(keep_even);
+  EXPECT_EQ(calls, block->cell_count()) << "one call per allocated cell";
+  EXPECT_EQ(counts.live_cells, (block->cell_count() + 1) / 2);
+  EXPECT_EQ(counts.freed_cells, block->cell_count() / 2);
+  EXPECT_EQ(block->live_cell_count(), counts.live_cells);
+  for (std::size_t i = 0; i < block->cell_count(); ++i) {
+    EXPECT_EQ(block->is_live_cell(block->cell_at(i)), i % 2 == 0) << "cell " << i;
+  }
+  // Sweeping again only visits the survivors.
+  calls = 0;
+  auto keep_all = [&](void*) { ++calls; return true; };
+  const SweepCounts again = block->sweep(keep_all);
+  EXPECT_EQ(calls, counts.live_cells);
+  EXPECT_EQ(again.freed_cells, 0u);
+  block->publish(block->state().with(BlockState::kSwept));
+  block->check_invariants();
+}
+
+TEST(BlockStateWord, PackUnpackRoundTrip) {
+  const BlockStateWord w{0xDEADBEEF, 0x123456, BlockState::kSweeping};
+  EXPECT_EQ(BlockStateWord::unpack(w.pack()), w);
+  const BlockStateWord big_owner{7, 0xFFFFFFFF, BlockState::kOwned};
+  EXPECT_EQ(BlockStateWord::unpack(big_owner.pack()).owner, BlockStateWord::kOwnerMask) << "owner is 24 bits";
+  EXPECT_EQ(BlockStateWord::unpack(big_owner.pack()).generation, 7u);
+  const BlockStateWord moved = w.with(BlockState::kSwept);
+  EXPECT_EQ(moved.generation, w.generation);
+  EXPECT_EQ(moved.owner, 0u);
+  EXPECT_EQ(moved.state, BlockState::kSwept);
+}
+
+TEST(BlockStateWord, ZeroBytesDecodeAsPooledGenerationZero) {
+  const BlockStateWord zero = BlockStateWord::unpack(0);
+  EXPECT_EQ(zero.state, BlockState::kPooled);
+  EXPECT_EQ(zero.generation, 0u);
+  EXPECT_EQ(zero.owner, 0u);
+  EXPECT_EQ(static_cast<int>(BlockState::kPooled), 0);
+}
+
+TEST(BlockStateWord, EveryStateHasADistinctName) {
+  std::set<std::string> names;
+  for (int s = 0; s <= static_cast<int>(BlockState::kRetired); ++s) {
+    const std::string name = block_state_name(static_cast<BlockState>(s));
+    EXPECT_NE(name, "invalid");
+    names.insert(name);
+  }
+  EXPECT_EQ(names.size(), static_cast<std::size_t>(BlockState::kRetired) + 1);
+  EXPECT_STREQ(block_state_name(static_cast<BlockState>(200)), "invalid");
+}
+
+TEST_F(MarkedBlockTest, TryTransitionIsOneCasOnTheWholeWord) {
+  MarkedBlock* block = fresh_block(0, BlockState::kSwept);
+  ASSERT_NE(block, nullptr);
+  const BlockStateWord seen = block->state();
+  EXPECT_FALSE(block->try_transition(seen.with(BlockState::kEmpty), seen.with(BlockState::kOwned, 5)))
+      << "wrong state";
+  BlockStateWord stale = seen;
+  stale.generation += 1;
+  EXPECT_FALSE(block->try_transition(stale, stale.with(BlockState::kOwned, 5))) << "wrong generation";
+  EXPECT_EQ(block->state(), seen);
+  EXPECT_TRUE(block->try_transition(seen, seen.with(BlockState::kOwned, 5)));
+  EXPECT_EQ(block->state().owner, 5u);
+  EXPECT_FALSE(block->try_transition(seen, seen.with(BlockState::kOwned, 6))) << "lost race must fail";
+}
+
+using MarkedBlockDeathTest = MarkedBlockTest;
+
+TEST_F(MarkedBlockDeathTest, CheckInvariantsAbortsOnALiveBitInsideACell) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  MarkedBlock* block = fresh_block(2, BlockState::kSwept);  // 48-byte cells: 3 atoms each
+  ASSERT_NE(block, nullptr);
+  block->live_bits().set(MarkedBlock::atom_of(block->cell_at(0)) + 1);
+  EXPECT_DEATH(block->check_invariants(), "does not start a cell");
+  block->live_bits().clear_all();
+}
+
+TEST_F(MarkedBlockDeathTest, CheckInvariantsAbortsOnAnEmptyBlockWithLiveCells) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  MarkedBlock* block = fresh_block(0, BlockState::kEmpty);
+  ASSERT_NE(block, nullptr);
+  block->live_bits().set(MarkedBlock::atom_of(block->cell_at(3)));
+  EXPECT_DEATH(block->check_invariants(), "empty block has live cells");
+}
+
+}  // namespace
+}  // namespace handoff

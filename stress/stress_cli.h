@@ -1,0 +1,37 @@
+// Shared command line, progress and verdict handling for the stress
+// programs. Every program takes --threads N --seconds S --seed X, --smoke (a
+// CI-sized run) and --help; prints a progress line about once a second; and
+// exits 0 (no violation), 1 (violation, with the flags that reproduce it) or
+// 2 (bad usage).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace handoff::stress {
+
+struct Options {
+  unsigned threads = 4;
+  double seconds = 10.0;
+  std::uint64_t seed = 1;
+  bool smoke = false;
+};
+
+struct ProgramInfo {
+  const char* name;
+  const char* summary;
+  Options defaults;
+  Options smoke;  // values --smoke selects unless set explicitly
+};
+
+// Parses argv; prints help or a usage error and exits (0 / 2) when needed.
+Options parse_options(int argc, char** argv, const ProgramInfo& info);
+
+// The exact flags that reproduce this run.
+std::string reproduce_command(const ProgramInfo& info, const Options& options);
+
+// Reports a violation with the reproduction command and exits 1.
+[[noreturn]] void fail(const ProgramInfo& info, const Options& options, std::string_view what);
+
+}  // namespace handoff::stress
