@@ -1,0 +1,329 @@
+// Directories: claims by CAS on the state word, which states a claim and a
+// sweep accept, lazy sweeping on claim, releasing empty blocks, stale claims
+// after recycling, and concurrent claimers that must never share a block.
+#include "test_support.h"
+
+#include <handoff/block_pool.h>
+#include <handoff/directory.h>
+
+#include <gtest/gtest.h>
+
+#include <array>
+#include <atomic>
+#include <random>
+#include <set>
+#include <thread>
+#include <vector>
+
+namespace handoff {
+namespace {
+
+constexpr std::uint32_t kMe = 7;
+constexpr std::uint32_t kOther = 9;
+
+class DirectoryTest : public ::testing::Test {
+ protected:
+  DirectoryTest() : budget_(0), pool_(AllocatorConfig{}, budget_), directory_(3, pool_) {}
+
+  // A fresh block given up in `state`, with its first `live` cells allocated.
+  MarkedBlock* block_in(BlockState state, std::size_t live = 0) {
+    MarkedBlock* block = directory_.take_fresh_block(kOther);
+    EXPECT_NE(block, nullptr);
+    if (block == nullptr) return nullptr;
+    for (std::size_t i = 0; i < live; ++i) block->live_bits().set(MarkedBlock::atom_of(block->cell_at(i)));
+    block->publish(block->state().with(state, state == BlockState::kOwned ? kOther : 0));
+    return block;
+  }
+
+  HeapBudget budget_;
+  BlockPool pool_;
+  Directory directory_;  // destroyed before the pool: it hands its blocks back
+};
+
+TEST_F(DirectoryTest, FreshBlockIsOwnedFormattedAndRegistered) {
+  MarkedBlock* block = directory_.take_fresh_block(kMe);
+  ASSERT_NE(block, nullptr);
+  const BlockStateWord w = block->state();
+  EXPECT_EQ(w.state, BlockState::kOwned);
+  EXPECT_EQ(w.owner, kMe);
+  EXPECT_NE(w.generation, 0u);
+  EXPECT_EQ(block->directory(), &directory_);
+  EXPECT_EQ(block->size_class(), 3u);
+  EXPECT_EQ(block->cell_size(), directory_.cell_size());
+  EXPECT_EQ(block->live_cell_count(), 0u);
+  EXPECT_EQ(directory_.block_slots(), 1u);
+  EXPECT_EQ(directory_.block_at(0), block);
+  EXPECT_EQ(block->registry_index(), 0u);
+  EXPECT_TRUE(pool_.is_handed_out(block->cell_at(0)));
+}
+
+TEST_F(DirectoryTest, ClaimAcceptsOnlySweptEmptyAndUnswept) {
+  for (BlockState s : {BlockState::kOwned, BlockState::kFull, BlockState::kSweeping, BlockState::kRetired,
+                       BlockState::kPooled}) {
+    block_in(s, s == BlockState::kFull ? cells_per_block(3) : 1);
+  }
+  ClaimCursor cursor;
+  ClaimResult r = directory_.try_claim(cursor, kMe);
+  EXPECT_EQ(r.block, nullptr) << "no claimable block yet";
+  EXPECT_EQ(r.cas_failures, 0u);
+
+  MarkedBlock* swept = block_in(BlockState::kSwept, 5);
+  MarkedBlock* empty = block_in(BlockState::kEmpty, 0);
+  const BlockStateWord swept_before = swept->state();
+  cursor = {};
+  r = directory_.try_claim(cursor, kMe);
+  ASSERT_EQ(r.block, swept);
+  EXPECT_FALSE(r.lazily_swept);
+  EXPECT_EQ(swept->state(), swept_before.with(BlockState::kOwned, kMe)) << "same generation, owned by me";
+  r = directory_.try_claim(cursor, kMe);
+  ASSERT_EQ(r.block, empty);
+  EXPECT_EQ(empty->state().state, BlockState::kOwned);
+  r = directory_.try_claim(cursor, kMe);
+  EXPECT_EQ(r.block, nullptr);
+  // The other states were left alone.
+  directory_.for_each_block([&](MarkedBlock& b) {
+    if (&b != swept && &b != empty) EXPECT_NE(b.state().owner, kMe);
+  });
+}
+
+TEST_F(DirectoryTest, AnAllZeroHeaderWordIsNeitherClaimedNorSwept) {
+  MarkedBlock* block = block_in(BlockState::kSwept, 3);
+  const BlockStateWord before = block->state();
+  block->publish(BlockStateWord::unpack(0));  // what a purged header reads as
+  ClaimCursor cursor;
+  EXPECT_EQ(directory_.try_claim(cursor, kMe).block, nullptr);
+  auto keep_none = [](void*) { return false; };
+  EXPECT_EQ(directory_.sweep(keep_none).freed_cells, 0u);
+  EXPECT_EQ(block->live_cell_count(), 3u);
+  EXPECT_EQ(block->state(), BlockStateWord{});
+  block->publish(before);
+}
+
+TEST_F(DirectoryTest, ClaimAfterRecyclingWithAStaleWordFails) {
+  MarkedBlock* block = block_in(BlockState::kEmpty);
+  const BlockStateWord stale = block->state();
+  EXPECT_EQ(directory_.release_empty_blocks(), 1u);
+  EXPECT_EQ(directory_.block_at(0), nullptr) << "the slot is emptied";
+  MarkedBlock* again = directory_.take_fresh_block(kOther);
+  ASSERT_EQ(again, block) << "the pool hands the same block back (LIFO)";
+  EXPECT_EQ(again->state().generation, stale.generation + 1);
+  EXPECT_EQ(directory_.block_at(0), again) << "the free slot is reused";
+  EXPECT_EQ(directory_.block_slots(), 1u);
+  // A claimer that read the word before the recycle must lose.
+  EXPECT_FALSE(again->try_transition(stale, stale.with(BlockState::kOwned, kMe)));
+  again->publish(again->state().with(BlockState::kEmpty));
+  BlockStateWord stale_empty = again->state();
+  stale_empty.generation -= 1;
+  EXPECT_FALSE(again->try_transition(stale_empty, stale_empty.with(BlockState::kOwned, kMe)));
+}
+
+TEST_F(DirectoryTest, EagerSweepSetsTheStateFromWhatSurvives) {
+  const std::size_t n = cells_per_block(3);
+  MarkedBlock* keep_all = block_in(BlockState::kFull, n);
+  MarkedBlock* keep_some = block_in(BlockState::kFull, n);
+  MarkedBlock* keep_none = block_in(BlockState::kSwept, 10);
+  MarkedBlock* owned = block_in(BlockState::kOwned, 10);
+  std::size_t calls_on_owned = 0;
+  auto predicate = [&](void* cell) {
+    MarkedBlock* b = MarkedBlock::of(cell);
+    if (b == owned) ++calls_on_owned;
+    if (b == keep_all) return true;
+    if (b == keep_some) return b->cell_start(cell) != b->cell_at(0);
+    return false;
+  };
+  const std::uint64_t cycle = directory_.cycle();
+  const SweepCounts c = directory_.sweep(predicate);
+  EXPECT_EQ(calls_on_owned, 0u) << "the sweeper skips owned blocks";
+  EXPECT_EQ(c.live_cells, n + n - 1);
+  EXPECT_EQ(c.freed_cells, 1u + 10u);
+  EXPECT_EQ(keep_all->state().state, BlockState::kFull);
+  EXPECT_EQ(keep_some->state().state, BlockState::kSwept);
+  EXPECT_EQ(keep_none->state().state, BlockState::kEmpty);
+  EXPECT_EQ(owned->state().state, BlockState::kOwned);
+  EXPECT_EQ(owned->state().owner, kOther);
+  EXPECT_EQ(owned->live_cell_count(), 10u);
+  EXPECT_GT(directory_.cycle(), cycle) << "a sweep starts a new claim cycle";
+  for (MarkedBlock* b : {keep_all, keep_some, keep_none}) {
+    EXPECT_EQ(b->live_cell_count() + b->free_cell_count(), b->cell_count());
+    b->check_invariants();
+  }
+}
+
+TEST_F(DirectoryTest, CursorRestartsWhenTheCycleMoves) {
+  MarkedBlock* a = block_in(BlockState::kSwept, 1);
+  ClaimCursor cursor;
+  ASSERT_EQ(directory_.try_claim(cursor, kMe).block, a);
+  a->publish(a->state().with(BlockState::kSwept));
+  auto keep_all = [](void*) { return true; };
+  directory_.sweep(keep_all);
+  EXPECT_EQ(directory_.try_claim(cursor, kMe).block, a) << "a new cycle rescans from the start";
+}
+
+TEST_F(DirectoryTest, LazySweepMarksFullAndSweptBlocksAndTheClaimerSweeps) {
+  const std::size_t n = cells_per_block(3);
+  MarkedBlock* full = block_in(BlockState::kFull, n);
+  MarkedBlock* swept = block_in(BlockState::kSwept, 6);
+  MarkedBlock* empty = block_in(BlockState::kEmpty);
+  MarkedBlock* owned = block_in(BlockState::kOwned, 4);
+  auto keep_first_three = [](void* cell) {
+    MarkedBlock* b = MarkedBlock::of(cell);
+    return cell == b->cell_at(0) || cell == b->cell_at(1) || cell == b->cell_at(2);
+  };
+  EXPECT_EQ(directory_.begin_lazy_sweep(keep_first_three), 2u);
+  EXPECT_EQ(full->state().state, BlockState::kUnswept);
+  EXPECT_EQ(swept->state().state, BlockState::kUnswept);
+  EXPECT_EQ(empty->state().state, BlockState::kEmpty);
+  EXPECT_EQ(owned->state().state, BlockState::kOwned);
+
+  ClaimCursor cursor;
+  const ClaimResult r = directory_.try_claim(cursor, kMe);
+  ASSERT_EQ(r.block, full);
+  EXPECT_TRUE(r.lazily_swept);
+  EXPECT_EQ(r.swept.live_cells, 3u);
+  EXPECT_EQ(r.swept.freed_cells, n - 3);
+  EXPECT_EQ(full->live_cell_count(), 3u);
+  EXPECT_EQ(full->state().state, BlockState::kOwned);
+
+  const SweepCounts rest = directory_.finish_lazy_sweep();
+  EXPECT_EQ(rest.live_cells, 3u);
+  EXPECT_EQ(rest.freed_cells, 3u);
+  EXPECT_EQ(swept->state().state, BlockState::kSwept);
+  EXPECT_EQ(swept->live_cell_count(), 3u);
+  EXPECT_EQ(owned->live_cell_count(), 4u) << "owned blocks are not swept";
+  full->publish(full->state().with(BlockState::kSwept));
+}
+
+TEST_F(DirectoryTest, ReleaseEmptyBlocksReturnsOnlyEmptyOnes) {
+  block_in(BlockState::kEmpty);
+  MarkedBlock* swept = block_in(BlockState::kSwept, 2);
+  block_in(BlockState::kEmpty);
+  MarkedBlock* owned = block_in(BlockState::kOwned);
+  EXPECT_EQ(pool_.stats().in_use_bytes, 4 * kBlockSize);
+  EXPECT_EQ(directory_.release_empty_blocks(), 2u);
+  EXPECT_EQ(pool_.stats().in_use_bytes, 2 * kBlockSize);
+  std::set<MarkedBlock*> left;
+  directory_.for_each_block([&](MarkedBlock& b) { left.insert(&b); });
+  EXPECT_EQ(left, (std::set<MarkedBlock*>{swept, owned}));
+  EXPECT_EQ(directory_.release_empty_blocks(), 0u);
+  const DirectoryStats s = directory_.stats();
+  EXPECT_EQ(s.blocks, 2u);
+  EXPECT_EQ(s.blocks_in_state[static_cast<std::size_t>(BlockState::kSwept)], 1u);
+  EXPECT_EQ(s.blocks_in_state[static_cast<std::size_t>(BlockState::kOwned)], 1u);
+  EXPECT_EQ(s.live_cells, 2u) << "live cells of blocks nobody owns";
+  EXPECT_EQ(s.capacity_cells, 2 * cells_per_block(3));
+}
+
+TEST_F(DirectoryTest, RegistryGrowsPastOneSegment) {
+  const std::size_t blocks = test::scaled(600, 530);
+  std::set<MarkedBlock*> taken;
+  for (std::size_t i = 0; i < blocks; ++i) {
+    MarkedBlock* b = directory_.take_fresh_block(kMe);
+    ASSERT_NE(b, nullptr);
+    taken.insert(b);
+    b->publish(b->state().with(BlockState::kEmpty));
+  }
+  EXPECT_EQ(directory_.block_slots(), blocks);
+  std::set<MarkedBlock*> seen;
+  for (std::size_t i = 0; i < blocks; ++i) {
+    MarkedBlock* b = directory_.block_at(i);
+    ASSERT_NE(b, nullptr);
+    EXPECT_EQ(b->registry_index(), i);
+    seen.insert(b);
+  }
+  EXPECT_EQ(seen, taken);
+  ClaimCursor cursor;
+  std::size_t claimed = 0;
+  while (directory_.try_claim(cursor, kMe).block != nullptr) ++claimed;
+  EXPECT_EQ(claimed, blocks) << "one scan claims every empty block once";
+}
+
+// Several threads claim (and take fresh blocks from) one directory while a
+// sweeper sweeps it. A per-block holder count, raised right after a claim
+// and lowered right before the give-up store, must never exceed one; the
+// sweeper's predicate checks that no owner holds the block it sweeps. Owners
+// also flip live bits and check nobody else changed them while they held it.
+TEST(DirectoryConcurrency, NoBlockIsEverHeldByTwoThreads) {
+  HeapBudget budget(0);
+  BlockPool pool(AllocatorConfig{}, budget);
+  Directory directory(1, pool);
+  constexpr std::size_t kMaxBlocks = 48;  // well inside one chunk
+  std::array<std::atomic<int>, kBlocksPerChunk> holders{};
+  std::atomic<std::size_t> fresh_blocks{0};
+  std::atomic<std::size_t> violations{0};
+  std::atomic<bool> stop{false};
+  const std::size_t rounds = test::scaled(20000, 1500);
+
+  auto index_of = [&](MarkedBlock* b) { return pool.chunk_of(b)->index_of(b); };
+
+  auto claimer = [&](std::uint32_t owner) {
+    ClaimCursor cursor;
+    std::mt19937_64 rng(owner);
+    for (std::size_t round = 0; round < rounds; ++round) {
+      MarkedBlock* block = directory.try_claim(cursor, owner).block;
+      if (block == nullptr && fresh_blocks.fetch_add(1) < kMaxBlocks) {
+        block = directory.take_fresh_block(owner);
+      }
+      if (block == nullptr) {
+        cursor = {};  // rescan from the start next time
+        std::this_thread::yield();
+        continue;
+      }
+      if (holders[index_of(block)].fetch_add(1) != 0) violations.fetch_add(1);
+      const BlockStateWord mine = block->state();
+      if (mine.state != BlockState::kOwned || mine.owner != owner) violations.fetch_add(1);
+      // Allocate or free a few cells by hand, as a local allocator would.
+      std::array<std::uint64_t, AtomBitmap::kWords> expected{};
+      for (std::size_t w = 0; w < AtomBitmap::kWords; ++w) expected[w] = block->live_bits().word(w);
+      for (int k = 0; k < 4; ++k) {
+        const std::size_t atom = MarkedBlock::atom_of(block->cell_at(rng() % block->cell_count()));
+        if (rng() % 3 == 0) {
+          block->live_bits().clear(atom);
+          expected[atom / 64] &= ~(std::uint64_t{1} << (atom % 64));
+        } else {
+          block->live_bits().set(atom);
+          expected[atom / 64] |= std::uint64_t{1} << (atom % 64);
+        }
+      }
+      if (round % 8 == 0) std::this_thread::yield();
+      for (std::size_t w = 0; w < AtomBitmap::kWords; ++w) {
+        if (block->live_bits().word(w) != expected[w]) violations.fetch_add(1);
+      }
+      const std::size_t live = block->live_cell_count();
+      const BlockState next = live == 0                       ? BlockState::kEmpty
+                              : live == block->cell_count() ? BlockState::kFull
+                                                            : BlockState::kSwept;
+      holders[index_of(block)].fetch_sub(1);
+      block->publish(mine.with(next));
+    }
+  };
+
+  auto is_live = [&](void* cell) {
+    MarkedBlock* block = MarkedBlock::of(cell);
+    std::atomic<int>& h = holders[index_of(block)];
+    if (h.fetch_add(1) != 0) violations.fetch_add(1);
+    h.fetch_sub(1);
+    return (reinterpret_cast<std::uintptr_t>(cell) / 16) % 5 != 0;
+  };
+  std::thread sweeper([&] {
+    while (!stop.load()) {
+      directory.sweep(is_live);
+      std::this_thread::yield();
+    }
+  });
+  std::vector<std::thread> threads;
+  for (unsigned t = 0; t < test::thread_count(); ++t) threads.emplace_back(claimer, 100 + t);
+  for (auto& t : threads) t.join();
+  stop.store(true);
+  sweeper.join();
+
+  EXPECT_EQ(violations.load(), 0u);
+  EXPECT_EQ(pool.stats().chunks, 1u);
+  directory.for_each_block([&](MarkedBlock& b) {
+    EXPECT_NE(b.state().state, BlockState::kOwned) << "every claimer gave its block back";
+    EXPECT_EQ(holders[index_of(&b)].load(), 0);
+    b.check_invariants();
+  });
+}
+
+}  // namespace
+}  // namespace handoff
