@@ -21,10 +21,15 @@
 //
 // Timed region per iteration = allocation of N + one word written into each
 // object + reclaim of all N. Every backend keeps the N pointers in the same
-// preallocated std::vector<void*>, so the bookkeeping costs the same. One
-// untimed warm-up round precedes the timing loop, so every backend is
-// measured in its steady state (its memory already obtained from the OS)
-// rather than paying first-touch page faults in one iteration of a few.
+// preallocated std::vector<void*>, so the bookkeeping costs the same. Two
+// untimed warm-up rounds precede the timing loop, so every backend is
+// measured in its steady state rather than paying first-touch page faults
+// in one iteration of a few: the first round gets memory from the OS, and
+// mimalloc's second round (its first reuse of the pages it retired) runs
+// about 7x slower than its third and later ones. A backend that returns
+// memory to the OS after every round (glibc trims its heap top; tbbmalloc
+// releases empty slabs) pays the page faults in every round: that is its
+// steady state as deployed.
 //
 // Benchmark names carry the backend, alloc_reclaim/<backend>/<S>/<N>, so
 // results from the separate executables merge (bench/run_alloc_bench.py).
@@ -64,6 +69,7 @@ namespace {
 constexpr std::int64_t kObjects = 100000;           // N of the main benchmark
 constexpr std::int64_t kFastPathObjects = 1000;     // N of fast_path/handoff
 constexpr std::int64_t kSizes[] = {16, 32, 64, 128, 256, 1024};
+constexpr int kWarmupRounds = 2;                    // untimed; see the top comment
 
 [[noreturn, maybe_unused]] void die(const char* what) {
   std::fprintf(stderr, "bench_alloc_%s: %s\n", HANDOFF_BENCH_BACKEND_NAME, what);
@@ -184,7 +190,7 @@ void alloc_reclaim(benchmark::State& state) {
     for (void* p : cells) Api::release(p);
     benchmark::ClobberMemory();
   };
-  round();  // warm-up, untimed
+  for (int i = 0; i < kWarmupRounds; ++i) round();
   for (auto _ : state) round();
   set_result(state, cells.size());
 #if defined(HANDOFF_BENCH_BACKEND_BOEHM)
@@ -215,7 +221,7 @@ void check_and_count(benchmark::State& state, const handoff::Allocator& heap) {
     live += c.live_cells;
   }
   if (live != 0) die("cells still live after reclaiming every object");
-  const double rounds = static_cast<double>(state.iterations() + 1);  // + warm-up
+  const double rounds = static_cast<double>(state.iterations() + kWarmupRounds);
   state.counters["blocks"] = static_cast<double>(blocks);
   state.counters["refills_per_round"] = static_cast<double>(stats.counters.refills) / rounds;
 }
@@ -235,8 +241,10 @@ void alloc_reclaim_eager(benchmark::State& state) {
       benchmark::ClobberMemory();
       return totals;
     };
-    const handoff::SweepTotals first = round();  // warm-up, untimed
-    if (first.freed_cells != cells.size() || first.live_cells != 0) die("eager sweep freed the wrong count");
+    for (int i = 0; i < kWarmupRounds; ++i) {
+      const handoff::SweepTotals totals = round();
+      if (totals.freed_cells != cells.size() || totals.live_cells != 0) die("eager sweep freed the wrong count");
+    }
     for (auto _ : state) round();
   }
   set_result(state, cells.size());
@@ -266,7 +274,7 @@ void alloc_reclaim_lazy(benchmark::State& state) {
       benchmark::ClobberMemory();
       return leftover.freed_cells;
     };
-    round();  // warm-up, untimed; leaves the blocks UNSWEPT for iteration 1
+    for (int i = 0; i < kWarmupRounds; ++i) round();  // leaves the blocks UNSWEPT for iteration 1
     for (auto _ : state) swept_by_finish += round();
     heap.finish_lazy_sweep();  // the last cycle, outside the timing
   }

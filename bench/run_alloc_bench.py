@@ -34,7 +34,7 @@ EXECUTABLES = ["glibc", "jemalloc", "mimalloc", "tcmalloc", "tbbmalloc", "boehm"
 RESULT_BACKENDS = {"handoff": ["handoff", "handoff-lazy"]}
 BASELINE = "mimalloc"
 QUICK_REPS = 2
-QUICK_MIN_TIME = 0.01
+QUICK_MIN_TIME = 0.05
 DEFAULT_MIN_TIME = 0.25
 
 

@@ -17,5 +17,16 @@ write_basic_package_version_file(${CMAKE_CURRENT_BINARY_DIR}/handoffConfigVersio
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/handoffConfig.cmake ${CMAKE_CURRENT_BINARY_DIR}/handoffConfigVersion.cmake
         DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/handoff)
 
+# Relocatable: the .pc file finds the prefix relative to itself.
+file(RELATIVE_PATH HANDOFF_PC_TO_PREFIX "${CMAKE_INSTALL_FULL_LIBDIR}/pkgconfig" "${CMAKE_INSTALL_PREFIX}")
 configure_file(cmake/handoff-allocator.pc.in ${CMAKE_CURRENT_BINARY_DIR}/handoff-allocator.pc @ONLY)
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/handoff-allocator.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+
+# A consumer outside the tree builds against the installed files
+# (release preset only: one configuration is enough to prove the packaging).
+if(HANDOFF_BUILD_TESTS AND HANDOFF_SANITIZER STREQUAL "none" AND CMAKE_BUILD_TYPE STREQUAL "Release")
+  add_test(NAME install.consumer
+           COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cmake/install_test/run.sh ${CMAKE_BINARY_DIR}
+                   ${CMAKE_BINARY_DIR}/install-test)
+  set_tests_properties(install.consumer PROPERTIES LABELS install TIMEOUT 300)
+endif()
