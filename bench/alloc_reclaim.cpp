@@ -43,12 +43,14 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
+#include <exception>
 #include <string>
 #include <vector>
 
 #if defined(HANDOFF_BENCH_BACKEND_HANDOFF)
 #include <handoff/allocator.h>
+
+#include <sstream>
 #elif defined(HANDOFF_BENCH_BACKEND_JEMALLOC)
 #include <jemalloc/jemalloc.h>
 #elif defined(HANDOFF_BENCH_BACKEND_TCMALLOC)
@@ -313,15 +315,21 @@ void print_help() {
       "jemalloc, mimalloc and tcmalloc each replace the process malloc.\n"
       "Benchmarks: alloc_reclaim/<backend>/<S>/<N>%s.\n"
       "ns per object = 1e9 / items_per_second (real time).\n"
-      "bench/run_alloc_bench.py runs every backend interleaved and merges the JSON.\n\n"
-      "Google Benchmark options:\n",
+      "bench/run_alloc_bench.py runs every backend interleaved and merges the JSON.\n\n",
       HANDOFF_BENCH_BACKEND_NAME, static_cast<long long>(kObjects), HANDOFF_BENCH_BACKEND_NAME,
 #if defined(HANDOFF_BENCH_BACKEND_HANDOFF)
-      " (backends handoff and handoff-lazy), fast_path/handoff/<S>/1000"
+      "\n  (backends handoff and handoff-lazy) and fast_path/handoff/<S>/1000"
 #else
       ""
 #endif
   );
+#if defined(HANDOFF_BENCH_BACKEND_HANDOFF)
+  std::printf("handoff tunables (environment variables, current values):\n");
+  std::ostringstream tunables;
+  handoff::print_tunables(tunables, handoff::AllocatorConfig::from_environment(), handoff::AllocatorConfig::table());
+  std::printf("%s\n", tunables.str().c_str());
+#endif
+  std::printf("Google Benchmark options:\n");
   benchmark::PrintDefaultHelp();
 }
 
@@ -337,6 +345,11 @@ void add_context() {
   benchmark::AddCustomContext("backend", HANDOFF_BENCH_BACKEND_NAME);
   benchmark::AddCustomContext("backend_version", version);
   benchmark::AddCustomContext("process_malloc", library);
+#if defined(HANDOFF_BENCH_BACKEND_HANDOFF)
+  std::ostringstream tunables;
+  handoff::tunables_json(tunables, handoff::AllocatorConfig::from_environment(), handoff::AllocatorConfig::table());
+  benchmark::AddCustomContext("handoff_tunables", tunables.str());
+#endif
 #if defined(__clang__)
   benchmark::AddCustomContext("compiler", "clang " __clang_version__);
 #else
@@ -355,11 +368,15 @@ int main(int argc, char** argv) {
 #if defined(HANDOFF_BENCH_BACKEND_BOEHM)
   GC_INIT();
 #endif
-  benchmark::Initialize(&argc, argv, print_help);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  add_context();
-  register_benchmarks();
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
+  try {
+    benchmark::Initialize(&argc, argv, print_help);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+    add_context();
+    register_benchmarks();
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+  } catch (const std::exception& error) {  // e.g. a malformed HANDOFF_* variable
+    die(error.what());
+  }
   return 0;
 }

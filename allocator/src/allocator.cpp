@@ -67,6 +67,10 @@ SweepTotals Allocator::sweep(const LivenessPredicate& is_live) {
 }
 
 void Allocator::begin_lazy_sweep(const LivenessPredicate& is_live) {
+  if (lazy_sweep_open_.exchange(true, std::memory_order_acq_rel)) {
+    throw Error(ErrorCode::kMisuse,
+                "begin_lazy_sweep: the previous lazy sweep is still open; call finish_lazy_sweep() first");
+  }
   lazy_predicate_ = is_live;
   for (auto& directory : directories_) directory->begin_lazy_sweep(is_live);
 }
@@ -83,6 +87,7 @@ SweepTotals Allocator::finish_lazy_sweep() {
   totals.live_large = large.live_cells;
   totals.freed_large = large.freed_cells;
   lazy_predicate_ = LivenessPredicate();
+  lazy_sweep_open_.store(false, std::memory_order_release);
   return totals;
 }
 

@@ -70,7 +70,8 @@ class Allocator {
   // claim an UNSWEPT block, that is until finish_lazy_sweep() returns and
   // every allocating thread has passed a refill since; a stateless callable
   // is the safe choice. finish may run beside allocating threads. Large
-  // objects are swept at finish.
+  // objects are swept at finish. A second begin before finish throws
+  // Error(kMisuse) and changes nothing.
   void begin_lazy_sweep(const LivenessPredicate& is_live);
   SweepTotals finish_lazy_sweep();
   // Returns empty blocks to the pool. Precondition: no thread is allocating
@@ -116,6 +117,7 @@ class Allocator {
   LocalAllocatorCounters published_;
   std::uint32_t next_owner_ = 1;
   LivenessPredicate lazy_predicate_;  // for large objects at finish_lazy_sweep
+  std::atomic<bool> lazy_sweep_open_{false};
 };
 
 }  // namespace handoff
