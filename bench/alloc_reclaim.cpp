@@ -38,6 +38,7 @@
 #include <benchmark/benchmark.h>
 
 #include <dlfcn.h>
+#include <gnu/libc-version.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -119,7 +120,7 @@ struct Api {
 // Returns the expected substring of malloc_library(), or nullptr.
 const char* describe_backend(std::string& version) {
 #if defined(HANDOFF_BENCH_BACKEND_GLIBC)
-  version = "glibc";
+  version = std::string("glibc ") + gnu_get_libc_version();
   return "libc.so";
 #elif defined(HANDOFF_BENCH_BACKEND_JEMALLOC)
   const char* v = nullptr;

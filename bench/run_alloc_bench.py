@@ -58,6 +58,9 @@ def parse_args(argv):
                         f"(default {DEFAULT_MIN_TIME}; {QUICK_MIN_TIME} with --quick)")
     parser.add_argument("--out", default=str(REPO_ROOT / "papers" / "results" / "alloc_reclaim.json"),
                         help="combined JSON output (default: papers/results/alloc_reclaim.json)")
+    parser.add_argument("--report", default=None,
+                        help="also write the Markdown report section here (e.g. papers/evaluation-alloc.md) "
+                        "with bench/alloc_report.py")
     parser.add_argument("--backends", default=None,
                         help="comma list of backends to run (default: all): "
                         + ", ".join(EXECUTABLES + ["handoff-lazy"]))
@@ -279,6 +282,7 @@ def main(argv):
         "description": "allocate N objects of S bytes, write one word into each, reclaim all; "
                        "ns per object = 1e9 / items_per_second (real time)",
         "generated_by": "bench/run_alloc_bench.py",
+        "driver_command": " ".join(["python3", "bench/run_alloc_bench.py"] + list(argv)),
         "date": started.isoformat(timespec="seconds"),
         "duration_s": round((finished - started).total_seconds(), 1),
         "machine": machine_info(),
@@ -302,6 +306,10 @@ def main(argv):
           f"min_time {args.min_time} s; {combined['duration_s']} s in all")
     print_tables(summary, args.reps)
     print(f"\nwrote {out}")
+    if args.report:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import alloc_report
+        alloc_report.main([str(out), "--out", args.report])
     return 0
 
 
