@@ -71,8 +71,11 @@ void Allocator::begin_lazy_sweep(const LivenessPredicate& is_live) {
     throw Error(ErrorCode::kMisuse,
                 "begin_lazy_sweep: the previous lazy sweep is still open; call finish_lazy_sweep() first");
   }
-  lazy_predicate_ = is_live;
   for (auto& directory : directories_) directory->begin_lazy_sweep(is_live);
+  // Large objects are judged now, eagerly: finish must not judge objects
+  // allocated after begin, which the predicate knows nothing about.
+  const SweepCounts large = large_.sweep(is_live);
+  lazy_large_ = {large.live_cells, large.freed_cells};
 }
 
 SweepTotals Allocator::finish_lazy_sweep() {
@@ -83,10 +86,9 @@ SweepTotals Allocator::finish_lazy_sweep() {
     totals.freed_cells += c.freed_cells;
     totals.freed_bytes += c.freed_cells * directory->cell_size();
   }
-  const SweepCounts large = large_.sweep(lazy_predicate_);
-  totals.live_large = large.live_cells;
-  totals.freed_large = large.freed_cells;
-  lazy_predicate_ = LivenessPredicate();
+  totals.live_large = lazy_large_.live_cells;
+  totals.freed_large = lazy_large_.freed_cells;
+  lazy_large_ = {};
   lazy_sweep_open_.store(false, std::memory_order_release);
   return totals;
 }

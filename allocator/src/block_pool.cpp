@@ -3,6 +3,8 @@
 #include <handoff/platform.h>
 #include <handoff/sanitizer.h>
 
+#include <cstdint>
+
 
 namespace handoff {
 namespace {
@@ -85,11 +87,12 @@ bool HeapBudget::try_charge(std::size_t bytes) noexcept {
       break;
     }
   }
-  const std::size_t before = charged_.fetch_add(bytes, std::memory_order_relaxed);
-  if (limit_ != 0 && before + bytes > limit_) {
-    charged_.fetch_sub(bytes, std::memory_order_relaxed);
-    return false;
-  }
+  std::size_t before = charged_.load(std::memory_order_relaxed);
+  do {
+    // Compare without forming before + bytes, which can wrap.
+    if (limit_ != 0 && (bytes > limit_ || before > limit_ - bytes)) return false;
+    if (bytes > SIZE_MAX - before) return false;
+  } while (!charged_.compare_exchange_weak(before, before + bytes, std::memory_order_relaxed));
   return true;
 }
 

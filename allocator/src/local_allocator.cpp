@@ -64,8 +64,12 @@ bool LocalAllocator::refill() noexcept {
       }
     } else {
       block = directory_->take_fresh_block(owner_);
-      if (block == nullptr) return false;
-      ++counters_.fresh_blocks;
+      if (block != nullptr) {
+        ++counters_.fresh_blocks;
+      } else {
+        block = rescan_before_failing();
+        if (block == nullptr) return false;
+      }
     }
     current_ = block;
     live_at_claim_ = block->live_cell_count();
@@ -77,18 +81,37 @@ bool LocalAllocator::refill() noexcept {
   }
 }
 
+MarkedBlock* LocalAllocator::rescan_before_failing() noexcept {
+  // The pool refused a block. Blocks given back behind our cursor since the
+  // last sweep (by other threads) may still have free cells: one more full
+  // pass before reporting out of memory.
+  cursor_.next = 0;
+  const ClaimResult claim = directory_->try_claim(cursor_, owner_);
+  counters_.cas_failures += claim.cas_failures;
+  if (claim.block != nullptr) ++counters_.claims;
+  return claim.block;
+}
+
 void LocalAllocator::give_up_current() noexcept {
   MarkedBlock* block = current_;
   if (block == nullptr) return;
   HANDOFF_EXPENSIVE((check_invariants(), true));
-  block->set_all_live();
+  // Every cell is now allocated except those still on the free list. Build
+  // the final words locally and store each once: a concurrent lookup then
+  // sees, per word, either the bits from before the claim or the final
+  // ones, both subsets of the truth, never a free cell marked live.
+  AtomBitmap::Words live = block->cell_start_mask();
   const bool full = free_list_.empty();
-  if (!full) {
-    free_list_.for_each_remaining_cell(
-        [block](void* cell) { block->live_bits().clear(MarkedBlock::atom_of(cell)); });
-  }
+  free_list_.for_each_remaining_cell([&live](void* cell) {
+    const std::size_t atom = MarkedBlock::atom_of(cell);
+    live[atom / 64] &= ~(std::uint64_t{1} << (atom % 64));
+  });
+  block->live_bits().assign(live);
   free_list_.clear();
   current_ = nullptr;
+  if (!full && block->registry_index() < cursor_.next) {
+    cursor_.next = block->registry_index();  // come back for its free cells
+  }
   const BlockStateWord mine = block->state(std::memory_order_relaxed);
   HANDOFF_ASSERT(mine.state == BlockState::kOwned && mine.owner == (owner_ & BlockStateWord::kOwnerMask));
   // Release: whoever claims or sweeps the block next sees these bits.

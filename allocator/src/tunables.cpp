@@ -50,7 +50,7 @@ constexpr std::array<TunableSpec<AllocatorConfig>, 3> kAllocatorTunables{{
     {"pool_keep_blocks", "HANDOFF_POOL_KEEP_BLOCKS", &AllocatorConfig::pool_keep_blocks,
      "cached blocks the pool keeps resident however long they are idle"},
     {"max_heap_bytes", "HANDOFF_MAX_HEAP_BYTES", &AllocatorConfig::max_heap_bytes,
-     "limit on committed bytes (blocks + large objects); 0 means no limit"},
+     "limit on bytes handed out: blocks in use plus large-object mappings (cached blocks are not counted); 0 means no limit"},
 }};
 }  // namespace
 

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdint>
 #include <cstring>
 #include <random>
 #include <set>
@@ -222,6 +223,21 @@ TEST(BlockPool, HeapLimitRefusesAcquisitionCleanly) {
   EXPECT_NE(held.emplace_back(pool.acquire().memory), nullptr) << "freeing a block makes room";
   EXPECT_TRUE(pool_identities_hold(pool.stats()));
   for (void* b : held) pool.release(b);
+}
+
+TEST(HeapBudget, ChargesBeyondTheLimitAreRefusedAndLeaveNothingCharged) {
+  HeapBudget budget(std::size_t{1} << 20);
+  EXPECT_EQ(budget.limit(), std::size_t{1} << 20);
+  EXPECT_TRUE(budget.try_charge(16 * 1024));
+  EXPECT_FALSE(budget.try_charge(std::size_t{1} << 20)) << "would exceed the limit";
+  EXPECT_EQ(budget.charged(), 16u * 1024);
+  EXPECT_TRUE(budget.try_charge((std::size_t{1} << 20) - 16 * 1024)) << "exactly up to the limit is fine";
+  budget.uncharge((std::size_t{1} << 20) - 16 * 1024);
+  // A charge so large that charged + bytes wraps around must be refused too;
+  // the large-object space passes such sizes for requests near max_request().
+  const std::size_t huge = SIZE_MAX - 4095;
+  EXPECT_FALSE(budget.try_charge(huge)) << "a charge larger than the whole limit was accepted (the sum wrapped)";
+  EXPECT_EQ(budget.charged(), 16u * 1024);
 }
 
 TEST(BlockPool, FailureInjectorFailsExactlyTheNthCharge) {

@@ -82,7 +82,9 @@ TEST_F(DirectoryTest, ClaimAcceptsOnlySweptEmptyAndUnswept) {
   EXPECT_EQ(r.block, nullptr);
   // The other states were left alone.
   directory_.for_each_block([&](MarkedBlock& b) {
-    if (&b != swept && &b != empty) EXPECT_NE(b.state().owner, kMe);
+    if (&b != swept && &b != empty) {
+      EXPECT_NE(b.state().owner, kMe);
+    }
   });
 }
 
@@ -251,7 +253,7 @@ TEST(DirectoryConcurrency, NoBlockIsEverHeldByTwoThreads) {
   std::atomic<std::size_t> fresh_blocks{0};
   std::atomic<std::size_t> violations{0};
   std::atomic<bool> stop{false};
-  const std::size_t rounds = test::scaled(20000, 1500);
+  const std::size_t rounds = test::scaled(30000, 10000);
 
   auto index_of = [&](MarkedBlock* b) { return pool.chunk_of(b)->index_of(b); };
 

@@ -113,6 +113,7 @@ TEST_F(MarkedBlockTest, CellStartOfEveryInteriorPointer) {
     for (std::size_t i = 0; i < block->cell_count(); ++i) {
       char* cell = block->cell_at(i);
       for (std::size_t off : offsets) {
+        if (off >= size) continue;  // 16-byte cells have fewer distinct offsets
         ASSERT_EQ(block->cell_start(cell + off), cell) << "class " << cls << " cell " << i << " offset " << off;
       }
     }

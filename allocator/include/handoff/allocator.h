@@ -70,7 +70,7 @@ class Allocator {
   // claim an UNSWEPT block, that is until finish_lazy_sweep() returns and
   // every allocating thread has passed a refill since; a stateless callable
   // is the safe choice. finish may run beside allocating threads. Large
-  // objects are swept at finish. A second begin before finish throws
+  // objects are swept eagerly at begin; finish reports their counts. A second begin before finish throws
   // Error(kMisuse) and changes nothing.
   void begin_lazy_sweep(const LivenessPredicate& is_live);
   SweepTotals finish_lazy_sweep();
@@ -116,7 +116,7 @@ class Allocator {
   std::vector<ThreadAllocator*> threads_;
   LocalAllocatorCounters published_;
   std::uint32_t next_owner_ = 1;
-  LivenessPredicate lazy_predicate_;  // for large objects at finish_lazy_sweep
+  SweepCounts lazy_large_;  // large objects judged at begin_lazy_sweep
   std::atomic<bool> lazy_sweep_open_{false};
 };
 

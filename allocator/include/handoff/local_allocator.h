@@ -13,8 +13,8 @@
 //               -> FreeList::build          (from the live bitmap)
 //
 // Give-up records the cells handed out since the claim in the live bitmap
-// all at once: every cell becomes live, then the cells still on the free
-// list are cleared. The fast path therefore never touches the bitmap.
+// all at once (every cell except those still on the free list), one store
+// per bitmap word. The fast path therefore never touches the bitmap.
 //
 // Equation (checked by check_invariants() in debug builds):
 //   live_at_claim + allocated + on_free_list == block capacity
@@ -77,6 +77,7 @@ class LocalAllocator {
   HANDOFF_SLOW_PATH void* allocate_slow();
   HANDOFF_SLOW_PATH void* try_allocate_slow() noexcept;
   bool refill() noexcept;
+  MarkedBlock* rescan_before_failing() noexcept;
   void give_up_current() noexcept;
 
   FreeList free_list_;

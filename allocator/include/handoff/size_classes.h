@@ -1,10 +1,13 @@
 // Block geometry and size classes, all computed at compile time.
 //
-// Classes: 16..80 in steps of 16, then a ~1.4x progression rounded up to 16
-// bytes, up to about 8 KiB. Each class is then "nudged": raised to the
-// largest multiple of 16 that still fits the same number of cells in a
-// block's payload, so the tail of the block wastes less than one atom.
-// Requests above the largest class go to the large-object space.
+// Classes: 16..80 in steps of 16, then each next class is the largest size
+// that keeps the slop bound below for every request it serves. Among the
+// candidates we prefer a *nudged* size: the largest multiple of 16 that fits
+// a given number of cells in a block's payload, so the block's tail wastes
+// less than one atom per cell. When no nudged size lies between the previous
+// class and the bound, the bound itself (rounded down to 16) is used
+// unnudged. The growth is about 1.4x per class up to about 8 KiB; requests
+// above the largest class go to the large-object space.
 //
 // Slop bound, as an equation checked in tests:
 //   for every size s in 1..kMaxSmallSize:  s <= class_size(s) < 1.4*s + 16
@@ -39,16 +42,31 @@ constexpr std::size_t nudge(std::size_t size) {
   return (kBlockPayloadSize / cells) & ~(kAtomSize - 1);
 }
 
+// Largest class size allowed after `previous`: at most 1.4x the smallest
+// request it serves (previous + 1), rounded down to 16. That step keeps the
+// stated bound (< 1.4*s + 16) with the +16 to spare for rounding.
+constexpr std::size_t bound_after(std::size_t previous) {
+  return ((14 * (previous + 1)) / 10) & ~(kAtomSize - 1);
+}
+
+// Largest nudged size (payload / cells, rounded down to 16) <= bound.
+constexpr std::size_t largest_nudged_at_most(std::size_t bound) {
+  for (std::size_t cells = 1;; ++cells) {
+    const std::size_t size = (kBlockPayloadSize / cells) & ~(kAtomSize - 1);
+    if (size <= bound) return size;
+  }
+}
+
 constexpr SizeClassTable make_size_classes() {
   SizeClassTable table;
   for (std::size_t s = 16; s <= 80; s += 16) table.size[table.count++] = static_cast<std::uint32_t>(s);
-  double progression = 80.0;
   for (;;) {
-    progression *= 1.4;
-    const std::size_t size = nudge(round_up_atom(static_cast<std::size_t>(progression)));
-    if (size > 8192) break;
-    if (size > table.size[table.count - 1]) table.size[table.count++] = static_cast<std::uint32_t>(size);
-    progression = static_cast<double>(size);
+    const std::size_t previous = table.size[table.count - 1];
+    const std::size_t bound = bound_after(previous);
+    std::size_t next = largest_nudged_at_most(bound);
+    if (next <= previous) next = bound;
+    if (next > 8192) break;
+    table.size[table.count++] = static_cast<std::uint32_t>(next);
   }
   return table;
 }

@@ -64,7 +64,8 @@ struct AllocatorConfig {
   std::uint64_t purge_delay_ms = 1000;
   // Cached blocks the pool keeps resident regardless of idle time.
   std::uint64_t pool_keep_blocks = 16;
-  // Limit on committed bytes (blocks plus large objects); 0 = no limit.
+  // Limit on bytes handed out: blocks in use plus large-object mappings.
+  // Blocks cached in the pool are not counted. 0 = no limit.
   std::uint64_t max_heap_bytes = 0;
 
   static std::span<const TunableSpec<AllocatorConfig>> table();
