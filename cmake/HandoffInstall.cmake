@@ -3,11 +3,11 @@
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
-install(TARGETS handoff_allocator EXPORT handoffTargets
+install(TARGETS handoff_allocator handoff_collector EXPORT handoffTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
         INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-install(DIRECTORY allocator/include/handoff DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(DIRECTORY allocator/include/handoff collector/include/handoff DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(EXPORT handoffTargets NAMESPACE handoff:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/handoff)
 
 configure_package_config_file(cmake/handoffConfig.cmake.in ${CMAKE_CURRENT_BINARY_DIR}/handoffConfig.cmake

@@ -10,6 +10,7 @@ packages=(
   ninja-build       # generator used by CMakePresets.json
   pkg-config        # finds jemalloc, tcmalloc and bdw-gc
   python3           # benchmark driver
+  spin              # model checker for papers/handoff.pml
   libgtest-dev      # GoogleTest: unit tests
   libgmock-dev      # GoogleMock, shipped beside GoogleTest
   libbenchmark-dev  # Google Benchmark: benchmark harness

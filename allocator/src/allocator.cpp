@@ -3,6 +3,7 @@
 #include <handoff/platform.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <string>
 
@@ -11,7 +12,7 @@ namespace handoff {
 Allocator::Allocator(AllocatorConfig config)
     : config_(config), budget_(config.max_heap_bytes), pool_(config_, budget_), large_(budget_) {
   for (std::size_t cls = 0; cls < kNumSizeClasses; ++cls) {
-    directories_[cls] = std::make_unique<Directory>(cls, pool_);
+    directories_[cls] = std::make_unique<Directory>(cls, pool_, epochs_);
   }
 }
 
@@ -28,6 +29,7 @@ Allocator::~Allocator() {
                  attached);
     std::abort();
   }
+  limbo_.release_all(pool_);  // no thread is left to read a retired block
   for (auto& directory : directories_) directory.reset();
 }
 
@@ -94,9 +96,19 @@ SweepTotals Allocator::finish_lazy_sweep() {
 }
 
 std::size_t Allocator::release_empty_blocks() {
-  std::size_t released = 0;
-  for (auto& directory : directories_) released += directory->release_empty_blocks();
-  return released;
+  retire_empty_blocks(0, SIZE_MAX);
+  // Two advances end the grace period of everything just retired, unless a
+  // thread is pinned in a refill right now; then a later reclaim frees it.
+  std::size_t freed = reclaim_retired();
+  freed += reclaim_retired();
+  freed += reclaim_retired();
+  return freed;
+}
+
+std::size_t Allocator::retire_empty_blocks(std::size_t keep, std::size_t limbo_cap) {
+  std::size_t retired = 0;
+  for (auto& directory : directories_) retired += directory->retire_empty_blocks(keep, limbo_, limbo_cap);
+  return retired;
 }
 
 bool Allocator::contains(const void* p) const noexcept {

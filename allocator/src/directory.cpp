@@ -1,4 +1,5 @@
 #include <handoff/block_pool.h>
+#include <handoff/chaos.h>
 #include <handoff/check.h>
 #include <handoff/directory.h>
 
@@ -21,7 +22,8 @@ BlockState state_after_sweep(const MarkedBlock& block) noexcept {
 
 }  // namespace
 
-Directory::Directory(std::size_t size_class, BlockPool& pool) : size_class_(size_class), pool_(pool) {
+Directory::Directory(std::size_t size_class, BlockPool& pool, EpochDomain& epochs)
+    : size_class_(size_class), pool_(pool), epochs_(epochs) {
   HANDOFF_CHECK(size_class < kNumSizeClasses, "size class out of range");
 }
 
@@ -39,33 +41,58 @@ std::atomic<MarkedBlock*>& Directory::slot(std::size_t i) const noexcept {
 }
 
 MarkedBlock* Directory::block_at(std::size_t i) const noexcept {
-  return slot(i).load(std::memory_order_acquire);
+  // seq_cst: A2 of the protocol, ordered against the unlink store of S2.
+  return slot(i).load(std::memory_order_seq_cst);
 }
 
-ClaimResult Directory::try_claim(ClaimCursor& cursor, std::uint32_t owner) noexcept {
+ClaimResult Directory::try_claim(ClaimCursor& cursor, std::uint32_t owner, EpochParticipant& self) noexcept {
   ClaimResult result;
   const std::uint64_t now = cycle();
   if (cursor.cycle != now) cursor = {0, now};
+  MarkedBlock* block = claim_scan(cursor, owner, self, result);
+  if (block == nullptr) return result;
+  // Owned from here on: no pin needed to keep or sweep it.
+  HANDOFF_CHECK(block->directory() == this,
+                "claimed a block of another directory: a block was freed and recycled under a pinned reader");
+  if (result.lazily_swept) {
+    // The predicate was published before the UNSWEPT store our CAS read.
+    result.swept = block->sweep(*lazy_predicate_.load(std::memory_order_acquire));
+  }
+  result.block = block;
+  return result;
+}
+
+MarkedBlock* Directory::claim_scan(ClaimCursor& cursor, std::uint32_t owner, EpochParticipant& self,
+                                   ClaimResult& result) noexcept {
+  EpochGuard pinned(self, epochs_.global());  // A1 .. A7
+  HANDOFF_CHAOS_POINT(kAfterPin);
   const std::size_t n = block_slots();
   while (cursor.next < n) {
-    MarkedBlock* block = block_at(cursor.next++);
+    MarkedBlock* block = block_at(cursor.next++);  // A2
     if (block == nullptr) continue;
-    const BlockStateWord seen = block->state();
+    HANDOFF_CHAOS_POINT(kAfterReadCandidate);
+    const BlockStateWord seen = block->state();  // A3: pinned, so `block` is not freed
     if (!claimable(seen.state)) continue;
-    // The one CAS of a refill. Losing means another thread took the block.
+    HANDOFF_CHAOS_POINT(kBeforeClaimCas);
+    // A5: the one CAS of a refill; the generation is part of `seen`.
     if (!block->try_transition(seen, seen.with(BlockState::kOwned, owner))) {
       ++result.cas_failures;
       continue;
     }
-    if (seen.state == BlockState::kUnswept) {
-      // The predicate was published before the UNSWEPT store our CAS read.
-      result.swept = block->sweep(*lazy_predicate_.load(std::memory_order_acquire));
-      result.lazily_swept = true;
-    }
-    result.block = block;
-    return result;
+    result.lazily_swept = seen.state == BlockState::kUnswept;
+    return block;
   }
-  return result;
+  return nullptr;
+}
+
+bool Directory::sweep_unswept(MarkedBlock& block, SweepCounts& counts) {
+  const BlockStateWord seen = block.state();
+  if (seen.state != BlockState::kUnswept) return false;
+  if (!block.try_transition(seen, seen.with(BlockState::kSweeping))) return false;
+  const SweepCounts c = sweep_one(block, seen, *lazy_predicate_.load(std::memory_order_acquire));
+  counts.live_cells += c.live_cells;
+  counts.freed_cells += c.freed_cells;
+  return true;
 }
 
 bool Directory::publish_locked(MarkedBlock* block) {
@@ -109,6 +136,7 @@ SweepCounts Directory::sweep_one(MarkedBlock& block, BlockStateWord seen, const 
 }
 
 SweepCounts Directory::sweep(const LivenessPredicate& is_live) {
+  ScopedPin pinned(epochs_);  // this walk reads block pointers from the registry
   SweepCounts total;
   for_each_block([&](MarkedBlock& block) {
     const BlockStateWord seen = block.state();
@@ -123,6 +151,7 @@ SweepCounts Directory::sweep(const LivenessPredicate& is_live) {
 }
 
 std::size_t Directory::begin_lazy_sweep(const LivenessPredicate& is_live) {
+  ScopedPin pinned(epochs_);  // this walk reads block pointers from the registry
   lazy_storage_ = is_live;
   lazy_predicate_.store(&lazy_storage_, std::memory_order_release);
   std::size_t marked = 0;
@@ -136,6 +165,7 @@ std::size_t Directory::begin_lazy_sweep(const LivenessPredicate& is_live) {
 }
 
 SweepCounts Directory::finish_lazy_sweep() {
+  ScopedPin pinned(epochs_);  // this walk reads block pointers from the registry
   const LivenessPredicate* is_live = lazy_predicate_.load(std::memory_order_acquire);
   SweepCounts total;
   if (is_live == nullptr) return total;
@@ -151,26 +181,39 @@ SweepCounts Directory::finish_lazy_sweep() {
   return total;
 }
 
-std::size_t Directory::release_empty_blocks() {
-  std::size_t released = 0;
-  std::lock_guard lock(mutex_);
+std::size_t Directory::retire_empty_blocks(std::size_t keep, Limbo& limbo, std::size_t limbo_cap) {
+  ScopedPin pinned(epochs_);  // this walk reads block pointers from the registry
+  std::size_t kept = 0;
+  std::size_t retired = 0;
   const std::size_t n = block_slots();
   for (std::size_t i = 0; i < n; ++i) {
     MarkedBlock* block = block_at(i);
     if (block == nullptr) continue;
     const BlockStateWord seen = block->state();
     if (seen.state != BlockState::kEmpty) continue;
-    if (!block->try_transition(seen, seen.with(BlockState::kRetired))) continue;
-    slot(i).store(nullptr, std::memory_order_release);
-    free_slots_.push_back(i);
-    pool_.release(block);
-    ++released;
+    if (kept < keep) {
+      ++kept;
+      continue;
+    }
+    // A stalled reader must not make memory grow without bound: above the
+    // cap, empty blocks stay here for reuse instead of waiting in limbo.
+    if (limbo.size() >= limbo_cap) break;
+    if (!block->try_transition(seen, seen.with(BlockState::kRetired))) continue;  // S2
+    slot(i).store(nullptr, std::memory_order_seq_cst);  // unlink
+    HANDOFF_CHAOS_POINT(kBetweenUnlinkAndRetire);
+    limbo.push(block, epochs_.epoch());  // tag read after the unlink
+    {
+      std::lock_guard lock(mutex_);
+      free_slots_.push_back(i);
+    }
+    ++retired;
   }
-  if (released != 0) advance_cycle();
-  return released;
+  if (retired != 0) advance_cycle();
+  return retired;
 }
 
 DirectoryStats Directory::stats() const {
+  ScopedPin pinned(epochs_);  // this walk reads block pointers from the registry
   DirectoryStats s;
   s.cell_size = cell_size();
   for_each_block([&](const MarkedBlock& block) {

@@ -15,6 +15,7 @@ LocalAllocatorCounters& LocalAllocatorCounters::operator+=(const LocalAllocatorC
   lazily_freed += o.lazily_freed;
   cas_failures += o.cas_failures;
   cells_from_claims += o.cells_from_claims;
+  last_block_reclaims += o.last_block_reclaims;
   return *this;
 }
 
@@ -26,12 +27,14 @@ LocalAllocatorCounters& LocalAllocatorCounters::operator-=(const LocalAllocatorC
   lazily_freed -= o.lazily_freed;
   cas_failures -= o.cas_failures;
   cells_from_claims -= o.cells_from_claims;
+  last_block_reclaims -= o.last_block_reclaims;
   return *this;
 }
 
-void LocalAllocator::bind(Directory& directory, std::uint32_t owner) noexcept {
+void LocalAllocator::bind(Directory& directory, std::uint32_t owner, EpochParticipant& participant) noexcept {
   directory_ = &directory;
   owner_ = owner;
+  participant_ = &participant;
 }
 
 void* LocalAllocator::allocate_slow() {
@@ -53,7 +56,13 @@ bool LocalAllocator::refill() noexcept {
   give_up_current();
   ++counters_.refills;
   for (;;) {
-    const ClaimResult claim = directory_->try_claim(cursor_, owner_);
+    ClaimResult claim;
+    if (MarkedBlock* last = reclaim_last_block()) {
+      claim.block = last;
+      ++counters_.last_block_reclaims;
+    } else {
+      claim = directory_->try_claim(cursor_, owner_, *participant_);
+    }
     counters_.cas_failures += claim.cas_failures;
     MarkedBlock* block = claim.block;
     if (block != nullptr) {
@@ -86,10 +95,26 @@ MarkedBlock* LocalAllocator::rescan_before_failing() noexcept {
   // last sweep (by other threads) may still have free cells: one more full
   // pass before reporting out of memory.
   cursor_.next = 0;
-  const ClaimResult claim = directory_->try_claim(cursor_, owner_);
+  const ClaimResult claim = directory_->try_claim(cursor_, owner_, *participant_);
   counters_.cas_failures += claim.cas_failures;
   if (claim.block != nullptr) ++counters_.claims;
   return claim.block;
+}
+
+MarkedBlock* LocalAllocator::reclaim_last_block() noexcept {
+  MarkedBlock* block = last_block_;
+  if (block == nullptr) return nullptr;
+  last_block_ = nullptr;
+  // R2: no pin. The block may have been retired, freed, purged or recycled
+  // into another directory since we gave it up; its memory is still mapped.
+  const BlockStateWord seen = MarkedBlock::state_possibly_freed(block);
+  // R3: the generation proves it is the block we gave up, not a recycling.
+  if (seen.generation != last_generation_) return nullptr;
+  if (seen.state != BlockState::kSwept && seen.state != BlockState::kEmpty) return nullptr;
+  if (!MarkedBlock::try_transition_possibly_freed(block, seen, seen.with(BlockState::kOwned, owner_))) {
+    return nullptr;
+  }
+  return block;
 }
 
 void LocalAllocator::give_up_current() noexcept {
@@ -109,10 +134,12 @@ void LocalAllocator::give_up_current() noexcept {
   block->live_bits().assign(live);
   free_list_.clear();
   current_ = nullptr;
-  if (!full && block->registry_index() < cursor_.next) {
-    cursor_.next = block->registry_index();  // come back for its free cells
-  }
   const BlockStateWord mine = block->state(std::memory_order_relaxed);
+  if (!full) {  // R1: come back for its free cells, cheaply
+    last_block_ = block;
+    last_generation_ = mine.generation;
+    if (block->registry_index() < cursor_.next) cursor_.next = block->registry_index();
+  }
   HANDOFF_ASSERT(mine.state == BlockState::kOwned && mine.owner == (owner_ & BlockStateWord::kOwnerMask));
   // Release: whoever claims or sweeps the block next sees these bits.
   block->publish(mine.with(full ? BlockState::kFull : BlockState::kSwept));

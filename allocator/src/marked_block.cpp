@@ -40,6 +40,29 @@ MarkedBlock* MarkedBlock::format(void* memory, Directory* directory, std::size_t
   return block;
 }
 
+// Racy by design: the block may be pooled (poisoned under ASan) or purged.
+// The builtins act on the std::atomic's storage (same size and layout as
+// the integer), so TSan still sees atomic accesses.
+#if defined(HANDOFF_ASAN)
+#define HANDOFF_NO_ASAN __attribute__((no_sanitize_address))
+#else
+#define HANDOFF_NO_ASAN
+#endif
+
+HANDOFF_NO_ASAN BlockStateWord MarkedBlock::state_possibly_freed(const MarkedBlock* block) noexcept {
+  const auto* word = reinterpret_cast<const std::uint64_t*>(&block->state_);
+  return BlockStateWord::unpack(__atomic_load_n(word, __ATOMIC_ACQUIRE));
+}
+
+HANDOFF_NO_ASAN bool MarkedBlock::try_transition_possibly_freed(MarkedBlock* block, BlockStateWord expected,
+                                                                BlockStateWord desired) noexcept {
+  auto* word = reinterpret_cast<std::uint64_t*>(&block->state_);
+  std::uint64_t e = expected.pack();
+  return __atomic_compare_exchange_n(word, &e, desired.pack(), false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+
+static_assert(sizeof(std::atomic<std::uint64_t>) == sizeof(std::uint64_t));
+
 void* MarkedBlock::cell_start(const void* p) const noexcept {
   const char* c = static_cast<const char*>(p);
   if (c < begin() || c >= end()) return nullptr;

@@ -18,6 +18,8 @@ AllocatorStats Allocator::stats() const {
     s.counters = published_;
     s.attached_threads = threads_.size();
   }
+  s.epoch = epochs_.stats();
+  s.limbo = limbo_.stats();
   s.heap_limit_bytes = budget_.limit();
   s.budget_charged_bytes = budget_.charged();
   s.process_rss_bytes = platform::process_rss_bytes();
@@ -33,7 +35,8 @@ constexpr BlockState kAllStates[] = {BlockState::kPooled,   BlockState::kOwned, 
 void write_counters_json(std::ostream& out, const LocalAllocatorCounters& c) {
   out << "{\"refills\":" << c.refills << ",\"claims\":" << c.claims << ",\"fresh_blocks\":" << c.fresh_blocks
       << ",\"lazy_sweeps\":" << c.lazy_sweeps << ",\"lazily_freed_cells\":" << c.lazily_freed
-      << ",\"cas_failures\":" << c.cas_failures << ",\"cells_from_claims\":" << c.cells_from_claims << "}";
+      << ",\"cas_failures\":" << c.cas_failures << ",\"cells_from_claims\":" << c.cells_from_claims
+      << ",\"last_block_reclaims\":" << c.last_block_reclaims << "}";
 }
 
 }  // namespace
@@ -63,6 +66,10 @@ void Allocator::write_stats_json(std::ostream& out) const {
       << ",\"mapped_bytes\":" << s.large.mapped_bytes << ",\"allocated\":" << s.large.allocated
       << ",\"freed\":" << s.large.freed << "},\"counters\":";
   write_counters_json(out, s.counters);
+  out << ",\"epoch\":{\"epoch\":" << s.epoch.epoch << ",\"advances\":" << s.epoch.advances
+      << ",\"failed_advances\":" << s.epoch.failed_advances << ",\"participants\":" << s.epoch.participants
+      << "},\"limbo\":{\"blocks\":" << s.limbo.size << ",\"retired\":" << s.limbo.retired
+      << ",\"freed\":" << s.limbo.freed << "}";
   out << ",\"attached_threads\":" << s.attached_threads << ",\"heap_limit_bytes\":" << s.heap_limit_bytes
       << ",\"budget_charged_bytes\":" << s.budget_charged_bytes
       << ",\"process_rss_bytes\":" << s.process_rss_bytes << ",\"tunables\":";
@@ -85,6 +92,8 @@ void Allocator::write_stats_text(std::ostream& out) const {
       << "  refills " << s.counters.refills << ", claims " << s.counters.claims << ", fresh blocks "
       << s.counters.fresh_blocks << ", lazy sweeps " << s.counters.lazy_sweeps << ", CAS failures "
       << s.counters.cas_failures << "\n"
+      << "  epoch " << s.epoch.epoch << " (" << s.epoch.advances << " advances), limbo " << s.limbo.size
+      << " blocks (retired " << s.limbo.retired << ", freed " << s.limbo.freed << ")\n"
       << "  process RSS " << s.process_rss_bytes / kKiB << " KiB, attached threads " << s.attached_threads
       << "\n  class  cell  blocks  live/capacity  occupancy\n";
   for (std::size_t cls = 0; cls < kNumSizeClasses; ++cls) {

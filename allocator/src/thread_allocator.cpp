@@ -20,12 +20,18 @@ bool is_bad_size(std::size_t size) noexcept { return size == 0 || size > LargeOb
 
 }  // namespace
 
-ThreadAllocator::ThreadAllocator(Allocator& allocator) : allocator_(allocator), owner_(allocator.attach(this)) {
-  for (std::size_t cls = 0; cls < kNumSizeClasses; ++cls) locals_[cls].bind(allocator.directory(cls), owner_);
+ThreadAllocator::ThreadAllocator(Allocator& allocator)
+    : allocator_(allocator),
+      owner_(allocator.attach(this)),
+      participant_(allocator.epochs().register_thread()) {
+  for (std::size_t cls = 0; cls < kNumSizeClasses; ++cls) {
+    locals_[cls].bind(allocator.directory(cls), owner_, *participant_);
+  }
 }
 
 ThreadAllocator::~ThreadAllocator() {
-  flush();
+  flush();  // invariant 5: every block handed back first
+  allocator_.epochs().unregister_thread(participant_);  // never delays a grace period again
   allocator_.detach(this);
 }
 

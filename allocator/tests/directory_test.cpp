@@ -23,7 +23,21 @@ constexpr std::uint32_t kOther = 9;
 
 class DirectoryTest : public ::testing::Test {
  protected:
-  DirectoryTest() : budget_(0), pool_(AllocatorConfig{}, budget_), directory_(3, pool_) {}
+  DirectoryTest()
+      : budget_(0), pool_(AllocatorConfig{}, budget_), directory_(3, pool_, epochs_), me_(epochs_.register_thread()) {}
+  ~DirectoryTest() override {
+    epochs_.unregister_thread(me_);
+    limbo_.release_all(pool_);
+  }
+
+  // Retires every EMPTY block and frees it (nobody else is pinned here):
+  // returns the number retired.
+  std::size_t release_empty() {
+    const std::size_t retired = directory_.retire_empty_blocks(0, limbo_, SIZE_MAX);
+    for (int i = 0; i < 3; ++i) limbo_.reclaim(epochs_, pool_);
+    EXPECT_EQ(limbo_.size(), 0u) << "no pinned thread: two advances end every grace period";
+    return retired;
+  }
 
   // A fresh block given up in `state`, with its first `live` cells allocated.
   MarkedBlock* block_in(BlockState state, std::size_t live = 0) {
@@ -37,7 +51,10 @@ class DirectoryTest : public ::testing::Test {
 
   HeapBudget budget_;
   BlockPool pool_;
+  EpochDomain epochs_;
+  Limbo limbo_;
   Directory directory_;  // destroyed before the pool: it hands its blocks back
+  EpochParticipant* me_;
 };
 
 TEST_F(DirectoryTest, FreshBlockIsOwnedFormattedAndRegistered) {
@@ -63,7 +80,7 @@ TEST_F(DirectoryTest, ClaimAcceptsOnlySweptEmptyAndUnswept) {
     block_in(s, s == BlockState::kFull ? cells_per_block(3) : 1);
   }
   ClaimCursor cursor;
-  ClaimResult r = directory_.try_claim(cursor, kMe);
+  ClaimResult r = directory_.try_claim(cursor, kMe, *me_);
   EXPECT_EQ(r.block, nullptr) << "no claimable block yet";
   EXPECT_EQ(r.cas_failures, 0u);
 
@@ -71,14 +88,14 @@ TEST_F(DirectoryTest, ClaimAcceptsOnlySweptEmptyAndUnswept) {
   MarkedBlock* empty = block_in(BlockState::kEmpty, 0);
   const BlockStateWord swept_before = swept->state();
   cursor = {};
-  r = directory_.try_claim(cursor, kMe);
+  r = directory_.try_claim(cursor, kMe, *me_);
   ASSERT_EQ(r.block, swept);
   EXPECT_FALSE(r.lazily_swept);
   EXPECT_EQ(swept->state(), swept_before.with(BlockState::kOwned, kMe)) << "same generation, owned by me";
-  r = directory_.try_claim(cursor, kMe);
+  r = directory_.try_claim(cursor, kMe, *me_);
   ASSERT_EQ(r.block, empty);
   EXPECT_EQ(empty->state().state, BlockState::kOwned);
-  r = directory_.try_claim(cursor, kMe);
+  r = directory_.try_claim(cursor, kMe, *me_);
   EXPECT_EQ(r.block, nullptr);
   // The other states were left alone.
   directory_.for_each_block([&](MarkedBlock& b) {
@@ -93,7 +110,7 @@ TEST_F(DirectoryTest, AnAllZeroHeaderWordIsNeitherClaimedNorSwept) {
   const BlockStateWord before = block->state();
   block->publish(BlockStateWord::unpack(0));  // what a purged header reads as
   ClaimCursor cursor;
-  EXPECT_EQ(directory_.try_claim(cursor, kMe).block, nullptr);
+  EXPECT_EQ(directory_.try_claim(cursor, kMe, *me_).block, nullptr);
   auto keep_none = [](void*) { return false; };
   EXPECT_EQ(directory_.sweep(keep_none).freed_cells, 0u);
   EXPECT_EQ(block->live_cell_count(), 3u);
@@ -104,7 +121,7 @@ TEST_F(DirectoryTest, AnAllZeroHeaderWordIsNeitherClaimedNorSwept) {
 TEST_F(DirectoryTest, ClaimAfterRecyclingWithAStaleWordFails) {
   MarkedBlock* block = block_in(BlockState::kEmpty);
   const BlockStateWord stale = block->state();
-  EXPECT_EQ(directory_.release_empty_blocks(), 1u);
+  EXPECT_EQ(release_empty(), 1u);
   EXPECT_EQ(directory_.block_at(0), nullptr) << "the slot is emptied";
   MarkedBlock* again = directory_.take_fresh_block(kOther);
   ASSERT_EQ(again, block) << "the pool hands the same block back (LIFO)";
@@ -154,11 +171,11 @@ TEST_F(DirectoryTest, EagerSweepSetsTheStateFromWhatSurvives) {
 TEST_F(DirectoryTest, CursorRestartsWhenTheCycleMoves) {
   MarkedBlock* a = block_in(BlockState::kSwept, 1);
   ClaimCursor cursor;
-  ASSERT_EQ(directory_.try_claim(cursor, kMe).block, a);
+  ASSERT_EQ(directory_.try_claim(cursor, kMe, *me_).block, a);
   a->publish(a->state().with(BlockState::kSwept));
   auto keep_all = [](void*) { return true; };
   directory_.sweep(keep_all);
-  EXPECT_EQ(directory_.try_claim(cursor, kMe).block, a) << "a new cycle rescans from the start";
+  EXPECT_EQ(directory_.try_claim(cursor, kMe, *me_).block, a) << "a new cycle rescans from the start";
 }
 
 TEST_F(DirectoryTest, LazySweepMarksFullAndSweptBlocksAndTheClaimerSweeps) {
@@ -178,7 +195,7 @@ TEST_F(DirectoryTest, LazySweepMarksFullAndSweptBlocksAndTheClaimerSweeps) {
   EXPECT_EQ(owned->state().state, BlockState::kOwned);
 
   ClaimCursor cursor;
-  const ClaimResult r = directory_.try_claim(cursor, kMe);
+  const ClaimResult r = directory_.try_claim(cursor, kMe, *me_);
   ASSERT_EQ(r.block, full);
   EXPECT_TRUE(r.lazily_swept);
   EXPECT_EQ(r.swept.live_cells, 3u);
@@ -201,12 +218,12 @@ TEST_F(DirectoryTest, ReleaseEmptyBlocksReturnsOnlyEmptyOnes) {
   block_in(BlockState::kEmpty);
   MarkedBlock* owned = block_in(BlockState::kOwned);
   EXPECT_EQ(pool_.stats().in_use_bytes, 4 * kBlockSize);
-  EXPECT_EQ(directory_.release_empty_blocks(), 2u);
+  EXPECT_EQ(release_empty(), 2u);
   EXPECT_EQ(pool_.stats().in_use_bytes, 2 * kBlockSize);
   std::set<MarkedBlock*> left;
   directory_.for_each_block([&](MarkedBlock& b) { left.insert(&b); });
   EXPECT_EQ(left, (std::set<MarkedBlock*>{swept, owned}));
-  EXPECT_EQ(directory_.release_empty_blocks(), 0u);
+  EXPECT_EQ(release_empty(), 0u);
   const DirectoryStats s = directory_.stats();
   EXPECT_EQ(s.blocks, 2u);
   EXPECT_EQ(s.blocks_in_state[static_cast<std::size_t>(BlockState::kSwept)], 1u);
@@ -235,7 +252,7 @@ TEST_F(DirectoryTest, RegistryGrowsPastOneSegment) {
   EXPECT_EQ(seen, taken);
   ClaimCursor cursor;
   std::size_t claimed = 0;
-  while (directory_.try_claim(cursor, kMe).block != nullptr) ++claimed;
+  while (directory_.try_claim(cursor, kMe, *me_).block != nullptr) ++claimed;
   EXPECT_EQ(claimed, blocks) << "one scan claims every empty block once";
 }
 
@@ -247,7 +264,8 @@ TEST_F(DirectoryTest, RegistryGrowsPastOneSegment) {
 TEST(DirectoryConcurrency, NoBlockIsEverHeldByTwoThreads) {
   HeapBudget budget(0);
   BlockPool pool(AllocatorConfig{}, budget);
-  Directory directory(1, pool);
+  EpochDomain epochs;
+  Directory directory(1, pool, epochs);
   constexpr std::size_t kMaxBlocks = 48;  // well inside one chunk
   std::array<std::atomic<int>, kBlocksPerChunk> holders{};
   std::atomic<std::size_t> fresh_blocks{0};
@@ -258,10 +276,11 @@ TEST(DirectoryConcurrency, NoBlockIsEverHeldByTwoThreads) {
   auto index_of = [&](MarkedBlock* b) { return pool.chunk_of(b)->index_of(b); };
 
   auto claimer = [&](std::uint32_t owner) {
+    EpochParticipant* self = epochs.register_thread();
     ClaimCursor cursor;
     std::mt19937_64 rng(owner);
     for (std::size_t round = 0; round < rounds; ++round) {
-      MarkedBlock* block = directory.try_claim(cursor, owner).block;
+      MarkedBlock* block = directory.try_claim(cursor, owner, *self).block;
       if (block == nullptr && fresh_blocks.fetch_add(1) < kMaxBlocks) {
         block = directory.take_fresh_block(owner);
       }
@@ -297,6 +316,7 @@ TEST(DirectoryConcurrency, NoBlockIsEverHeldByTwoThreads) {
       holders[index_of(block)].fetch_sub(1);
       block->publish(mine.with(next));
     }
+    epochs.unregister_thread(self);
   };
 
   auto is_live = [&](void* cell) {

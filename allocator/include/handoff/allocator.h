@@ -17,8 +17,10 @@
 #include <handoff/allocate_inlines.h>
 #include <handoff/block_pool.h>
 #include <handoff/directory.h>
+#include <handoff/epoch.h>
 #include <handoff/error.h>
 #include <handoff/large_object_space.h>
+#include <handoff/limbo.h>
 #include <handoff/liveness.h>
 #include <handoff/thread_allocator.h>
 #include <handoff/tunables.h>
@@ -47,6 +49,8 @@ struct AllocatorStats {
   std::array<DirectoryStats, kNumSizeClasses> classes{};
   LargeObjectStats large;
   LocalAllocatorCounters counters;  // from flushed and detached threads
+  EpochStats epoch;
+  LimboStats limbo;
   std::size_t attached_threads = 0;
   std::size_t heap_limit_bytes = 0;
   std::size_t budget_charged_bytes = 0;
@@ -74,9 +78,16 @@ class Allocator {
   // Error(kMisuse) and changes nothing.
   void begin_lazy_sweep(const LivenessPredicate& is_live);
   SweepTotals finish_lazy_sweep();
-  // Returns empty blocks to the pool. Precondition: no thread is allocating
-  // from this heap (the epoch protocol lifts this restriction).
+  // Retires every EMPTY block and frees those whose grace period is over;
+  // blocks a pinned thread might still read stay in limbo until a later
+  // reclaim_retired(). Safe beside allocating threads. Returns blocks freed.
   std::size_t release_empty_blocks();
+  // S2 for all directories: retires EMPTY blocks beyond `keep` per
+  // directory while the limbo holds fewer than `limbo_cap`.
+  std::size_t retire_empty_blocks(std::size_t keep, std::size_t limbo_cap);
+  // S3 + S4: advances the epoch if it can and frees blocks past their grace
+  // period. Called by the concurrent sweeper, or by a stopped world.
+  std::size_t reclaim_retired() { return limbo_.reclaim(epochs_, pool_); }
   // Returns idle pool memory to the OS (all cached blocks when `force`).
   std::size_t purge(bool force = false) { return pool_.purge(force); }
 
@@ -99,6 +110,8 @@ class Allocator {
   Directory& directory(std::size_t size_class) noexcept { return *directories_[size_class]; }
   BlockPool& pool() noexcept { return pool_; }
   HeapBudget& budget() noexcept { return budget_; }
+  EpochDomain& epochs() noexcept { return epochs_; }
+  const Limbo& limbo() const noexcept { return limbo_; }
   LargeObjectSpace& large_objects() noexcept { return large_; }
 
  private:
@@ -110,6 +123,8 @@ class Allocator {
   const AllocatorConfig config_;
   HeapBudget budget_;
   BlockPool pool_;
+  EpochDomain epochs_;
+  Limbo limbo_;
   std::array<std::unique_ptr<Directory>, kNumSizeClasses> directories_;
   LargeObjectSpace large_;
   mutable std::mutex threads_mutex_;

@@ -25,19 +25,26 @@
 //   counter moves (after a sweep), so the registry is walked about once per
 //   cycle per allocator, as JSC's allocation cursor does.
 //
-//   Releasing blocks to the pool (release_empty_blocks) requires that no
-//   thread is inside a refill on this directory: this is the window the
-//   epoch protocol closes (DESIGN.md invariant 3). Until it exists, callers
-//   stop the world first; the memory is type-stable regardless.
+//   Blocks leave a directory only through retire_empty_blocks: EMPTY ->
+//   RETIRED by CAS, then the slot is cleared (seq_cst) and the block goes to
+//   the limbo tagged with the epoch. A claim scan runs pinned (EpochGuard),
+//   so a block whose pointer it read cannot be freed before it unpins; the
+//   scan's slot loads are seq_cst against the unlink store (epoch.h explains
+//   the store-buffering argument). A claimed block is checked to belong to
+//   this directory: that check can only fail if a block was freed and
+//   recycled under a pinned reader, which the grace period forbids; with the
+//   grace period switched off (the negative control) it is what fires.
 //
 // Call tree of a refill:
 //   LocalAllocator::allocate_slow (owner thread, holds nothing)
 //     -> give_up current block (store FULL|SWEPT)
-//     -> Directory::try_claim    (lock-free scan, one CAS)
-//          -> MarkedBlock::sweep if the claimed block was UNSWEPT
-//     -> Directory::take_fresh_block (pool lock, then directory lock)
+//     -> Directory::try_claim    (pinned lock-free scan, one CAS)
+//     -> MarkedBlock::sweep if the claimed block was UNSWEPT (unpinned: owned)
+//     -> Directory::take_fresh_block (pool, then directory lock)
 #pragma once
 
+#include <handoff/epoch.h>
+#include <handoff/limbo.h>
 #include <handoff/liveness.h>
 #include <handoff/marked_block.h>
 
@@ -76,7 +83,7 @@ struct DirectoryStats {
 
 class Directory {
  public:
-  Directory(std::size_t size_class, BlockPool& pool);
+  Directory(std::size_t size_class, BlockPool& pool, EpochDomain& epochs);
   ~Directory();
   Directory(const Directory&) = delete;
   Directory& operator=(const Directory&) = delete;
@@ -85,8 +92,13 @@ class Directory {
   std::size_t cell_size() const noexcept { return class_size(size_class_); }
 
   // Refill: claims a block with free cells for `owner`, sweeping it first
-  // when it was UNSWEPT. Lock-free; nullptr when none is claimable.
-  ClaimResult try_claim(ClaimCursor& cursor, std::uint32_t owner) noexcept;
+  // when it was UNSWEPT. Lock-free; pins `self` during the scan; nullptr when
+  // none is claimable.
+  ClaimResult try_claim(ClaimCursor& cursor, std::uint32_t owner, EpochParticipant& self) noexcept;
+  // The sweeper's step S1 for one UNSWEPT block: claims it (CAS to
+  // SWEEPING), sweeps it with the lazy predicate and publishes the result.
+  // False when another thread took it first.
+  bool sweep_unswept(MarkedBlock& block, SweepCounts& counts);
   // A new block from the pool, already OWNED by `owner`; nullptr on OOM.
   MarkedBlock* take_fresh_block(std::uint32_t owner) noexcept;
 
@@ -97,13 +109,16 @@ class Directory {
   // the stored predicate that claimers read); see Allocator.
   std::size_t begin_lazy_sweep(const LivenessPredicate& is_live);
   SweepCounts finish_lazy_sweep();
-  // Returns EMPTY blocks to the pool. Precondition: no refill in flight.
-  std::size_t release_empty_blocks();
+  // S2: retires EMPTY blocks beyond the first `keep`, unless the limbo
+  // already holds `limbo_cap` blocks. Safe beside refills.
+  std::size_t retire_empty_blocks(std::size_t keep, Limbo& limbo, std::size_t limbo_cap);
 
   std::uint64_t cycle() const noexcept { return cycle_.load(std::memory_order_acquire); }
   std::size_t block_slots() const noexcept { return size_.load(std::memory_order_acquire); }
   // Block in slot i, or nullptr for an empty slot.
   MarkedBlock* block_at(std::size_t i) const noexcept;
+  // Callers outside this class pin first unless no block can be freed
+  // meanwhile (tests with no sweeper, a stopped world).
   template <class F>
   void for_each_block(F&& f) const {
     const std::size_t n = block_slots();
@@ -123,10 +138,13 @@ class Directory {
   std::atomic<MarkedBlock*>& slot(std::size_t i) const noexcept;
   bool publish_locked(MarkedBlock* block);
   SweepCounts sweep_one(MarkedBlock& block, BlockStateWord seen, const LivenessPredicate& is_live);
+  MarkedBlock* claim_scan(ClaimCursor& cursor, std::uint32_t owner, EpochParticipant& self,
+                          ClaimResult& result) noexcept;
   void advance_cycle() noexcept { cycle_.fetch_add(1, std::memory_order_acq_rel); }
 
   const std::size_t size_class_;
   BlockPool& pool_;
+  EpochDomain& epochs_;
   std::mutex mutex_;  // appends and slot reuse
   std::vector<std::size_t> free_slots_;
   std::array<std::atomic<Segment*>, kMaxSegments> segments_{};

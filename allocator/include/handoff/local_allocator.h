@@ -8,7 +8,8 @@
 //     -> allocate_slow()             out of line, cold
 //          -> refill()
 //               -> give_up_current() OWNED -> FULL | SWEPT (release store)
-//               -> Directory::try_claim    (one CAS; sweeps if UNSWEPT)
+//               -> reclaim_last_block()    no pin: R1-R3 of papers/handoff.md
+//               -> Directory::try_claim    (pinned; one CAS; sweeps if UNSWEPT)
 //               -> Directory::take_fresh_block  (pool, when nothing to claim)
 //               -> FreeList::build          (from the live bitmap)
 //
@@ -38,6 +39,7 @@ struct LocalAllocatorCounters {
   std::uint64_t lazily_freed = 0;   // cells those sweeps freed
   std::uint64_t cas_failures = 0;   // claims lost to another thread
   std::uint64_t cells_from_claims = 0;
+  std::uint64_t last_block_reclaims = 0;  // refills served by the remembered block
 
   LocalAllocatorCounters& operator+=(const LocalAllocatorCounters& o) noexcept;
   LocalAllocatorCounters& operator-=(const LocalAllocatorCounters& o) noexcept;
@@ -57,7 +59,7 @@ class LocalAllocator {
   LocalAllocator(const LocalAllocator&) = delete;
   LocalAllocator& operator=(const LocalAllocator&) = delete;
 
-  void bind(Directory& directory, std::uint32_t owner) noexcept;
+  void bind(Directory& directory, std::uint32_t owner, EpochParticipant& participant) noexcept;
 
   // Fast paths (allocate_inlines.h). allocate() throws Error(kOutOfMemory);
   // try_allocate() returns nullptr instead.
@@ -78,12 +80,18 @@ class LocalAllocator {
   HANDOFF_SLOW_PATH void* try_allocate_slow() noexcept;
   bool refill() noexcept;
   MarkedBlock* rescan_before_failing() noexcept;
+  MarkedBlock* reclaim_last_block() noexcept;
   void give_up_current() noexcept;
 
   FreeList free_list_;
   MarkedBlock* current_ = nullptr;
   Directory* directory_ = nullptr;
   ClaimCursor cursor_;
+  EpochParticipant* participant_ = nullptr;
+  // The block last given up with free cells and its generation (R1): a
+  // stale pointer on purpose, re-claimed only if the generation still matches.
+  MarkedBlock* last_block_ = nullptr;
+  std::uint32_t last_generation_ = 0;
   std::uint32_t owner_ = 0;
   std::size_t live_at_claim_ = 0;
   std::size_t list_at_claim_ = 0;

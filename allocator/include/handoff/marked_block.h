@@ -114,6 +114,14 @@ class MarkedBlock {
     return state_.compare_exchange_strong(e, desired.pack(), std::memory_order_acq_rel,
                                           std::memory_order_acquire);
   }
+  // R2/R3 of the protocol: the state word of a block that may have been
+  // freed since the caller last owned it. Block memory is type-stable (the
+  // pool never unmaps it), so the access is safe; it is exempt from ASan,
+  // which poisons pooled blocks to catch every *other* stale access.
+  static BlockStateWord state_possibly_freed(const MarkedBlock* block) noexcept;
+  static bool try_transition_possibly_freed(MarkedBlock* block, BlockStateWord expected,
+                                            BlockStateWord desired) noexcept;
+
   // For the holder of an exclusive state (kOwned by the caller, kSweeping by
   // the caller, or a stopped world): publish the next state.
   void publish(BlockStateWord next) noexcept { state_.store(next.pack(), std::memory_order_release); }

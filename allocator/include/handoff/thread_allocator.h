@@ -8,6 +8,7 @@
 //   void* p = thread.allocate(48);             // fast path inline
 #pragma once
 
+#include <handoff/epoch.h>
 #include <handoff/error.h>
 #include <handoff/local_allocator.h>
 #include <handoff/sanitizer.h>
@@ -53,6 +54,7 @@ class ThreadAllocator {
 
   Allocator& allocator_;
   std::uint32_t owner_;
+  EpochParticipant* participant_;
   ErrorCode last_error_ = ErrorCode::kNone;
   LocalAllocatorCounters published_;  // counters already handed to the Allocator
   std::vector<void*> unpublished_large_;  // large objects since the last flush

@@ -1,0 +1,133 @@
+#include <handoff/concurrent_sweeper.h>
+
+#include <array>
+#include <chrono>
+
+namespace handoff {
+namespace {
+
+constexpr std::array<TunableSpec<SweeperConfig>, 4> kSweeperTunables{{
+    {"sweeper_enabled", "HANDOFF_SWEEPER", &SweeperConfig::enabled,
+     "1 runs the concurrent sweeper thread; 0 leaves all sweeping to mutators"},
+    {"sweeper_keep_empty_blocks", "HANDOFF_SWEEPER_KEEP_EMPTY", &SweeperConfig::keep_empty_blocks,
+     "empty blocks per size class the sweeper keeps for reuse instead of retiring"},
+    {"limbo_cap_blocks", "HANDOFF_LIMBO_CAP_BLOCKS", &SweeperConfig::limbo_cap_blocks,
+     "retired blocks allowed to wait for their grace period; above it, empty blocks are kept"},
+    {"sweeper_idle_wait_ms", "HANDOFF_SWEEPER_IDLE_MS", &SweeperConfig::idle_wait_ms,
+     "how often an idle sweeper looks for work and for grace periods that ended"},
+}};
+
+}  // namespace
+
+std::span<const TunableSpec<SweeperConfig>> SweeperConfig::table() { return kSweeperTunables; }
+
+SweeperConfig SweeperConfig::from_environment() {
+  SweeperConfig config;
+  apply_environment(config, table());
+  return config;
+}
+
+ConcurrentSweeper::ConcurrentSweeper(Allocator& heap, SweeperConfig config) : heap_(heap), config_(config) {
+  if (config_.enabled != 0) thread_ = std::thread([this] { run(); });
+}
+
+ConcurrentSweeper::~ConcurrentSweeper() {
+  {
+    std::lock_guard lock(mutex_);
+    stop_ = true;
+  }
+  pause_requested_.store(true, std::memory_order_release);  // leave a pass early
+  wake_cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void ConcurrentSweeper::run() {
+  const auto idle = std::chrono::milliseconds(config_.idle_wait_ms == 0 ? 1 : config_.idle_wait_ms);
+  std::unique_lock lock(mutex_);
+  while (!stop_) {
+    wake_cv_.wait_for(lock, idle, [this] { return stop_ || (work_ && !pause_requested()); });
+    if (stop_) break;
+    if (pause_requested()) continue;
+    work_ = false;
+    in_pass_ = true;
+    lock.unlock();
+    const bool did_work = pass();
+    lock.lock();
+    in_pass_ = false;
+    idle_cv_.notify_all();
+    if (did_work) work_ = true;  // keep going while there is work
+  }
+}
+
+bool ConcurrentSweeper::pass() {
+  passes_.fetch_add(1, std::memory_order_relaxed);
+  bool did = sweep_unswept_blocks();
+  if (pause_requested()) return did;
+  const std::size_t retired = heap_.retire_empty_blocks(config_.keep_empty_blocks, config_.limbo_cap_blocks);
+  const std::size_t freed = heap_.reclaim_retired();
+  blocks_retired_.fetch_add(retired, std::memory_order_relaxed);
+  blocks_freed_.fetch_add(freed, std::memory_order_relaxed);
+  heap_.purge(false);
+  return did || retired != 0 || freed != 0;
+}
+
+bool ConcurrentSweeper::sweep_unswept_blocks() {
+  bool did = false;
+  for (std::size_t cls = 0; cls < kNumSizeClasses; ++cls) {
+    Directory& directory = heap_.directory(cls);
+    ScopedPin pinned(heap_.epochs());  // S1 reads block pointers from the registry
+    const std::size_t n = directory.block_slots();
+    for (std::size_t i = 0; i < n; ++i) {
+      if (pause_requested()) return did;  // a safe point: we hold no block
+      MarkedBlock* block = directory.block_at(i);
+      if (block == nullptr) continue;
+      SweepCounts counts;
+      if (!directory.sweep_unswept(*block, counts)) continue;
+      blocks_swept_.fetch_add(1, std::memory_order_relaxed);
+      cells_freed_.fetch_add(counts.freed_cells, std::memory_order_relaxed);
+      did = true;
+    }
+  }
+  return did;
+}
+
+void ConcurrentSweeper::pause() {
+  pause_requested_.store(true, std::memory_order_release);
+  std::unique_lock lock(mutex_);
+  idle_cv_.wait(lock, [this] { return !in_pass_; });
+}
+
+void ConcurrentSweeper::resume() {
+  pause_requested_.store(false, std::memory_order_release);
+  wake();
+}
+
+void ConcurrentSweeper::wake() {
+  {
+    std::lock_guard lock(mutex_);
+    work_ = true;
+  }
+  wake_cv_.notify_all();
+}
+
+SweepTotals ConcurrentSweeper::begin_cycle(const LivenessPredicate& is_live) {
+  pause();
+  const SweepTotals previous = heap_.finish_lazy_sweep();
+  heap_.begin_lazy_sweep(is_live);
+  resume();
+  return previous;
+}
+
+SweeperStats ConcurrentSweeper::stats() const {
+  SweeperStats s;
+  s.passes = passes_.load(std::memory_order_relaxed);
+  s.blocks_swept = blocks_swept_.load(std::memory_order_relaxed);
+  s.cells_freed = cells_freed_.load(std::memory_order_relaxed);
+  s.blocks_retired = blocks_retired_.load(std::memory_order_relaxed);
+  s.blocks_freed = blocks_freed_.load(std::memory_order_relaxed);
+  s.limbo_blocks = heap_.limbo().size();
+  s.running = thread_.joinable();
+  return s;
+}
+
+}  // namespace handoff

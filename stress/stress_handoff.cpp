@@ -1,0 +1,195 @@
+// stress_handoff: the cached-block race.
+//
+// Mutator threads allocate and drop small objects in a few size classes and
+// flush often, so their blocks keep going back to the directories. A
+// reclaimer thread runs eager sweeps, so blocks keep becoming EMPTY; the
+// concurrent sweeper retires every EMPTY block at once (retention 0) and
+// frees retired blocks as soon as their grace period ends. Refills therefore
+// keep scanning registries whose blocks are being unlinked and freed under
+// them: exactly the window in which Bun's allocator dereferenced a freed
+// block. Chaos delays at the protocol's points widen the window.
+//
+// With the grace period on (default), nothing may go wrong: survivors keep
+// their patterns and every block comes back. With --no-grace (test builds
+// only: the negative control), retired blocks are freed at once, and a
+// refill reading a candidate block after it was freed is reported: by
+// AddressSanitizer as a use-after-poison on the pooled block (the pool
+// poisons what it holds), or by the directory's block validity check when
+// the block was recycled into another size class first.
+#include "stress_cli.h"
+
+#include <handoff/allocator.h>
+#include <handoff/chaos.h>
+#include <handoff/concurrent_sweeper.h>
+#include <handoff/platform.h>
+
+#include <atomic>
+#include <chrono>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using handoff::stress::Options;
+
+constexpr std::uint32_t kAlive = 0xA11CEu;
+constexpr std::uint32_t kDead = 0xDEADu;
+
+handoff::stress::ProgramInfo info{
+    "stress_handoff",
+    "The cached-block race: refills scan registries while the concurrent sweeper retires\n"
+    "and frees blocks. Extra flags:\n"
+    "  --no-grace       free retired blocks at once (negative control; test builds only):\n"
+    "                   the run is then expected to crash with a sanitizer or validity report\n"
+    "  --chaos N        chaos delays per million protocol points (test builds; default 20000)",
+    {4, 10.0, 1, false},
+    {2, 2.0, 1, true},
+};
+
+struct Extra {
+  bool no_grace = false;
+  std::uint32_t chaos_per_million = 20000;
+};
+
+// Pulls this program's own flags out of argv before the shared parser runs.
+Extra take_extra_flags(int& argc, char** argv) {
+  Extra extra;
+  int out = 1;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--no-grace") == 0) {
+      extra.no_grace = true;
+    } else if (std::strcmp(argv[i], "--chaos") == 0 && i + 1 < argc) {
+      extra.chaos_per_million = static_cast<std::uint32_t>(std::strtoul(argv[++i], nullptr, 10));
+    } else {
+      argv[out++] = argv[i];
+    }
+  }
+  argc = out;
+  return extra;
+}
+
+struct Object {
+  std::atomic<std::uint32_t> state;
+  std::uint32_t size;
+  std::uint64_t tag;
+};
+
+bool is_alive(void* cell) { return static_cast<Object*>(cell)->state.load(std::memory_order_acquire) != kDead; }
+
+struct Shared {
+  explicit Shared(const Options& o) : options(o) {}
+  Options options;
+  handoff::Allocator heap;
+  std::atomic<bool> stop{false};
+  std::atomic<std::uint64_t> ops{0};
+  std::atomic<std::uint64_t> sweeps{0};
+};
+
+void mutator(Shared& shared, unsigned thread) {
+  handoff::ThreadAllocator local(shared.heap);
+  std::mt19937_64 rng(shared.options.seed * 7919 + thread);
+  constexpr std::size_t kKeep = 64;
+  std::vector<Object*> survivors;
+  std::uint64_t serial = 0;
+  std::uint64_t ops = 0;
+  while (!shared.stop.load(std::memory_order_relaxed)) {
+    // Three size classes keep many blocks per directory in play.
+    const std::size_t size = std::size_t{16} << (rng() % 3);
+    auto* o = new (local.allocate(size))
+        Object{{kAlive}, static_cast<std::uint32_t>(size), (std::uint64_t{thread} << 48) | serial++};
+    if (survivors.size() < kKeep) {
+      survivors.push_back(o);
+    } else {
+      Object*& slot = survivors[rng() % kKeep];
+      if (slot->state.load(std::memory_order_relaxed) != kAlive || (slot->tag >> 48) != thread) {
+        handoff::stress::fail(info, shared.options, "a survivor was overwritten: a live cell was reused");
+      }
+      slot->state.store(kDead, std::memory_order_release);
+      slot = o;
+    }
+    if (++ops % 512 == 0) {
+      local.flush();  // hand blocks back: refills then scan the registries
+      shared.ops.fetch_add(512, std::memory_order_relaxed);
+    }
+  }
+  for (Object* s : survivors) s->state.store(kDead, std::memory_order_release);
+}
+
+void reclaimer(Shared& shared, handoff::ConcurrentSweeper& sweeper) {
+  auto predicate = [](void* cell) { return is_alive(cell); };
+  while (!shared.stop.load(std::memory_order_relaxed)) {
+    shared.heap.sweep(predicate);
+    sweeper.wake();
+    shared.sweeps.fetch_add(1, std::memory_order_relaxed);
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+}
+
+void progress(Shared& shared, const handoff::ConcurrentSweeper& sweeper, double elapsed) {
+  const handoff::SweeperStats s = sweeper.stats();
+  std::printf("[%6.1fs] ops %" PRIu64 " sweeps %" PRIu64 " retired %" PRIu64 " freed %" PRIu64
+              " limbo %zu epoch %" PRIu64 " rss %.1f MiB\n",
+              elapsed, shared.ops.load(), shared.sweeps.load(), s.blocks_retired, s.blocks_freed, s.limbo_blocks,
+              shared.heap.epochs().epoch(), handoff::platform::process_rss_bytes() / 1048576.0);
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Extra extra = take_extra_flags(argc, argv);
+  const Options options = handoff::stress::parse_options(argc, argv, info);
+  Shared shared(options);
+#if defined(HANDOFF_TEST_HOOKS)
+  handoff::chaos::configure({options.seed, extra.chaos_per_million, 100});
+  shared.heap.epochs().set_grace_period_enabled(!extra.no_grace);
+#else
+  if (extra.no_grace) {
+    std::fprintf(stderr, "stress_handoff: --no-grace needs a build with HANDOFF_TEST_HOOKS=ON "
+                         "(the debug, asan or tsan preset)\n");
+    return 2;
+  }
+#endif
+  handoff::SweeperConfig config = handoff::SweeperConfig::from_environment();
+  config.enabled = 1;
+  config.keep_empty_blocks = 0;  // retire every empty block: the race needs them
+  config.idle_wait_ms = 1;
+  std::printf("stress_handoff: %u threads, %.1f s, seed %" PRIu64 "%s\n", options.threads, options.seconds,
+              options.seed, extra.no_grace ? ", GRACE PERIOD OFF (negative control)" : "");
+  {
+    handoff::ConcurrentSweeper sweeper(shared.heap, config);
+    std::vector<std::thread> threads;
+    for (unsigned t = 0; t < options.threads; ++t) threads.emplace_back(mutator, std::ref(shared), t);
+    std::thread reclaim(reclaimer, std::ref(shared), std::ref(sweeper));
+    const auto start = std::chrono::steady_clock::now();
+    const auto deadline = start + std::chrono::duration<double>(options.seconds);
+    auto next = start + std::chrono::seconds(1);
+    while (std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      if (std::chrono::steady_clock::now() >= next) {
+        progress(shared, sweeper, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+        next += std::chrono::seconds(1);
+      }
+    }
+    shared.stop.store(true);
+    for (auto& t : threads) t.join();
+    reclaim.join();
+    progress(shared, sweeper, options.seconds);
+  }
+  // Everything is dead and every thread has stopped: all blocks must come back.
+  shared.heap.sweep([](void* cell) { return is_alive(cell); });
+  shared.heap.release_empty_blocks();
+  const handoff::PoolStats pool = shared.heap.pool().stats();
+  if (pool.in_use_bytes != 0 || shared.heap.limbo().size() != 0) {
+    handoff::stress::fail(info, options,
+                          std::to_string(pool.in_use_bytes / handoff::kBlockSize) + " blocks in use and " +
+                              std::to_string(shared.heap.limbo().size()) + " in limbo after everything died");
+  }
+  std::printf("stress_handoff: no violation\n");
+  return 0;
+}
