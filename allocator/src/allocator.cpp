@@ -58,6 +58,7 @@ SweepTotals Allocator::sweep(const LivenessPredicate& is_live) {
   SweepTotals totals;
   for (auto& directory : directories_) {
     const SweepCounts c = directory->sweep(is_live);
+    totals.blocks_swept += c.blocks;
     totals.live_cells += c.live_cells;
     totals.freed_cells += c.freed_cells;
     totals.freed_bytes += c.freed_cells * directory->cell_size();
@@ -84,6 +85,7 @@ SweepTotals Allocator::finish_lazy_sweep() {
   SweepTotals totals;
   for (auto& directory : directories_) {
     const SweepCounts c = directory->finish_lazy_sweep();
+    totals.blocks_swept += c.blocks;
     totals.live_cells += c.live_cells;
     totals.freed_cells += c.freed_cells;
     totals.freed_bytes += c.freed_cells * directory->cell_size();

@@ -14,6 +14,10 @@ bool sweepable(BlockState s) noexcept {
   return s == BlockState::kFull || s == BlockState::kSwept || s == BlockState::kUnswept;
 }
 
+SweepCounts sweep_block(MarkedBlock& block, const LivenessPredicate& is_live) {
+  return is_live.mark_bits_decide_blocks() ? block.sweep_marked() : block.sweep(is_live);
+}
+
 BlockState state_after_sweep(const MarkedBlock& block) noexcept {
   const std::size_t live = block.live_cell_count();
   if (live == 0) return BlockState::kEmpty;
@@ -56,7 +60,7 @@ ClaimResult Directory::try_claim(ClaimCursor& cursor, std::uint32_t owner, Epoch
                 "claimed a block of another directory: a block was freed and recycled under a pinned reader");
   if (result.lazily_swept) {
     // The predicate was published before the UNSWEPT store our CAS read.
-    result.swept = block->sweep(*lazy_predicate_.load(std::memory_order_acquire));
+    result.swept = sweep_block(*block, *lazy_predicate_.load(std::memory_order_acquire));
   }
   result.block = block;
   return result;
@@ -92,6 +96,7 @@ bool Directory::sweep_unswept(MarkedBlock& block, SweepCounts& counts) {
   const SweepCounts c = sweep_one(block, seen, *lazy_predicate_.load(std::memory_order_acquire));
   counts.live_cells += c.live_cells;
   counts.freed_cells += c.freed_cells;
+  ++counts.blocks;
   return true;
 }
 
@@ -129,7 +134,7 @@ MarkedBlock* Directory::take_fresh_block(std::uint32_t owner) noexcept {
 }
 
 SweepCounts Directory::sweep_one(MarkedBlock& block, BlockStateWord seen, const LivenessPredicate& is_live) {
-  const SweepCounts counts = block.sweep(is_live);
+  const SweepCounts counts = sweep_block(block, is_live);
   block.publish(seen.with(state_after_sweep(block)));
   HANDOFF_EXPENSIVE((block.check_invariants(), true));
   return counts;
@@ -145,6 +150,7 @@ SweepCounts Directory::sweep(const LivenessPredicate& is_live) {
     const SweepCounts c = sweep_one(block, seen, is_live);
     total.live_cells += c.live_cells;
     total.freed_cells += c.freed_cells;
+    ++total.blocks;
   });
   advance_cycle();
   return total;
@@ -176,6 +182,7 @@ SweepCounts Directory::finish_lazy_sweep() {
     const SweepCounts c = sweep_one(block, seen, *is_live);
     total.live_cells += c.live_cells;
     total.freed_cells += c.freed_cells;
+    ++total.blocks;
   });
   advance_cycle();
   return total;

@@ -1,6 +1,7 @@
 #include <handoff/check.h>
 #include <handoff/marked_block.h>
 
+#include <bit>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -72,6 +73,25 @@ void* MarkedBlock::cell_start(const void* p) const noexcept {
 
 bool MarkedBlock::is_live_cell(const void* p) const noexcept {
   return cell_start(p) == p && live_.get(atom_of(p));
+}
+
+SweepCounts MarkedBlock::sweep_marked() noexcept {
+  SweepCounts counts;
+  for (std::size_t w = 0; w < AtomBitmap::kWords; ++w) {
+    const std::uint64_t live = live_.word(w);
+    const std::uint64_t kept = live & marks_.word(w);
+    std::uint64_t dead = live & ~kept;
+    counts.live_cells += static_cast<std::size_t>(std::popcount(kept));
+    counts.freed_cells += static_cast<std::size_t>(std::popcount(dead));
+    if (dead == 0) continue;
+    live_.set_word(w, kept);
+#if defined(HANDOFF_ASAN)
+    for (; dead != 0; dead &= dead - 1) {
+      HANDOFF_POISON(reinterpret_cast<char*>(this) + (w * 64 + std::countr_zero(dead)) * kAtomSize, cell_size_);
+    }
+#endif
+  }
+  return counts;
 }
 
 void MarkedBlock::check_invariants() const {

@@ -37,6 +37,7 @@
 namespace handoff {
 
 struct SweepTotals {
+  std::size_t blocks_swept = 0;
   std::size_t live_cells = 0;
   std::size_t freed_cells = 0;
   std::size_t freed_bytes = 0;

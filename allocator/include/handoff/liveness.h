@@ -12,6 +12,7 @@
 #include <concepts>
 #include <memory>
 #include <type_traits>
+#include <utility>
 
 namespace handoff {
 
@@ -29,6 +30,10 @@ class LivenessPredicate {
     using Referenced = std::remove_reference_t<F>;
     if constexpr (std::is_empty_v<Plain> && std::is_default_constructible_v<Plain>) {
       call_ = [](void*, void* cell) { return static_cast<bool>(Plain{}(cell)); };
+    } else if constexpr (std::is_function_v<Referenced> || std::is_pointer_v<Plain>) {
+      // A function: stored by address, which never dangles.
+      context_ = reinterpret_cast<void*>(static_cast<bool (*)(void*)>(f));
+      call_ = [](void* context, void* cell) { return reinterpret_cast<bool (*)(void*)>(context)(cell); };
     } else {
       context_ = const_cast<void*>(static_cast<const void*>(std::addressof(f)));
       call_ = [](void* context, void* cell) {
@@ -37,11 +42,23 @@ class LivenessPredicate {
     }
   }
 
+  // A predicate under which a block cell is live iff its mark bit is set (the
+  // collector's case); `large` judges large objects only. Blocks are then
+  // swept a bitmap word at a time instead of a call per cell.
+  template <class F>
+  static LivenessPredicate marked_or(F&& large) noexcept {
+    LivenessPredicate p(std::forward<F>(large));
+    p.mark_bits_decide_blocks_ = true;
+    return p;
+  }
+  bool mark_bits_decide_blocks() const noexcept { return mark_bits_decide_blocks_; }
+
   bool operator()(void* cell) const { return call_(context_, cell); }
 
  private:
   void* context_;
   bool (*call_)(void*, void*);
+  bool mark_bits_decide_blocks_ = false;
 };
 
 }  // namespace handoff

@@ -74,6 +74,7 @@ struct BlockStateWord {
 struct SweepCounts {
   std::size_t live_cells = 0;
   std::size_t freed_cells = 0;
+  std::size_t blocks = 0;  // blocks swept (set by directories, not by MarkedBlock::sweep)
 };
 
 class MarkedBlock {
@@ -149,6 +150,8 @@ class MarkedBlock {
   // kOwned by the caller, or the world is stopped).
   template <class Pred>
   SweepCounts sweep(Pred&& is_live);
+  // Sweeps by the mark bitmap: live &= marks, a word at a time.
+  SweepCounts sweep_marked() noexcept;
 
   // Registry slot in the directory (written once, under the directory lock).
   std::size_t registry_index() const noexcept { return registry_index_; }
