@@ -1,6 +1,7 @@
 #include "stress_cli.h"
 
 #include <handoff/allocator.h>
+#include <handoff/concurrent_sweeper.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -26,6 +27,8 @@ void print_help(const ProgramInfo& info) {
             << "allocator tunables (environment):\n";
   AllocatorConfig config;
   print_tunables(std::cout, config, AllocatorConfig::table());
+  SweeperConfig sweeper;
+  print_tunables(std::cout, sweeper, SweeperConfig::table());
 }
 
 [[noreturn]] void usage_error(const ProgramInfo& info, const std::string& message) {

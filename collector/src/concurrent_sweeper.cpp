@@ -6,9 +6,11 @@
 namespace handoff {
 namespace {
 
-constexpr std::array<TunableSpec<SweeperConfig>, 4> kSweeperTunables{{
+constexpr std::array<TunableSpec<SweeperConfig>, 5> kSweeperTunables{{
     {"sweeper_enabled", "HANDOFF_SWEEPER", &SweeperConfig::enabled,
      "1 runs the concurrent sweeper thread; 0 leaves all sweeping to mutators"},
+    {"sweeper_start_paused", "HANDOFF_SWEEPER_START_PAUSED", &SweeperConfig::start_paused,
+     "1 starts the sweeper paused: it does nothing until resume()"},
     {"sweeper_keep_empty_blocks", "HANDOFF_SWEEPER_KEEP_EMPTY", &SweeperConfig::keep_empty_blocks,
      "empty blocks per size class the sweeper keeps for reuse instead of retiring"},
     {"limbo_cap_blocks", "HANDOFF_LIMBO_CAP_BLOCKS", &SweeperConfig::limbo_cap_blocks,
@@ -28,6 +30,7 @@ SweeperConfig SweeperConfig::from_environment() {
 }
 
 ConcurrentSweeper::ConcurrentSweeper(Allocator& heap, SweeperConfig config) : heap_(heap), config_(config) {
+  pause_requested_.store(config_.start_paused != 0, std::memory_order_relaxed);
   if (config_.enabled != 0) thread_ = std::thread([this] { run(); });
 }
 

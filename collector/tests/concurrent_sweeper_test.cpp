@@ -1,10 +1,435 @@
-// Placeholder replaced by the sweeper test suite.
+// The concurrent sweeper: no thread when disabled; background S1 (sweep
+// UNSWEPT blocks), S2 (retire EMPTY blocks beyond the retention budget, up
+// to the limbo cap), S3/S4 (advance, free after the grace period); pause()
+// holding no block; prompt destruction; survivors intact; and a mutator
+// allocating beside it, whose lazy sweeps and the sweeper's add up to the
+// blocks that were UNSWEPT.
+#include "test_support.h"
+
 #include <handoff/concurrent_sweeper.h>
 
 #include <gtest/gtest.h>
 
-TEST(ConcurrentSweeper, StartsAndStops) {
-  handoff::Allocator heap{handoff::AllocatorConfig{}};
-  handoff::ConcurrentSweeper sweeper(heap, handoff::SweeperConfig{});
-  EXPECT_TRUE(sweeper.stats().running);
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <algorithm>
+#include <functional>
+#include <memory>
+#include <thread>
+#include <unordered_set>
+#include <vector>
+
+namespace handoff {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+constexpr std::size_t kClass = 2;  // 48-byte cells
+constexpr std::size_t kCellBytes = 48;
+constexpr std::size_t kWords = kCellBytes / sizeof(std::uint64_t);
+
+const auto kTimeout = test::kSanitized ? 10s : 2s;
+
+SweeperConfig sweeper_config(std::uint64_t keep_empty, std::uint64_t limbo_cap = 4096) {
+  SweeperConfig c;
+  c.enabled = 1;
+  c.keep_empty_blocks = keep_empty;
+  c.limbo_cap_blocks = limbo_cap;
+  c.idle_wait_ms = 1;
+  return c;
 }
+
+bool wait_until(const std::function<bool()>& done, Clock::duration timeout = kTimeout) {
+  const auto deadline = Clock::now() + timeout;
+  while (!done()) {
+    if (Clock::now() > deadline) return done();
+    std::this_thread::sleep_for(200us);
+  }
+  return true;
+}
+
+std::size_t blocks_in(Allocator& heap, BlockState state) {
+  std::size_t n = 0;
+  for (std::size_t cls = 0; cls < kNumSizeClasses; ++cls) {
+    n += heap.directory(cls).stats().blocks_in_state[static_cast<std::size_t>(state)];
+  }
+  return n;
+}
+
+// Objects: word 0 is the id, the other words a pattern of it. The
+// predicates below read the id, so they need no state (they are captureless
+// and stay valid for the whole lazy cycle).
+void write_object(void* p, std::uint64_t id) {
+  auto* w = static_cast<std::uint64_t*>(p);
+  w[0] = id;
+  for (std::size_t i = 1; i < kWords; ++i) w[i] = test::pattern_word(id, i);
+}
+
+bool object_intact(const void* p, std::uint64_t id) {
+  const auto* w = static_cast<const std::uint64_t*>(p);
+  if (w[0] != id) return false;
+  for (std::size_t i = 1; i < kWords; ++i) {
+    if (w[i] != test::pattern_word(id, i)) return false;
+  }
+  return true;
+}
+
+std::uint64_t id_of(const void* cell) { return *static_cast<const std::uint64_t*>(cell); }
+
+const auto drop_all = [](void*) { return false; };
+const auto keep_even_ids = [](void* cell) { return id_of(cell) % 2 == 0; };
+// Sweeping a block takes at least ~0.2 ms: the mutator and the sweeper
+// interleave instead of one of them taking every block.
+const auto slow_keep_even_ids = [](void* cell) {
+  MarkedBlock* b = MarkedBlock::of(cell);
+  if (b->cell_start(cell) == b->cell_at(0)) std::this_thread::sleep_for(200us);
+  return id_of(cell) % 2 == 0;
+};
+// Each block takes at least ~1 ms to sweep, so a test can catch the
+// sweeper in the middle of its work.
+const auto slow_drop_all = [](void* cell) {
+  MarkedBlock* b = MarkedBlock::of(cell);
+  if (b->cell_start(cell) == b->cell_at(0)) std::this_thread::sleep_for(1ms);
+  return false;
+};
+
+// Fills `blocks` whole blocks of kClass with objects numbered from `first_id`
+// and gives them back FULL. Returns the objects in allocation order.
+std::vector<void*> fill_full_blocks(ThreadAllocator& thread, std::size_t blocks, std::uint64_t first_id = 0) {
+  std::vector<void*> objects;
+  const std::size_t n = blocks * cells_per_block(kClass);
+  objects.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    void* p = thread.allocate(kCellBytes);
+    write_object(p, first_id + i);
+    objects.push_back(p);
+  }
+  thread.flush();
+  EXPECT_EQ(blocks_in(thread.allocator(), BlockState::kFull), blocks);
+  return objects;
+}
+
+TEST(ConcurrentSweeper, DisabledRunsNoThreadAndLeavesSweepingToMutators) {
+  Allocator heap(test::default_config());
+  ThreadAllocator thread(heap);
+  fill_full_blocks(thread, 3);
+  SweeperConfig config = sweeper_config(0);
+  config.enabled = 0;
+  ConcurrentSweeper sweeper(heap, config);
+  EXPECT_FALSE(sweeper.stats().running);
+  sweeper.begin_cycle(drop_all);
+  sweeper.wake();
+  std::this_thread::sleep_for(20ms);
+  const SweeperStats s = sweeper.stats();
+  EXPECT_FALSE(s.running);
+  EXPECT_EQ(s.passes, 0u);
+  EXPECT_EQ(s.blocks_swept, 0u);
+  EXPECT_EQ(blocks_in(heap, BlockState::kUnswept), 3u) << "nobody swept in the background";
+  sweeper.pause();  // no thread to wait for: returns at once
+  sweeper.resume();
+  void* p = thread.allocate(kCellBytes);  // the mutator sweeps what it claims
+  EXPECT_NE(p, nullptr);
+  EXPECT_EQ(thread.local_allocator(kClass).counters().lazy_sweeps, 1u);
+  heap.finish_lazy_sweep();
+}
+
+TEST(ConcurrentSweeper, EnabledRunsAThread) {
+  Allocator heap(test::default_config());
+  ConcurrentSweeper sweeper(heap, sweeper_config(4));
+  EXPECT_TRUE(sweeper.stats().running);
+  EXPECT_EQ(sweeper.config().keep_empty_blocks, 4u);
+  EXPECT_TRUE(wait_until([&] { return sweeper.stats().passes > 0; })) << "an idle sweeper still polls";
+  EXPECT_EQ(sweeper.stats().blocks_swept, 0u);
+}
+
+TEST(ConcurrentSweeper, SweepsRetiresAndFreesInTheBackground) {
+  Allocator heap(test::default_config());
+  ThreadAllocator thread(heap);  // registered, never pinned: must not hold anything up
+  constexpr std::size_t kBlocks = 8;
+  constexpr std::size_t kKeep = 2;
+  fill_full_blocks(thread, kBlocks);
+  ConcurrentSweeper sweeper(heap, sweeper_config(kKeep));
+  const std::size_t in_use_before = heap.pool().stats().in_use_bytes;
+  ASSERT_EQ(in_use_before, kBlocks * kBlockSize);
+
+  sweeper.begin_cycle(drop_all);
+  ASSERT_TRUE(wait_until([&] { return sweeper.stats().blocks_swept == kBlocks; }))
+      << "swept " << sweeper.stats().blocks_swept << " of " << kBlocks;
+  ASSERT_TRUE(wait_until([&] {
+    const SweeperStats s = sweeper.stats();
+    return s.blocks_freed == kBlocks - kKeep && s.limbo_blocks == 0;
+  })) << "freed " << sweeper.stats().blocks_freed << ", limbo " << sweeper.stats().limbo_blocks;
+  const SweeperStats s = sweeper.stats();
+  EXPECT_EQ(s.cells_freed, kBlocks * cells_per_block(kClass));
+  EXPECT_EQ(s.blocks_retired, kBlocks - kKeep);
+  EXPECT_EQ(heap.pool().stats().in_use_bytes, kKeep * kBlockSize);
+  EXPECT_EQ(heap.limbo().size(), 0u);
+  EXPECT_EQ(blocks_in(heap, BlockState::kEmpty), kKeep) << "the retention budget stays in the registry";
+  EXPECT_EQ(heap.directory(kClass).stats().blocks, kKeep);
+  EXPECT_EQ(thread.local_allocator(kClass).counters().lazy_sweeps, 0u);
+  EXPECT_TRUE(test::budget_identity_holds(heap));
+  EXPECT_TRUE(test::pool_identities_hold(heap.pool().stats()));
+  // The kept blocks serve the next allocations.
+  void* p = thread.allocate(kCellBytes);
+  EXPECT_EQ(heap.pool().stats().in_use_bytes, kKeep * kBlockSize) << "no fresh block was needed";
+  EXPECT_EQ(MarkedBlock::of(p)->directory(), &heap.directory(kClass));
+}
+
+// A stalled pinned thread holds every retired block; the limbo cap bounds
+// what it costs, and the rest stays EMPTY in the registry until it unpins.
+TEST(ConcurrentSweeper, AStalledReaderCostsAtMostTheLimboCap) {
+  Allocator heap(test::default_config());
+  ThreadAllocator thread(heap);
+  constexpr std::size_t kBlocks = 8;
+  constexpr std::size_t kCap = 3;
+  fill_full_blocks(thread, kBlocks);
+  EpochParticipant* stalled = heap.epochs().register_thread();
+  stalled->pin(heap.epochs().global());
+  {
+    ConcurrentSweeper sweeper(heap, sweeper_config(0, kCap));
+    sweeper.begin_cycle(drop_all);
+    ASSERT_TRUE(wait_until([&] { return sweeper.stats().blocks_swept == kBlocks; }));
+    ASSERT_TRUE(wait_until([&] { return sweeper.stats().blocks_retired == kCap; }));
+    std::this_thread::sleep_for(20ms);  // many passes at 1 ms
+    SweeperStats s = sweeper.stats();
+    EXPECT_EQ(s.blocks_retired, kCap) << "retired past the limbo cap";
+    EXPECT_EQ(s.blocks_freed, 0u) << "freed while a thread pinned before the retire is pinned";
+    EXPECT_EQ(s.limbo_blocks, kCap);
+    EXPECT_EQ(blocks_in(heap, BlockState::kEmpty), kBlocks - kCap);
+    EXPECT_EQ(heap.pool().stats().in_use_bytes, kBlocks * kBlockSize);
+
+    stalled->unpin();
+    ASSERT_TRUE(wait_until([&] { return sweeper.stats().blocks_freed == kBlocks; }))
+        << "freed " << sweeper.stats().blocks_freed << " after the unpin";
+    s = sweeper.stats();
+    EXPECT_EQ(s.blocks_retired, kBlocks);
+    EXPECT_EQ(s.limbo_blocks, 0u);
+    EXPECT_EQ(heap.pool().stats().in_use_bytes, 0u);
+  }
+  heap.epochs().unregister_thread(stalled);
+}
+
+TEST(ConcurrentSweeper, SurvivorsStayIntact) {
+  Allocator heap(test::default_config());
+  ThreadAllocator thread(heap);
+  const std::size_t blocks = test::scaled(6, 3);
+  const std::vector<void*> objects = fill_full_blocks(thread, blocks);
+  ConcurrentSweeper sweeper(heap, sweeper_config(0));
+  sweeper.begin_cycle(keep_even_ids);
+  ASSERT_TRUE(wait_until([&] { return sweeper.stats().blocks_swept == blocks; }));
+  std::size_t live = 0;
+  for (std::size_t i = 0; i < objects.size(); ++i) {
+    if (i % 2 == 0) {
+      ++live;
+      ASSERT_TRUE(object_intact(objects[i], i)) << "survivor " << i << " changed";
+      ASSERT_EQ(heap.find_cell(objects[i]), objects[i]);
+    } else {
+      ASSERT_EQ(heap.find_cell(objects[i]), nullptr) << "dead object " << i << " still allocated";
+    }
+  }
+  EXPECT_EQ(sweeper.stats().cells_freed, objects.size() - live);
+  EXPECT_EQ(blocks_in(heap, BlockState::kSwept), blocks);
+  EXPECT_EQ(sweeper.stats().blocks_retired, 0u) << "no block is empty";
+  EXPECT_EQ(heap.stats().classes[kClass].live_cells, live);
+  EXPECT_TRUE(test::block_identities_hold(heap));
+}
+
+// pause() returns only when the sweeper holds no block, and it stays idle
+// until resume(), however often another thread wakes it.
+TEST(ConcurrentSweeper, PauseLeavesNoBlockSweepingAndResumeContinues) {
+  Allocator heap(test::default_config());
+  ThreadAllocator thread(heap);
+  const std::size_t blocks = test::scaled(40, 16);
+  fill_full_blocks(thread, blocks);
+  ConcurrentSweeper sweeper(heap, sweeper_config(blocks));
+  sweeper.begin_cycle(slow_drop_all);
+
+  std::atomic<bool> stop{false};
+  std::thread waker([&] {
+    while (!stop.load()) {
+      sweeper.wake();
+      std::this_thread::sleep_for(100us);
+    }
+  });
+  std::size_t paused_mid_work = 0;
+  for (int round = 0; round < 10; ++round) {
+    std::this_thread::sleep_for(2ms);
+    sweeper.pause();
+    const SweeperStats at_pause = sweeper.stats();
+    if (at_pause.blocks_swept < blocks) ++paused_mid_work;
+    for (int look = 0; look < 3; ++look) {
+      ASSERT_EQ(blocks_in(heap, BlockState::kSweeping), 0u) << "round " << round << ": a block is SWEEPING while paused";
+      std::this_thread::sleep_for(1ms);
+    }
+    const SweeperStats later = sweeper.stats();
+    EXPECT_EQ(later.blocks_swept, at_pause.blocks_swept) << "swept while paused";
+    EXPECT_EQ(later.passes, at_pause.passes) << "a pass ran while paused";
+    sweeper.resume();
+  }
+  stop.store(true);
+  waker.join();
+  EXPECT_GT(paused_mid_work, 0u) << "never caught the sweeper with work left";
+  ASSERT_TRUE(wait_until([&] { return sweeper.stats().blocks_swept == blocks; }))
+      << "after resume: swept " << sweeper.stats().blocks_swept << " of " << blocks;
+  EXPECT_EQ(blocks_in(heap, BlockState::kUnswept), 0u);
+  EXPECT_EQ(blocks_in(heap, BlockState::kEmpty), blocks);
+}
+
+TEST(ConcurrentSweeper, DestructionJoinsPromptlyInTheMiddleOfWork) {
+  Allocator heap(test::default_config());
+  ThreadAllocator thread(heap);
+  const std::size_t blocks = test::scaled(120, 40);  // >= 120 ms of sweeping
+  fill_full_blocks(thread, blocks);
+  auto sweeper = std::make_unique<ConcurrentSweeper>(heap, sweeper_config(0));
+  sweeper->begin_cycle(slow_drop_all);
+  ASSERT_TRUE(wait_until([&] { return sweeper->stats().blocks_swept >= 2; }));
+  const auto start = Clock::now();
+  sweeper.reset();  // stops and joins
+  const auto join_time = Clock::now() - start;
+  EXPECT_LT(join_time, test::kSanitized ? 500ms : 100ms)
+      << "joining took " << std::chrono::duration_cast<std::chrono::milliseconds>(join_time).count() << " ms";
+  EXPECT_GT(blocks_in(heap, BlockState::kUnswept), 0u) << "the sweeper finished everything before it stopped";
+  EXPECT_EQ(blocks_in(heap, BlockState::kSweeping), 0u) << "a block was left SWEEPING";
+  heap.finish_lazy_sweep();  // what the sweeper left is still swept correctly
+  EXPECT_EQ(blocks_in(heap, BlockState::kUnswept), 0u);
+  EXPECT_EQ(blocks_in(heap, BlockState::kEmpty), blocks) << "the stopped pass retired nothing";
+}
+
+TEST(ConcurrentSweeper, DestructionWhilePausedJoins) {
+  Allocator heap(test::default_config());
+  auto sweeper = std::make_unique<ConcurrentSweeper>(heap, sweeper_config(0));
+  sweeper->pause();
+  const auto start = Clock::now();
+  sweeper.reset();
+  EXPECT_LT(Clock::now() - start, test::kSanitized ? 500ms : 100ms);
+}
+
+// A mutator allocates while the sweeper sweeps the same directory. It must
+// never get the cell of a live object, and every block that was UNSWEPT is
+// swept exactly once: by the sweeper, by the mutator's claim, or by
+// finish_lazy_sweep.
+TEST(ConcurrentSweeper, AMutatorAllocatingBesideTheSweeperSharesTheWorkExactly) {
+  Allocator heap(test::default_config());
+  ThreadAllocator owner(heap);
+  const std::size_t blocks = test::scaled(32, 12);
+  const std::vector<void*> old_objects = fill_full_blocks(owner, blocks);
+  // A partly used block too (given up SWEPT), so both kinds become UNSWEPT.
+  std::vector<void*> partial;
+  for (std::size_t i = 0; i < 100; ++i) {
+    void* p = owner.allocate(kCellBytes);
+    write_object(p, old_objects.size() + i);
+    partial.push_back(p);
+  }
+  owner.flush();
+
+  ConcurrentSweeper sweeper(heap, sweeper_config(2));
+  sweeper.pause();
+  heap.begin_lazy_sweep(slow_keep_even_ids);
+  const std::size_t unswept = blocks_in(heap, BlockState::kUnswept);
+  ASSERT_EQ(unswept, blocks + 1);
+  const std::uint64_t swept_before = sweeper.stats().blocks_swept;
+
+  std::unordered_set<void*> survivors;
+  std::vector<std::pair<void*, std::uint64_t>> survivor_ids;
+  for (std::size_t i = 0; i < old_objects.size() + partial.size(); ++i) {
+    void* p = i < old_objects.size() ? old_objects[i] : partial[i - old_objects.size()];
+    if (i % 2 == 0) {
+      survivors.insert(p);
+      survivor_ids.emplace_back(p, i);
+    }
+  }
+
+  // About half the cells the sweep frees: the mutator and the sweeper both
+  // find UNSWEPT blocks left to take.
+  const std::size_t to_allocate = blocks * cells_per_block(kClass) / 4;
+  std::vector<void*> fresh;
+  std::size_t hits_on_live = 0;
+  std::size_t wrong_class = 0;
+  LocalAllocatorCounters mutator_counters;
+  std::atomic<bool> started{false};
+  std::thread mutator([&] {
+    ThreadAllocator thread(heap);
+    while (!started.load()) std::this_thread::yield();
+    for (std::size_t i = 0; i < to_allocate; ++i) {
+      void* p = thread.allocate(kCellBytes);
+      if (survivors.count(p) != 0) ++hits_on_live;
+      if (MarkedBlock::of(p)->directory() != &heap.directory(kClass)) ++wrong_class;
+      write_object(p, 1'000'000 + i);
+      fresh.push_back(p);
+      if (i % 50 == 0) {  // give blocks back: more claims, more races
+        thread.flush();
+        std::this_thread::yield();
+      }
+    }
+    thread.flush();
+    mutator_counters = thread.counters();
+  });
+  sweeper.resume();
+  started.store(true);
+  mutator.join();
+  sweeper.pause();
+
+  const std::size_t left_for_finish = blocks_in(heap, BlockState::kUnswept);
+  heap.finish_lazy_sweep();
+  EXPECT_EQ(blocks_in(heap, BlockState::kUnswept), 0u);
+  const std::uint64_t by_sweeper = sweeper.stats().blocks_swept - swept_before;
+  EXPECT_EQ(by_sweeper + mutator_counters.lazy_sweeps + left_for_finish, unswept)
+      << "sweeper " << by_sweeper << " + mutator " << mutator_counters.lazy_sweeps << " + finish "
+      << left_for_finish << " != unswept " << unswept;
+
+  EXPECT_EQ(hits_on_live, 0u) << "the mutator was handed a live object's cell";
+  EXPECT_EQ(wrong_class, 0u);
+  for (const auto& [p, id] : survivor_ids) {
+    ASSERT_TRUE(object_intact(p, id)) << "survivor " << id << " was overwritten";
+    ASSERT_EQ(heap.find_cell(p), p);
+  }
+  for (std::size_t i = 0; i < fresh.size(); ++i) {
+    ASSERT_TRUE(object_intact(fresh[i], 1'000'000 + i)) << "new object " << i << " was overwritten";
+    ASSERT_EQ(heap.find_cell(fresh[i]), fresh[i]);
+  }
+  EXPECT_EQ(heap.stats().classes[kClass].live_cells, survivors.size() + fresh.size());
+  EXPECT_TRUE(test::block_identities_hold(heap));
+  sweeper.resume();
+  RecordProperty("by_sweeper", static_cast<int>(by_sweeper));
+  RecordProperty("by_mutator", static_cast<int>(mutator_counters.lazy_sweeps));
+  RecordProperty("by_finish", static_cast<int>(left_for_finish));
+}
+
+// Cycle after cycle, with a mutator allocating and dropping objects and
+// the sweeper reclaiming beside it, live objects stay intact and the heap
+// does not grow without bound.
+TEST(ConcurrentSweeper, RepeatedCyclesKeepLiveObjectsAndReuseMemory) {
+  Allocator heap(test::default_config());
+  ConcurrentSweeper sweeper(heap, sweeper_config(1));
+  ThreadAllocator thread(heap);
+  const int cycles = static_cast<int>(test::scaled(12, 5));
+  const std::size_t per_cycle = 3 * cells_per_block(kClass);
+  std::vector<std::pair<void*, std::uint64_t>> live;  // even ids survive every cycle
+  std::uint64_t next_id = 0;
+  std::size_t peak_in_use = 0;
+  for (int c = 0; c < cycles; ++c) {
+    for (std::size_t i = 0; i < per_cycle; ++i) {
+      void* p = thread.allocate(kCellBytes);
+      const std::uint64_t id = next_id++;
+      // Keep few: one in 64 objects gets an even id, the others an odd one.
+      const std::uint64_t tagged = (id % 64 == 0) ? id * 2 : id * 2 + 1;
+      write_object(p, tagged);
+      if (tagged % 2 == 0) live.emplace_back(p, tagged);
+    }
+    thread.flush();
+    sweeper.begin_cycle(keep_even_ids);  // pauses, finishes the last cycle, begins this one
+    ASSERT_TRUE(wait_until([&] { return blocks_in(heap, BlockState::kUnswept) == 0; }));
+    peak_in_use = std::max(peak_in_use, heap.pool().stats().in_use_bytes);
+  }
+  sweeper.pause();
+  heap.finish_lazy_sweep();
+  for (const auto& [p, id] : live) ASSERT_TRUE(object_intact(p, id)) << "object " << id;
+  EXPECT_EQ(heap.stats().classes[kClass].live_cells, live.size());
+  EXPECT_LE(peak_in_use, 8 * kBlockSize) << "memory was not reused across cycles";
+  sweeper.resume();
+}
+
+}  // namespace
+}  // namespace handoff

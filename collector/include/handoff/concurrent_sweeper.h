@@ -46,6 +46,7 @@ namespace handoff {
 
 struct SweeperConfig {
   std::uint64_t enabled = 1;             // 0: no thread; reclaim happens on mutators
+  std::uint64_t start_paused = 0;        // 1: the thread starts paused until resume()
   std::uint64_t keep_empty_blocks = 64;  // per directory, kept for reuse
   std::uint64_t limbo_cap_blocks = 4096; // above it, empty blocks are not retired
   std::uint64_t idle_wait_ms = 5;        // poll interval while there is nothing to do
