@@ -26,7 +26,9 @@ EpochParticipant* EpochDomain::register_thread() {
   auto* p = new EpochParticipant();
   p->in_use_.store(true, std::memory_order_relaxed);
   p->next_ = head_.load(std::memory_order_relaxed);
-  head_.store(p, std::memory_order_release);  // try_advance may walk it at once
+  // seq_cst, like the scan's load: a record linked before its first pin is
+  // in the single order the store-buffering argument reasons about.
+  head_.store(p, std::memory_order_seq_cst);
   return p;
 }
 
@@ -45,7 +47,7 @@ ScopedPin::~ScopedPin() { domain_.unregister_thread(participant_); }
 
 bool EpochDomain::try_advance() noexcept {
   const std::uint64_t e = global_.load(std::memory_order_seq_cst);
-  for (EpochParticipant* p = head_.load(std::memory_order_acquire); p != nullptr; p = p->next_) {
+  for (EpochParticipant* p = head_.load(std::memory_order_seq_cst); p != nullptr; p = p->next_) {
     const std::uint64_t l = p->state_.load(std::memory_order_seq_cst);
     if ((l & 1) != 0 && (l >> 1) != e) {
       failed_advances_.fetch_add(1, std::memory_order_relaxed);

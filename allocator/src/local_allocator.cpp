@@ -98,6 +98,10 @@ MarkedBlock* LocalAllocator::rescan_before_failing() noexcept {
   const ClaimResult claim = directory_->try_claim(cursor_, owner_, *participant_);
   counters_.cas_failures += claim.cas_failures;
   if (claim.block != nullptr) ++counters_.claims;
+  if (claim.lazily_swept) {
+    ++counters_.lazy_sweeps;
+    counters_.lazily_freed += claim.swept.freed_cells;
+  }
   return claim.block;
 }
 

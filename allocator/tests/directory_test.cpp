@@ -256,6 +256,267 @@ TEST_F(DirectoryTest, RegistryGrowsPastOneSegment) {
   EXPECT_EQ(claimed, blocks) << "one scan claims every empty block once";
 }
 
+// ---- S2: retiring empty blocks -------------------------------------------
+
+TEST_F(DirectoryTest, RetireKeepsTheFirstKEmptyBlocksAndRetiresTheRest) {
+  const std::size_t n = cells_per_block(3);
+  std::vector<MarkedBlock*> empties;
+  std::vector<MarkedBlock*> others;
+  for (int i = 0; i < 6; ++i) {
+    empties.push_back(block_in(BlockState::kEmpty));
+    // Interleave every other state, so "the first K" is by slot order.
+    const BlockState other[] = {BlockState::kSwept, BlockState::kFull, BlockState::kOwned,
+                                BlockState::kUnswept, BlockState::kSweeping, BlockState::kSwept};
+    others.push_back(block_in(other[i], other[i] == BlockState::kFull ? n : 2));
+  }
+  std::vector<BlockStateWord> before_other;
+  for (MarkedBlock* b : others) before_other.push_back(b->state());
+  std::vector<BlockStateWord> before_empty;
+  for (MarkedBlock* b : empties) before_empty.push_back(b->state());
+  const std::uint64_t cycle = directory_.cycle();
+
+  EXPECT_EQ(directory_.retire_empty_blocks(2, limbo_, SIZE_MAX), 4u);
+  EXPECT_EQ(limbo_.size(), 4u);
+  EXPECT_EQ(limbo_.stats().retired, 4u);
+  EXPECT_GT(directory_.cycle(), cycle) << "a retire starts a new claim cycle";
+  for (std::size_t i = 0; i < empties.size(); ++i) {
+    MarkedBlock* b = empties[i];
+    if (i < 2) {
+      EXPECT_EQ(b->state(), before_empty[i]) << "kept block " << i << " changed";
+      EXPECT_EQ(directory_.block_at(b->registry_index()), b);
+    } else {
+      EXPECT_EQ(b->state(), before_empty[i].with(BlockState::kRetired)) << "same generation, RETIRED";
+      EXPECT_EQ(directory_.block_at(b->registry_index()), nullptr) << "the slot is cleared";
+      EXPECT_TRUE(pool_.is_handed_out(b)) << "retired is not freed";
+    }
+  }
+  for (std::size_t i = 0; i < others.size(); ++i) {
+    EXPECT_EQ(others[i]->state(), before_other[i]) << "a non-empty block was touched";
+    EXPECT_EQ(directory_.block_at(others[i]->registry_index()), others[i]);
+  }
+  const DirectoryStats s = directory_.stats();
+  EXPECT_EQ(s.blocks, 8u);
+  EXPECT_EQ(s.blocks_in_state[static_cast<std::size_t>(BlockState::kEmpty)], 2u);
+  EXPECT_EQ(s.blocks_in_state[static_cast<std::size_t>(BlockState::kRetired)], 0u)
+      << "retired blocks are no longer reachable from the registry";
+
+  EXPECT_EQ(directory_.retire_empty_blocks(2, limbo_, SIZE_MAX), 0u) << "only the kept ones are left";
+  EXPECT_EQ(directory_.retire_empty_blocks(0, limbo_, SIZE_MAX), 2u);
+  EXPECT_EQ(limbo_.size(), 6u);
+  // Leave nothing in a state the directory's destructor would not expect.
+  for (MarkedBlock* b : others) b->publish(b->state().with(BlockState::kSwept));
+}
+
+TEST_F(DirectoryTest, RetireWithKeepAboveTheEmptyCountRetiresNothing) {
+  for (int i = 0; i < 3; ++i) block_in(BlockState::kEmpty);
+  EXPECT_EQ(directory_.retire_empty_blocks(3, limbo_, SIZE_MAX), 0u);
+  EXPECT_EQ(directory_.retire_empty_blocks(10, limbo_, SIZE_MAX), 0u);
+  EXPECT_EQ(limbo_.size(), 0u);
+  EXPECT_EQ(directory_.stats().blocks_in_state[static_cast<std::size_t>(BlockState::kEmpty)], 3u);
+}
+
+TEST_F(DirectoryTest, RetireStopsWhenTheLimboReachesItsCap) {
+  std::vector<MarkedBlock*> empties;
+  for (int i = 0; i < 6; ++i) empties.push_back(block_in(BlockState::kEmpty));
+  EXPECT_EQ(directory_.retire_empty_blocks(0, limbo_, 3), 3u);
+  EXPECT_EQ(limbo_.size(), 3u);
+  for (int i = 0; i < 6; ++i) {
+    EXPECT_EQ(empties[i]->state().state, i < 3 ? BlockState::kRetired : BlockState::kEmpty) << "block " << i;
+  }
+  EXPECT_EQ(directory_.retire_empty_blocks(0, limbo_, 3), 0u) << "the limbo is at its cap";
+  EXPECT_EQ(directory_.retire_empty_blocks(0, limbo_, 2), 0u) << "and above a smaller cap";
+  EXPECT_EQ(directory_.retire_empty_blocks(0, limbo_, 5), 2u);
+  EXPECT_EQ(limbo_.size(), 5u);
+  EXPECT_EQ(empties[5]->state().state, BlockState::kEmpty);
+  // The cap counts every block in the limbo, not only this call's.
+  for (int i = 0; i < 3; ++i) limbo_.reclaim(epochs_, pool_);
+  EXPECT_EQ(limbo_.size(), 0u);
+  EXPECT_EQ(directory_.retire_empty_blocks(0, limbo_, 1), 1u);
+  EXPECT_EQ(empties[5]->state().state, BlockState::kRetired);
+}
+
+TEST_F(DirectoryTest, RetireWithAZeroCapRetiresNothing) {
+  for (int i = 0; i < 2; ++i) block_in(BlockState::kEmpty);
+  EXPECT_EQ(directory_.retire_empty_blocks(0, limbo_, 0), 0u);
+  EXPECT_EQ(limbo_.size(), 0u);
+}
+
+TEST_F(DirectoryTest, RetiredBlocksGoBackToThePoolAndReturnWithTheNextGeneration) {
+  struct Seen {
+    MarkedBlock* block;
+    std::uint32_t generation;
+    std::size_t slot;
+  };
+  std::vector<Seen> retired;
+  block_in(BlockState::kSwept, 1);  // stays
+  for (int i = 0; i < 3; ++i) {
+    MarkedBlock* b = block_in(BlockState::kEmpty);
+    retired.push_back({b, b->state().generation, b->registry_index()});
+  }
+  const std::size_t slots = directory_.block_slots();
+  ASSERT_EQ(pool_.stats().in_use_bytes, 4 * kBlockSize);
+  ASSERT_EQ(directory_.retire_empty_blocks(0, limbo_, SIZE_MAX), 3u);
+  std::size_t calls = 0;
+  while (limbo_.size() != 0 && calls < 10) {
+    ++calls;
+    limbo_.reclaim(epochs_, pool_);
+  }
+  EXPECT_EQ(calls, 2u) << "nobody pinned: the second reclaim ends the grace period";
+  EXPECT_EQ(pool_.stats().in_use_bytes, kBlockSize);
+  for (const Seen& s : retired) EXPECT_FALSE(pool_.is_handed_out(s.block));
+
+  std::set<std::size_t> free_slots;
+  for (const Seen& s : retired) free_slots.insert(s.slot);
+  for (int i = 0; i < 3; ++i) {
+    MarkedBlock* b = directory_.take_fresh_block(kMe);
+    ASSERT_NE(b, nullptr);
+    bool known = false;
+    for (const Seen& s : retired) {
+      if (s.block != b) continue;
+      known = true;
+      EXPECT_EQ(b->state().generation, s.generation + 1) << "a recycled block gets a new generation";
+    }
+    EXPECT_TRUE(known) << "the pool carved a new block although freed ones were cached";
+    EXPECT_EQ(b->state().state, BlockState::kOwned);
+    EXPECT_EQ(b->directory(), &directory_);
+    EXPECT_EQ(free_slots.erase(b->registry_index()), 1u) << "a freed slot is reused";
+    EXPECT_EQ(directory_.block_at(b->registry_index()), b);
+  }
+  EXPECT_EQ(directory_.block_slots(), slots) << "the registry did not grow";
+}
+
+TEST_F(DirectoryTest, AReaderPinnedBeforeTheRetireKeepsTheBlockReadable) {
+  MarkedBlock* block = block_in(BlockState::kEmpty);
+  const std::size_t slot = block->registry_index();
+  EpochParticipant* reader = epochs_.register_thread();
+  struct Unregister {  // also when an assertion returns early
+    EpochDomain& epochs;
+    EpochParticipant* participant;
+    ~Unregister() { epochs.unregister_thread(participant); }
+  } unregister{epochs_, reader};
+  reader->pin(epochs_.global());                        // A1
+  MarkedBlock* seen = directory_.block_at(slot);         // A2
+  ASSERT_EQ(seen, block);
+  const BlockStateWord word = seen->state();             // A3
+  ASSERT_EQ(word.state, BlockState::kEmpty);
+
+  ASSERT_EQ(directory_.retire_empty_blocks(0, limbo_, SIZE_MAX), 1u);  // S2 under the reader
+  EXPECT_EQ(directory_.block_at(slot), nullptr);
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(limbo_.reclaim(epochs_, pool_), 0u) << "freed a block a pinned reader holds";
+    // The reader still reads the header (ASan would report a freed block).
+    EXPECT_EQ(seen->state(), word.with(BlockState::kRetired));
+    EXPECT_EQ(seen->directory(), &directory_);
+  }
+  EXPECT_TRUE(pool_.is_handed_out(seen));
+  EXPECT_FALSE(seen->try_transition(word, word.with(BlockState::kOwned, kMe)))
+      << "the reader's claim CAS (A5) loses to the retire";
+  reader->unpin();  // A7
+
+  std::size_t calls = 0;
+  std::size_t freed = 0;
+  while (freed == 0 && calls < 10) {
+    ++calls;
+    freed = limbo_.reclaim(epochs_, pool_);
+  }
+  EXPECT_EQ(freed, 1u);
+  EXPECT_LE(calls, 3u);
+  EXPECT_FALSE(pool_.is_handed_out(block));
+}
+
+TEST_F(DirectoryTest, AClaimScanSkipsARetiredBlockItStillSees) {
+  MarkedBlock* block = block_in(BlockState::kEmpty);
+  const BlockStateWord word = block->state();
+  ASSERT_TRUE(block->try_transition(word, word.with(BlockState::kRetired)));  // S2 began, not yet unlinked
+  ClaimCursor cursor;
+  EXPECT_EQ(directory_.try_claim(cursor, kMe, *me_).block, nullptr);
+  EXPECT_EQ(block->state().state, BlockState::kRetired);
+  block->publish(word);
+}
+
+// Claimers take blocks, empty them and give them back, while another thread
+// retires empty blocks and frees them after their grace period. A claimer
+// reads the state word of every candidate inside its pin; if a block were
+// freed under it, ASan reports the read of the poisoned header and TSan the
+// race with the next format; try_claim's directory check aborts on a block
+// recycled into another directory. A held block must keep its generation.
+TEST(DirectoryConcurrency, RetiringBesideClaimersNeverFreesABlockAClaimerCanRead) {
+  HeapBudget budget(0);
+  BlockPool pool(AllocatorConfig{}, budget);
+  EpochDomain epochs;
+  Limbo limbo;
+  Directory directory(2, pool, epochs);
+  constexpr std::size_t kMaxInUse = 32;
+  std::atomic<std::size_t> violations{0};
+  std::atomic<std::size_t> claims{0};
+  std::atomic<bool> stop{false};
+  const std::size_t rounds = test::scaled(20000, 10000);
+
+  auto claimer = [&](std::uint32_t owner) {
+    EpochParticipant* self = epochs.register_thread();
+    ClaimCursor cursor;
+    std::mt19937_64 rng(owner);
+    for (std::size_t round = 0; round < rounds; ++round) {
+      // Now and then a fresh block although one could be claimed: surplus
+      // EMPTY blocks for the retirer.
+      const bool fresh_first = rng() % 4 == 0;
+      MarkedBlock* block = fresh_first ? nullptr : directory.try_claim(cursor, owner, *self).block;
+      if (block == nullptr && !fresh_first) {
+        cursor = {};
+        block = directory.try_claim(cursor, owner, *self).block;
+      }
+      if (block == nullptr && pool.stats().in_use_bytes < kMaxInUse * kBlockSize) {
+        block = directory.take_fresh_block(owner);
+      }
+      if (block == nullptr) {
+        std::this_thread::yield();
+        continue;
+      }
+      claims.fetch_add(1, std::memory_order_relaxed);
+      const BlockStateWord mine = block->state();
+      if (mine.state != BlockState::kOwned || mine.owner != owner) violations.fetch_add(1);
+      if (block->directory() != &directory || !pool.is_handed_out(block)) violations.fetch_add(1);
+      block->live_bits().clear_all();
+      const bool keep_one = rng() % 4 == 0;
+      if (keep_one) block->live_bits().set(MarkedBlock::atom_of(block->cell_at(rng() % block->cell_count())));
+      if (round % 16 == 0) std::this_thread::yield();
+      if (block->state() != mine) violations.fetch_add(1);  // nobody took it from us
+      block->publish(mine.with(keep_one ? BlockState::kSwept : BlockState::kEmpty));
+    }
+    epochs.unregister_thread(self);
+  };
+
+  std::size_t retired = 0;
+  std::size_t freed = 0;
+  std::thread retirer([&] {
+    for (std::size_t pass = 0; !stop.load(); ++pass) {
+      retired += directory.retire_empty_blocks(pass % 2, limbo, 8);
+      freed += limbo.reclaim(epochs, pool);
+      std::this_thread::yield();
+    }
+  });
+  std::vector<std::thread> threads;
+  for (unsigned t = 0; t < test::thread_count(); ++t) threads.emplace_back(claimer, 200 + t);
+  for (auto& t : threads) t.join();
+  stop.store(true);
+  retirer.join();
+  for (int i = 0; i < 3; ++i) freed += limbo.reclaim(epochs, pool);
+
+  EXPECT_EQ(violations.load(), 0u);
+  EXPECT_GT(claims.load(), 0u);
+  EXPECT_GT(retired, 0u) << "the test never retired a block";
+  EXPECT_EQ(freed, retired) << "with nobody registered, every retired block is freed";
+  EXPECT_EQ(limbo.size(), 0u);
+  std::size_t left = 0;
+  directory.for_each_block([&](MarkedBlock& b) {
+    ++left;
+    EXPECT_NE(b.state().state, BlockState::kOwned);
+    EXPECT_NE(b.state().state, BlockState::kRetired);
+  });
+  EXPECT_EQ(pool.stats().in_use_bytes, left * kBlockSize) << "every block is in the registry or back in the pool";
+  RecordProperty("retired", static_cast<int>(retired));
+}
+
 // Several threads claim (and take fresh blocks from) one directory while a
 // sweeper sweeps it. A per-block holder count, raised right after a claim
 // and lowered right before the give-up store, must never exceed one; the

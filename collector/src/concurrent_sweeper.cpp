@@ -114,10 +114,20 @@ void ConcurrentSweeper::wake() {
 }
 
 SweepTotals ConcurrentSweeper::begin_cycle(const LivenessPredicate& is_live) {
+  // Leaves the sweeper as it found it: paused by the caller stays paused, and
+  // an exception from begin_lazy_sweep does not leave it paused by us.
+  const bool was_paused = pause_requested();
   pause();
+  struct Restore {
+    ConcurrentSweeper& self;
+    bool was_paused;
+    ~Restore() {
+      if (!was_paused) self.resume();
+    }
+  } restore{*this, was_paused};
   const SweepTotals previous = heap_.finish_lazy_sweep();
   heap_.begin_lazy_sweep(is_live);
-  resume();
+  if (was_paused) wake();  // work is queued for when the caller resumes
   return previous;
 }
 

@@ -9,9 +9,9 @@
 //   thread.flush();                                // hand blocks back
 //   heap.sweep([&](void* cell) { return keep(cell); });
 //
-// Thread safety: Allocator's methods may be called from any thread, with the
-// exceptions noted (release_empty_blocks). A ThreadAllocator is used by one
-// thread only.
+// Thread safety: Allocator's methods may be called from any thread, beside
+// allocating threads, except begin_lazy_sweep (see there). A ThreadAllocator
+// is used by one thread only.
 #pragma once
 
 #include <handoff/allocate_inlines.h>
