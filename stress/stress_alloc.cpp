@@ -197,21 +197,13 @@ int main(int argc, char** argv) {
   std::vector<std::thread> threads;
   for (unsigned t = 0; t < options.threads; ++t) threads.emplace_back(mutator, std::ref(shared), t);
   std::thread sweeper(reclaimer, std::ref(shared));
-  const auto start = std::chrono::steady_clock::now();
-  const auto deadline = start + std::chrono::duration<double>(options.seconds);
-  auto next_report = start + std::chrono::seconds(1);
-  while (std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    if (std::chrono::steady_clock::now() >= next_report) {
-      progress_line(shared, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-      next_report += std::chrono::seconds(1);
-    }
-  }
+  const double elapsed =
+      handoff::stress::run_with_progress(options.seconds, [&](double t) { progress_line(shared, t); });
   shared.stop.store(true);
   for (auto& t : threads) t.join();
   sweeper.join();
   final_checks(shared);
-  progress_line(shared, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  progress_line(shared, elapsed);
   std::printf("%s: no violation (%zu survivors verified, every block returned)\n", kInfo.name,
               shared.survivors.size());
   return 0;

@@ -3,7 +3,9 @@
 #include <handoff/allocator.h>
 #include <handoff/concurrent_sweeper.h>
 
+#include <chrono>
 #include <cstdio>
+#include <thread>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
@@ -81,6 +83,22 @@ Options parse_options(int argc, char** argv, const ProgramInfo& info) {
   if (options.threads == 0 || options.threads > 1024) usage_error(info, "--threads must be 1..1024");
   if (!(options.seconds > 0) || options.seconds > 86400) usage_error(info, "--seconds must be in (0, 86400]");
   return options;
+}
+
+double run_with_progress(double seconds, const std::function<void(double)>& progress) {
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  const auto deadline = start + std::chrono::duration<double>(seconds);
+  auto next = start + std::chrono::seconds(1);
+  auto elapsed = [&] { return std::chrono::duration<double>(Clock::now() - start).count(); };
+  while (Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (Clock::now() >= next) {
+      progress(elapsed());
+      next += std::chrono::seconds(1);
+    }
+  }
+  return elapsed();
 }
 
 std::string reproduce_command(const ProgramInfo& info, const Options& options) {

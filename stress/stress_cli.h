@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -30,6 +31,10 @@ Options parse_options(int argc, char** argv, const ProgramInfo& info);
 
 // The exact flags that reproduce this run.
 std::string reproduce_command(const ProgramInfo& info, const Options& options);
+
+// Sleeps until `seconds` have passed, calling progress(elapsed_seconds)
+// about once a second; returns the elapsed time.
+double run_with_progress(double seconds, const std::function<void(double)>& progress);
 
 // Reports a violation with the reproduction command and exits 1.
 [[noreturn]] void fail(const ProgramInfo& info, const Options& options, std::string_view what);

@@ -166,20 +166,12 @@ int main(int argc, char** argv) {
     std::vector<std::thread> threads;
     for (unsigned t = 0; t < options.threads; ++t) threads.emplace_back(mutator, std::ref(shared), t);
     std::thread reclaim(reclaimer, std::ref(shared), std::ref(sweeper));
-    const auto start = std::chrono::steady_clock::now();
-    const auto deadline = start + std::chrono::duration<double>(options.seconds);
-    auto next = start + std::chrono::seconds(1);
-    while (std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      if (std::chrono::steady_clock::now() >= next) {
-        progress(shared, sweeper, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-        next += std::chrono::seconds(1);
-      }
-    }
+    const double elapsed = handoff::stress::run_with_progress(
+        options.seconds, [&](double t) { progress(shared, sweeper, t); });
     shared.stop.store(true);
     for (auto& t : threads) t.join();
     reclaim.join();
-    progress(shared, sweeper, options.seconds);
+    progress(shared, sweeper, elapsed);
   }
   // Everything is dead and every thread has stopped: all blocks must come back.
   shared.heap.sweep([](void* cell) { return is_alive(cell); });

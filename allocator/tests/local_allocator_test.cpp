@@ -212,6 +212,23 @@ constexpr std::size_t kCellBytes = 48;  // class kClass
 std::uint64_t published_reclaims(Allocator& heap) { return heap.stats().counters.last_block_reclaims; }
 
 // Allocates `n` cells of kCellBytes, flushes, and returns the block they are in.
+// Allocates `count` stamped cells of `bytes` on a thread of its own (which
+// flushes and exits), as another mutator would; returns them.
+std::vector<void*> allocate_on_another_thread(Allocator& heap, std::size_t bytes, int count, std::uint64_t tag) {
+  std::vector<void*> cells;
+  std::thread other([&] {
+    ThreadAllocator t2(heap);
+    for (int i = 0; i < count; ++i) {
+      void* q = t2.allocate(bytes);
+      test::stamp(q, bytes, tag + static_cast<std::uint64_t>(i));
+      cells.push_back(q);
+    }
+    t2.flush();
+  });
+  other.join();
+  return cells;
+}
+
 MarkedBlock* block_with_cells(ThreadAllocator& thread, std::size_t n, std::vector<void*>* cells = nullptr) {
   MarkedBlock* block = nullptr;
   for (std::size_t i = 0; i < n; ++i) {
@@ -379,17 +396,7 @@ TEST(LastBlockReclaim, ABlockRecycledIntoAnotherClassIsNotReclaimed) {
   constexpr std::size_t kOtherBytes = 256;
   const std::size_t other_class = size_class_of(kOtherBytes);
   ASSERT_NE(other_class, kClass);
-  std::vector<void*> other_cells;
-  std::thread other([&] {
-    ThreadAllocator t2(heap);
-    for (int i = 0; i < 6; ++i) {
-      void* q = t2.allocate(kOtherBytes);
-      test::stamp(q, kOtherBytes, 1000 + static_cast<std::uint64_t>(i));
-      other_cells.push_back(q);
-    }
-    t2.flush();
-  });
-  other.join();
+  const std::vector<void*> other_cells = allocate_on_another_thread(heap, kOtherBytes, 6, 1000);
   ASSERT_EQ(MarkedBlock::of(other_cells[0]), block) << "the pool hands the freed block out again (LIFO)";
   const BlockStateWord recycled = block->state();
   ASSERT_EQ(recycled.generation, generation + 1);
@@ -426,17 +433,7 @@ TEST(LastBlockReclaim, ABlockRecycledIntoTheSameClassIsClaimedOnlyThroughTheDire
   heap.sweep(keep_none);
   ASSERT_EQ(heap.release_empty_blocks(), 1u);
 
-  std::vector<void*> other_cells;
-  std::thread other([&] {
-    ThreadAllocator t2(heap);
-    for (int i = 0; i < 5; ++i) {
-      void* q = t2.allocate(kCellBytes);
-      test::stamp(q, kCellBytes, 2000 + static_cast<std::uint64_t>(i));
-      other_cells.push_back(q);
-    }
-    t2.flush();
-  });
-  other.join();
+  const std::vector<void*> other_cells = allocate_on_another_thread(heap, kCellBytes, 5, 2000);
   ASSERT_EQ(MarkedBlock::of(other_cells[0]), block);
   ASSERT_EQ(block->state().generation, generation + 1);
   ASSERT_EQ(block->state().state, BlockState::kSwept);
