@@ -135,8 +135,10 @@ MarkedBlock* Directory::take_fresh_block(std::uint32_t owner) noexcept {
 
 SweepCounts Directory::sweep_one(MarkedBlock& block, BlockStateWord seen, const LivenessPredicate& is_live) {
   const SweepCounts counts = sweep_block(block, is_live);
-  block.publish(seen.with(state_after_sweep(block)));
+  // Checked while we still hold SWEEPING: once published, another thread may
+  // claim, fill and give the block back while a checker reads it.
   HANDOFF_EXPENSIVE((block.check_invariants(), true));
+  block.publish(seen.with(state_after_sweep(block)));
   return counts;
 }
 
