@@ -158,6 +158,12 @@ def main(argv):
     data["source_path"] = str(Path(args.results).resolve()).replace(str(REPO_ROOT) + "/", "")
     text = render(data)
     if args.out:
+        text = ("# handoff: evaluation\n\n"
+                "Every table here is generated from a recorded run; the JSON it came from is named "
+                "in each section. The macro workloads (GCBench, binary-trees, larson, heap-size "
+                "sweeps) and Boehm GC as a collector are not measured yet; the protocol's own "
+                "measurements (epoch cost, share of sweeping off the mutator) are in "
+                "`papers/handoff.md`.\n\n" + text)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text + "\n")
         print(f"wrote {args.out}")

@@ -4,8 +4,8 @@
 //   What it protects: which thread may touch a block's free list and bits.
 //   The registry is an append-mostly array of atomic block pointers in
 //   fixed segments; appends (and slot reuse) happen under the directory
-//   lock, reads are lock-free (acquire loads), so a scanning allocator never
-//   blocks a sweeper or another allocator.
+//   lock, reads are lock-free (seq_cst loads: step A2 of papers/handoff.md),
+//   so a scanning allocator never blocks a sweeper or another allocator.
 //
 //   Who owns a block is decided only by its state word (marked_block.h):
 //     claim:        SWEPT|EMPTY|UNSWEPT --CAS--> OWNED(me)       allocator
