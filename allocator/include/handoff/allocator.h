@@ -92,7 +92,10 @@ class Allocator {
   // Returns idle pool memory to the OS (all cached blocks when `force`).
   std::size_t purge(bool force = false) { return pool_.purge(force); }
 
-  // Lookups; safe from any thread. find_cell maps an interior pointer to the
+  // Lookups, from any thread, provided no block is being freed meanwhile
+  // (no reclaim_retired / release_empty_blocks running, a ConcurrentSweeper
+  // paused): the lookup reads the header of a block found through the chunk
+  // map, outside any grace period. find_cell maps an interior pointer to the
   // start of the allocated cell containing it, or nullptr: for free cells,
   // headers, memory outside this heap, and cells a thread allocated from its
   // current block since its last flush (not yet recorded).
