@@ -142,12 +142,12 @@ SweepCounts Directory::sweep_one(MarkedBlock& block, BlockStateWord seen, const 
   return counts;
 }
 
-SweepCounts Directory::sweep(const LivenessPredicate& is_live) {
+SweepCounts Directory::sweep_where(bool (*accepts)(BlockState), const LivenessPredicate& is_live) {
   ScopedPin pinned(epochs_);  // this walk reads block pointers from the registry
   SweepCounts total;
   for_each_block([&](MarkedBlock& block) {
     const BlockStateWord seen = block.state();
-    if (!sweepable(seen.state)) return;  // OWNED, SWEEPING, EMPTY: not ours to sweep
+    if (!accepts(seen.state)) return;
     if (!block.try_transition(seen, seen.with(BlockState::kSweeping))) return;
     const SweepCounts c = sweep_one(block, seen, is_live);
     total.live_cells += c.live_cells;
@@ -156,6 +156,10 @@ SweepCounts Directory::sweep(const LivenessPredicate& is_live) {
   });
   advance_cycle();
   return total;
+}
+
+SweepCounts Directory::sweep(const LivenessPredicate& is_live) {
+  return sweep_where(sweepable, is_live);  // OWNED, SWEEPING, EMPTY: not ours to sweep
 }
 
 std::size_t Directory::begin_lazy_sweep(const LivenessPredicate& is_live) {
@@ -173,21 +177,9 @@ std::size_t Directory::begin_lazy_sweep(const LivenessPredicate& is_live) {
 }
 
 SweepCounts Directory::finish_lazy_sweep() {
-  ScopedPin pinned(epochs_);  // this walk reads block pointers from the registry
   const LivenessPredicate* is_live = lazy_predicate_.load(std::memory_order_acquire);
-  SweepCounts total;
-  if (is_live == nullptr) return total;
-  for_each_block([&](MarkedBlock& block) {
-    const BlockStateWord seen = block.state();
-    if (seen.state != BlockState::kUnswept) return;
-    if (!block.try_transition(seen, seen.with(BlockState::kSweeping))) return;
-    const SweepCounts c = sweep_one(block, seen, *is_live);
-    total.live_cells += c.live_cells;
-    total.freed_cells += c.freed_cells;
-    ++total.blocks;
-  });
-  advance_cycle();
-  return total;
+  if (is_live == nullptr) return {};
+  return sweep_where([](BlockState s) { return s == BlockState::kUnswept; }, *is_live);
 }
 
 std::size_t Directory::retire_empty_blocks(std::size_t keep, Limbo& limbo, std::size_t limbo_cap) {

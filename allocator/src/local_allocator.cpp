@@ -63,15 +63,9 @@ bool LocalAllocator::refill() noexcept {
     } else {
       claim = directory_->try_claim(cursor_, owner_, *participant_);
     }
-    counters_.cas_failures += claim.cas_failures;
+    count_claim(claim);
     MarkedBlock* block = claim.block;
-    if (block != nullptr) {
-      ++counters_.claims;
-      if (claim.lazily_swept) {
-        ++counters_.lazy_sweeps;
-        counters_.lazily_freed += claim.swept.freed_cells;
-      }
-    } else {
+    if (block == nullptr) {
       block = directory_->take_fresh_block(owner_);
       if (block != nullptr) {
         ++counters_.fresh_blocks;
@@ -96,13 +90,18 @@ MarkedBlock* LocalAllocator::rescan_before_failing() noexcept {
   // pass before reporting out of memory.
   cursor_.next = 0;
   const ClaimResult claim = directory_->try_claim(cursor_, owner_, *participant_);
+  count_claim(claim);
+  return claim.block;
+}
+
+void LocalAllocator::count_claim(const ClaimResult& claim) noexcept {
   counters_.cas_failures += claim.cas_failures;
-  if (claim.block != nullptr) ++counters_.claims;
+  if (claim.block == nullptr) return;
+  ++counters_.claims;
   if (claim.lazily_swept) {
     ++counters_.lazy_sweeps;
     counters_.lazily_freed += claim.swept.freed_cells;
   }
-  return claim.block;
 }
 
 MarkedBlock* LocalAllocator::reclaim_last_block() noexcept {

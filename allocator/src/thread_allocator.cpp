@@ -38,12 +38,12 @@ ThreadAllocator::~ThreadAllocator() {
 void* ThreadAllocator::allocate_unclassed(std::size_t size) {
   if (is_bad_size(size)) throw size_error(size);
   void* object = allocator_.large_objects().allocate(size, false);
-  if (object != nullptr) remember_large(object);
   if (object == nullptr) {
     throw Error(ErrorCode::kOutOfMemory,
                 "large object of " + std::to_string(size) +
                     " bytes: the OS refused the mapping or HANDOFF_MAX_HEAP_BYTES was reached");
   }
+  remember_large(object);
   return object;
 }
 
@@ -58,9 +58,8 @@ void* ThreadAllocator::try_allocate_unclassed(std::size_t size) noexcept {
     return nullptr;
   }
   try {
-    unpublished_large_.push_back(object);
-  } catch (...) {
-    allocator_.large_objects().publish(object);  // keep the heap consistent
+    remember_large(object);
+  } catch (...) {  // published instead: the object is still valid to return
   }
   return object;
 }
@@ -69,7 +68,7 @@ void ThreadAllocator::remember_large(void* object) {
   try {
     unpublished_large_.push_back(object);
   } catch (...) {
-    allocator_.large_objects().publish(object);
+    allocator_.large_objects().publish(object);  // keep the heap consistent
     throw;
   }
 }

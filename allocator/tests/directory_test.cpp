@@ -413,12 +413,7 @@ TEST_F(DirectoryTest, AReaderPinnedBeforeTheRetireKeepsTheBlockReadable) {
       << "the reader's claim CAS (A5) loses to the retire";
   reader->unpin();  // A7
 
-  std::size_t calls = 0;
-  std::size_t freed = 0;
-  while (freed == 0 && calls < 10) {
-    ++calls;
-    freed = limbo_.reclaim(epochs_, pool_);
-  }
+  const auto [calls, freed] = test::reclaim_until_freed(limbo_, epochs_, pool_);
   EXPECT_EQ(freed, 1u);
   EXPECT_LE(calls, 3u);
   EXPECT_FALSE(pool_.is_handed_out(block));

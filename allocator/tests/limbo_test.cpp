@@ -125,12 +125,7 @@ TEST_F(LimboTest, ReclaimCallsNeededAfterTheUnpinWhenNoneRanWhilePinned) {
   reader->pin(epochs_.global());
   limbo_.push(retired_block(), epochs_.epoch());
   reader->unpin();
-  std::size_t calls = 0;
-  std::size_t freed = 0;
-  while (freed == 0 && calls < 10) {
-    ++calls;
-    freed = limbo_.reclaim(epochs_, pool_);
-  }
+  const auto [calls, freed] = test::reclaim_until_freed(limbo_, epochs_, pool_);
   EXPECT_EQ(freed, 1u);
   EXPECT_GE(calls, 2u) << "freed after fewer than two advances";
   EXPECT_LE(calls, 3u);

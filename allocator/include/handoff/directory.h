@@ -138,6 +138,8 @@ class Directory {
   std::atomic<MarkedBlock*>& slot(std::size_t i) const noexcept;
   bool publish_locked(MarkedBlock* block);
   SweepCounts sweep_one(MarkedBlock& block, BlockStateWord seen, const LivenessPredicate& is_live);
+  // Claims (CAS to SWEEPING) and sweeps every block whose state `accepts`.
+  SweepCounts sweep_where(bool (*accepts)(BlockState), const LivenessPredicate& is_live);
   MarkedBlock* claim_scan(ClaimCursor& cursor, std::uint32_t owner, EpochParticipant& self,
                           ClaimResult& result) noexcept;
   void advance_cycle() noexcept { cycle_.fetch_add(1, std::memory_order_acq_rel); }

@@ -81,6 +81,7 @@ class LocalAllocator {
   bool refill() noexcept;
   MarkedBlock* rescan_before_failing() noexcept;
   MarkedBlock* reclaim_last_block() noexcept;
+  void count_claim(const ClaimResult& claim) noexcept;
   void give_up_current() noexcept;
 
   FreeList free_list_;
