@@ -15,7 +15,9 @@ bool sweepable(BlockState s) noexcept {
 }
 
 SweepCounts sweep_block(MarkedBlock& block, const LivenessPredicate& is_live) {
-  return is_live.mark_bits_decide_blocks() ? block.sweep_marked() : block.sweep(is_live);
+  if (!is_live.mark_bits_decide_blocks()) return block.sweep(is_live);
+  if (is_live.mark_version() != 0) return block.sweep_marked(is_live.mark_version(), is_live.on_dead());
+  return block.sweep_marked();
 }
 
 BlockState state_after_sweep(const MarkedBlock& block) noexcept {
@@ -61,6 +63,7 @@ ClaimResult Directory::try_claim(ClaimCursor& cursor, std::uint32_t owner, Epoch
   if (result.lazily_swept) {
     // The predicate was published before the UNSWEPT store our CAS read.
     result.swept = sweep_block(*block, *lazy_predicate_.load(std::memory_order_acquire));
+    freed_cells_total_.fetch_add(result.swept.freed_cells, std::memory_order_relaxed);
   }
   result.block = block;
   return result;
@@ -135,6 +138,7 @@ MarkedBlock* Directory::take_fresh_block(std::uint32_t owner) noexcept {
 
 SweepCounts Directory::sweep_one(MarkedBlock& block, BlockStateWord seen, const LivenessPredicate& is_live) {
   const SweepCounts counts = sweep_block(block, is_live);
+  freed_cells_total_.fetch_add(counts.freed_cells, std::memory_order_relaxed);
   // Checked while we still hold SWEEPING: once published, another thread may
   // claim, fill and give the block back while a checker reads it.
   HANDOFF_EXPENSIVE((block.check_invariants(), true));
@@ -217,6 +221,7 @@ DirectoryStats Directory::stats() const {
   ScopedPin pinned(epochs_);  // this walk reads block pointers from the registry
   DirectoryStats s;
   s.cell_size = cell_size();
+  s.freed_cells_total = freed_cells_total_.load(std::memory_order_relaxed);
   for_each_block([&](const MarkedBlock& block) {
     const BlockState state = block.state().state;
     ++s.blocks;

@@ -2,6 +2,7 @@
 #include <handoff/platform.h>
 
 #include <limits>
+#include <new>
 #include <vector>
 
 namespace handoff {
@@ -32,6 +33,7 @@ void* LargeObjectSpace::allocate(std::size_t size, bool publish) noexcept {
     return nullptr;
   }
   const auto start = reinterpret_cast<std::uintptr_t>(base) + kHeaderSize;
+  new (base) std::atomic<std::uint32_t>(0);  // the mark word: never marked
   std::unique_lock lock(mutex_);
   objects_.emplace(start, Entry{size, mapping, publish});
   ++counters_.allocated;
@@ -76,16 +78,21 @@ SweepCounts LargeObjectSpace::sweep(const LivenessPredicate& is_live) {
   }
   SweepCounts counts;
   std::vector<std::uintptr_t> dead;
+  const std::uint32_t version = is_live.mark_version();
   for (std::uintptr_t start : snapshot) {
-    if (is_live(reinterpret_cast<void*>(start))) {
+    void* object = reinterpret_cast<void*>(start);
+    const bool live = version != 0 ? is_marked(object, version) : is_live(object);
+    if (live) {
       ++counts.live_cells;
     } else {
+      if (version != 0 && is_live.on_dead() != nullptr) is_live.on_dead()(object);
       dead.push_back(start);
     }
   }
   std::unique_lock lock(mutex_);
   for (std::uintptr_t start : dead) {
     auto it = objects_.find(start);
+    counters_.freed_bytes += it->second.size;
     unmap(start, it->second);
     objects_.erase(it);
     ++counts.freed_cells;

@@ -36,6 +36,7 @@ MarkedBlock* MarkedBlock::format(void* memory, Directory* directory, std::size_t
   block->cell_count_ = static_cast<std::uint32_t>(cells_per_block(cls));
   block->size_class_ = static_cast<std::uint16_t>(cls);
   block->mark_version_.store(0, std::memory_order_relaxed);
+  block->has_destructible_.store(false, std::memory_order_relaxed);
   block->marks_.clear_all();
   block->live_.clear_all();
   return block;
@@ -90,6 +91,29 @@ SweepCounts MarkedBlock::sweep_marked() noexcept {
       HANDOFF_POISON(reinterpret_cast<char*>(this) + (w * 64 + std::countr_zero(dead)) * kAtomSize, cell_size_);
     }
 #endif
+  }
+  return counts;
+}
+
+SweepCounts MarkedBlock::sweep_marked(std::uint32_t version, void (*on_dead)(void* cell)) {
+  if (!has_destructible()) on_dead = nullptr;
+  if (on_dead == nullptr && mark_version() == version) return sweep_marked();
+  const bool current = mark_version() == version;
+  SweepCounts counts;
+  char* const base = reinterpret_cast<char*>(this);
+  for (std::size_t w = 0; w < AtomBitmap::kWords; ++w) {
+    const std::uint64_t live = live_.word(w);
+    const std::uint64_t kept = current ? live & marks_.word(w) : 0;
+    std::uint64_t dead = live & ~kept;
+    counts.live_cells += static_cast<std::size_t>(std::popcount(kept));
+    counts.freed_cells += static_cast<std::size_t>(std::popcount(dead));
+    if (dead == 0) continue;
+    for (; dead != 0; dead &= dead - 1) {
+      void* cell = base + (w * 64 + static_cast<std::size_t>(std::countr_zero(dead))) * kAtomSize;
+      if (on_dead != nullptr) on_dead(cell);
+      HANDOFF_POISON(cell, cell_size_);
+    }
+    live_.set_word(w, kept);
   }
   return counts;
 }

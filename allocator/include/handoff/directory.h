@@ -79,6 +79,7 @@ struct DirectoryStats {
   std::array<std::size_t, 8> blocks_in_state{};
   std::size_t live_cells = 0;      // over blocks not owned
   std::size_t capacity_cells = 0;  // over all blocks
+  std::uint64_t freed_cells_total = 0;  // by every sweep of this directory so far
 };
 
 class Directory {
@@ -152,6 +153,7 @@ class Directory {
   std::array<std::atomic<Segment*>, kMaxSegments> segments_{};
   std::atomic<std::size_t> size_{0};
   std::atomic<std::uint64_t> cycle_{1};
+  std::atomic<std::uint64_t> freed_cells_total_{0};  // one add per swept block
   std::atomic<const LivenessPredicate*> lazy_predicate_{nullptr};
   LivenessPredicate lazy_storage_;  // what lazy_predicate_ points to
 };

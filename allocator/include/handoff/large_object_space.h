@@ -23,6 +23,7 @@
 #include <handoff/liveness.h>
 #include <handoff/marked_block.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -37,6 +38,7 @@ struct LargeObjectStats {
   std::size_t mapped_bytes = 0;   // whole mappings
   std::uint64_t allocated = 0;
   std::uint64_t freed = 0;
+  std::uint64_t freed_bytes = 0;  // requested sizes of freed objects
 };
 
 class LargeObjectSpace {
@@ -60,7 +62,22 @@ class LargeObjectSpace {
   void* find(const void* p) const noexcept;
   // Requested size of the object starting at `object`, or 0 if none does.
   std::size_t size_of(const void* object) const noexcept;
+  // Sweeps published objects. A by_marks predicate judges each object by
+  // the mark word in its mapping header and calls on_dead before unmapping.
   SweepCounts sweep(const LivenessPredicate& is_live);
+
+  // The collector's mark, kept in the first word of the object's mapping
+  // header. mark() returns false when `object` was already marked for
+  // `version`. Exclusive: one marker, world stopped.
+  static bool mark(const void* object, std::uint32_t version) noexcept {
+    auto& word = mark_word(object);
+    if (word.load(std::memory_order_relaxed) == version) return false;
+    word.store(version, std::memory_order_relaxed);
+    return true;
+  }
+  static bool is_marked(const void* object, std::uint32_t version) noexcept {
+    return mark_word(object).load(std::memory_order_relaxed) == version;
+  }
 
   template <class F>
   void for_each_object(F&& f) const {
@@ -77,6 +94,10 @@ class LargeObjectSpace {
     bool published;
   };
   void unmap(std::uintptr_t start, const Entry& entry) noexcept;
+  static std::atomic<std::uint32_t>& mark_word(const void* object) noexcept {
+    return *reinterpret_cast<std::atomic<std::uint32_t>*>(const_cast<char*>(static_cast<const char*>(object)) -
+                                                          kHeaderSize);
+  }
 
   HeapBudget& budget_;
   mutable std::shared_mutex mutex_;

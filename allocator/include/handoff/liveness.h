@@ -10,6 +10,7 @@
 #pragma once
 
 #include <concepts>
+#include <cstdint>
 #include <memory>
 #include <type_traits>
 #include <utility>
@@ -53,12 +54,31 @@ class LivenessPredicate {
   }
   bool mark_bits_decide_blocks() const noexcept { return mark_bits_decide_blocks_; }
 
+  // The collector's predicate: a cell (in a block, or a large object) is live
+  // iff it is marked with `mark_version`; marks of any other version read as
+  // unmarked, so no bitmap is cleared between cycles. `on_dead`, when set,
+  // is called for every dead cell before it is freed (destructors).
+  static LivenessPredicate by_marks(std::uint32_t mark_version, void (*on_dead)(void* cell)) noexcept {
+    LivenessPredicate p;
+    p.mark_bits_decide_blocks_ = true;
+    p.mark_version_ = mark_version;
+    p.on_dead_ = on_dead;
+    p.call_ = nullptr;  // large objects are judged by their header's mark
+    return p;
+  }
+  // Nonzero for by_marks predicates.
+  std::uint32_t mark_version() const noexcept { return mark_version_; }
+  void (*on_dead() const noexcept)(void*) { return on_dead_; }
+
+  // Not for by_marks predicates (their callers read the marks directly).
   bool operator()(void* cell) const { return call_(context_, cell); }
 
  private:
   void* context_;
   bool (*call_)(void*, void*);
   bool mark_bits_decide_blocks_ = false;
+  std::uint32_t mark_version_ = 0;
+  void (*on_dead_)(void*) = nullptr;
 };
 
 }  // namespace handoff

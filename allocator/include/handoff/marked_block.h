@@ -152,6 +152,34 @@ class MarkedBlock {
   SweepCounts sweep(Pred&& is_live);
   // Sweeps by the mark bitmap: live &= marks, a word at a time.
   SweepCounts sweep_marked() noexcept;
+  // The collector's sweep: marks count only if the block's mark version is
+  // `version` (otherwise nothing in it was marked this cycle); on_dead (may
+  // be null) is called for each dead cell before it is freed.
+  SweepCounts sweep_marked(std::uint32_t version, void (*on_dead)(void* cell));
+  // Marks the cell starting at `cell` for `version`, first clearing marks
+  // left by an older version (the bitmap is cleared only by the first mark
+  // of a cycle, never in a pass over all blocks). Returns false when it was
+  // already marked. Exclusive: one marker, world stopped.
+  bool mark(const void* cell, std::uint32_t version) noexcept {
+    if (mark_version_.load(std::memory_order_relaxed) != version) {
+      marks_.clear_all();
+      mark_version_.store(version, std::memory_order_relaxed);
+    }
+    const std::size_t atom = atom_of(cell);
+    if (marks_.get(atom)) return false;
+    marks_.set(atom);
+    return true;
+  }
+  // Set by the owner when it allocates a cell whose type has a destructor;
+  // a sweep skips the per-dead-cell callback for blocks without one, so it
+  // never touches the memory of dead cells that need no destructor.
+  void note_destructible() noexcept {
+    if (!has_destructible_.load(std::memory_order_relaxed)) has_destructible_.store(true, std::memory_order_relaxed);
+  }
+  bool has_destructible() const noexcept { return has_destructible_.load(std::memory_order_relaxed); }
+  bool is_marked(const void* cell, std::uint32_t version) const noexcept {
+    return mark_version_.load(std::memory_order_relaxed) == version && marks_.get(atom_of(cell));
+  }
 
   // Registry slot in the directory (written once, under the directory lock).
   std::size_t registry_index() const noexcept { return registry_index_; }
@@ -169,6 +197,7 @@ class MarkedBlock {
   std::uint32_t cell_count_;
   std::uint16_t size_class_;
   std::atomic<std::uint32_t> mark_version_;
+  std::atomic<bool> has_destructible_;
   alignas(64) AtomBitmap marks_;
   AtomBitmap live_;
 };

@@ -1,0 +1,318 @@
+// The garbage-collected heap: the collector's public entry point.
+//
+//   handoff::Heap heap;                          // config from HANDOFF_* variables
+//   handoff::ThreadScope attached(heap);         // on every thread that touches it
+//   Node* n = heap.make<Node>(args...);          // traced type (traced.h)
+//   handoff::Root<Node> global(heap, n);         // held outside any stack
+//   heap.collect();                              // or let the trigger decide
+//
+// A collection stops the world: every attached thread reaches a safepoint
+// (an allocation slow path, Heap::safepoint(), or a scope constructor) or is
+// parked (ParkedScope). Stopped threads hand back their current blocks (JSC's
+// stopAllocating), so every block's live bits are exact while marking. Roots
+// are each attached thread's stack and saved registers, scanned
+// conservatively, plus Root<T> handles and objects waiting for a finalizer.
+// Marking uses an explicit mark stack and versioned mark bits. Then weak
+// references to unmarked objects are cleared, unreachable finalizable
+// objects are kept for one more cycle and queued, and sweeping begins: lazy
+// by default (each block is swept by the allocator that claims it, the rest
+// by the concurrent sweeper), or synchronous. See papers/collector.md.
+//
+// Errors: allocation from a thread that is not attached, and other misuse,
+// throw handoff::Error (error.h) and leave the heap unchanged. Out of memory:
+// when HANDOFF_MAX_HEAP_BYTES would be exceeded the heap runs one last full
+// collection and retries; if that fails, make() throws Error(kOutOfMemory)
+// and try_make() returns nullptr. Nothing live is lost either way.
+#pragma once
+
+#include <handoff/allocator.h>
+#include <handoff/check.h>
+#include <handoff/concurrent_sweeper.h>
+#include <handoff/handles.h>
+#include <handoff/mutator_thread.h>
+#include <handoff/traced.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <iosfwd>
+#include <limits>
+#include <memory>
+#include <new>
+#include <span>
+#include <utility>
+
+namespace handoff {
+
+// The collector's tunables (STYLE.md 7); the allocator's and the sweeper's
+// own tables sit beside it in `allocator` and `sweeper`.
+struct HeapConfig {
+  // No collection is triggered before this many bytes were allocated since
+  // the last one (the floor of the trigger).
+  std::uint64_t initial_heap_bytes = 8 << 20;
+  // Hard limit on heap memory (blocks in use plus large objects); 0 = none.
+  std::uint64_t max_heap_bytes = 0;
+  // Collect when bytes allocated since the last collection exceed this
+  // percentage of the bytes found live by it.
+  std::uint64_t growth_percent = 100;
+  // 0: lazy sweeping (allocators and the concurrent sweeper); 1: sweep
+  // everything inside the collection (synchronous, for tests).
+  std::uint64_t sync_sweep = 0;
+  // Torture: collect every N allocations (0 = off).
+  std::uint64_t collect_every = 0;
+  // Torture: never free anything (marking still runs; no sweep, no weak
+  // clearing, no finalizers) for differential tests.
+  std::uint64_t immortal = 0;
+  // Run the verifier after every collection.
+  std::uint64_t verify = 0;
+  // Bytes a thread allocates between two visits to the slow path (trigger
+  // check and safepoint poll).
+  std::uint64_t allocation_slice_bytes = 64 << 10;
+
+  AllocatorConfig allocator{};
+  SweeperConfig sweeper{};
+
+  static std::span<const TunableSpec<HeapConfig>> table();
+  // Defaults overridden by HANDOFF_* variables (all three tables); throws
+  // Error(kBadTunable) on junk.
+  static HeapConfig from_environment();
+};
+
+struct HeapStats {
+  std::uint64_t collections = 0;
+  std::uint64_t deferred_collections = 0;  // requested inside a DeferGC scope
+  std::uint64_t last_resort_collections = 0;  // run because an allocation failed
+  std::uint64_t out_of_memory_errors = 0;
+  std::uint64_t mark_ns_total = 0;
+  std::uint64_t mark_ns_max = 0;
+  std::uint64_t pause_ns_total = 0;
+  std::uint64_t pause_ns_max = 0;
+  std::uint64_t live_bytes = 0;      // marked by the last collection
+  std::uint64_t live_objects = 0;
+  std::uint64_t marked_bytes_total = 0;  // over all collections (for mark rate)
+  std::uint64_t bytes_allocated = 0;     // published by threads' slow paths
+  std::uint64_t bytes_swept = 0;         // freed by sweeps finished so far
+  std::uint64_t objects_swept = 0;
+  std::uint64_t trigger_bytes = 0;       // current collection threshold
+  std::uint64_t weak_cleared = 0;
+  std::uint64_t finalizers_queued = 0;
+  std::uint64_t finalizers_run = 0;
+  std::uint64_t roots = 0;
+  std::uint64_t weak_handles = 0;
+  std::uint64_t attached_threads = 0;
+  std::uint64_t verifications = 0;
+  AllocatorStats allocator;
+  SweeperStats sweeper;
+
+  double pause_ms_mean() const noexcept {
+    return collections == 0 ? 0.0 : static_cast<double>(pause_ns_total) / 1e6 / static_cast<double>(collections);
+  }
+};
+
+namespace detail {
+class HeapInternals;
+}
+
+class Heap {
+ public:
+  explicit Heap(HeapConfig config = HeapConfig::from_environment());
+  // Destroying a heap with attached threads aborts with a message. Every
+  // remaining object's destructor runs; handles still alive are orphaned.
+  ~Heap();
+  Heap(const Heap&) = delete;
+  Heap& operator=(const Heap&) = delete;
+
+  // Allocates and constructs a T (traced.h) on an attached thread. Throws
+  // Error(kOutOfMemory) when the heap limit holds even after a collection,
+  // Error(kMisuse) from an unattached, parked or destructing thread, and
+  // whatever T's constructor throws (the cell is then simply garbage).
+  template <class T, class... Args>
+  T* make(Args&&... args);
+  // Same, but nullptr on out-of-memory.
+  template <class T, class... Args>
+  T* try_make(Args&&... args);
+  // A T followed by `extra` bytes of trailing storage (variable-size objects).
+  template <class T, class... Args>
+  T* make_with_extra(std::size_t extra, Args&&... args);
+  // An array of `length` value-initialised elements.
+  template <class E>
+  Array<E>* make_array(std::size_t length) {
+    return make_with_extra<Array<E>>(checked_extra(length, sizeof(E)), length);
+  }
+
+  // Runs a collection now. Returns false when it was deferred (a DeferGC or
+  // ForbidGC scope is open on some thread; it runs when the last one
+  // closes). Aborts when called inside a ForbidGC scope on this thread.
+  bool collect();
+  // A poll for threads that run long without allocating.
+  void safepoint() {
+    if (stop_requested_.load(std::memory_order_acquire)) [[unlikely]] safepoint_slow();
+  }
+  // Runs queued finalizers on this thread (collect() does it on the
+  // collecting thread once the world resumes). Not re-entrant per thread.
+  std::size_t run_finalizers();
+
+  // Explicit attach/detach for code that cannot use ThreadScope. Attaching
+  // twice or detaching an unattached thread throws Error(kMisuse).
+  void attach_current_thread();
+  void detach_current_thread();
+  bool current_thread_attached() const noexcept { return find_current() != nullptr; }
+
+  // True when `object` is the start of a live object of this heap
+  // (single-threaded exactness; see handles.h).
+  bool is_heap_object(const void* object) const noexcept;
+  // Start of the live object containing `p` (an interior pointer), or nullptr.
+  void* find_object(const void* p) const noexcept;
+  // Runs the verifier now (a full collection with verification).
+  void verify();
+
+  HeapStats stats() const;
+  void write_stats_json(std::ostream& out) const;
+  void write_stats_text(std::ostream& out) const;
+  const HeapConfig& config() const noexcept { return config_; }
+  Allocator& allocator() noexcept { return allocator_; }
+
+ private:
+  friend class ThreadScope;
+  friend class ParkedScope;
+  friend class DeferGC;
+  friend class ForbidGC;
+  friend class detail::HandleBase;
+  friend class detail::HeapInternals;
+  using MutatorThread = detail::MutatorThread;
+
+  MutatorThread* find_current() const noexcept {
+    auto& records = detail::tls_records;
+    if (records.cached_heap == this) [[likely]] return records.cached;
+    return find_current_slow();
+  }
+  MutatorThread* find_current_slow() const noexcept;
+  MutatorThread& current_or_throw(const char* what);
+
+  // The allocation fast path: one TLS compare, one countdown, the
+  // allocator's inline fast path, one header store.
+  HANDOFF_ALWAYS_INLINE void* allocate_cell(std::size_t size, bool throw_on_oom) {
+    MutatorThread* self = find_current();
+    if (self == nullptr) [[unlikely]] self = &current_or_throw("allocation");
+    HANDOFF_ASSERT(detail::tls_records.in_destructor == 0);
+    if ((self->countdown -= static_cast<std::int64_t>(size)) >= 0) [[likely]] {
+      if (void* cell = self->allocator.try_allocate(size)) [[likely]] return cell;
+    }
+    return allocate_slow(*self, size, throw_on_oom);
+  }
+  HANDOFF_SLOW_PATH void* allocate_slow(MutatorThread& self, std::size_t size, bool throw_on_oom);
+  HANDOFF_SLOW_PATH void safepoint_slow();
+  static std::size_t checked_extra(std::size_t count, std::size_t element);
+  static std::size_t checked_size(std::size_t base, std::size_t extra);
+
+  template <class T, class... Args>
+  T* construct(void* cell, std::size_t size, Args&&... args);
+  void register_finalizable(void* object);
+
+  const HeapConfig config_;
+  Allocator allocator_;
+  std::atomic<bool> stop_requested_{false};
+  std::unique_ptr<detail::HeapInternals> internals_;
+};
+
+// Attaches the calling thread for the scope's lifetime. On exit the
+// thread's blocks go back to their directories and its epoch record is
+// released; nothing it allocated is lost.
+class ThreadScope {
+ public:
+  explicit ThreadScope(Heap& heap) : heap_(heap) { heap_.attach_current_thread(); }
+  ~ThreadScope() { heap_.detach_current_thread(); }
+  ThreadScope(const ThreadScope&) = delete;
+  ThreadScope& operator=(const ThreadScope&) = delete;
+
+ private:
+  Heap& heap_;
+};
+
+// For code about to block (a lock, a queue, I/O): a collection proceeds
+// without this thread. Inside, the thread must not touch the heap; leaving
+// waits for a collection in progress to end.
+class ParkedScope {
+ public:
+  explicit ParkedScope(Heap& heap);
+  ~ParkedScope();
+  ParkedScope(const ParkedScope&) = delete;
+  ParkedScope& operator=(const ParkedScope&) = delete;
+
+ private:
+  Heap& heap_;
+};
+
+// No collection starts on any thread while a DeferGC is open; one that was
+// requested meanwhile runs when the last scope closes. Allocation at the
+// heap limit inside the scope reports out-of-memory instead of collecting.
+class DeferGC {
+ public:
+  explicit DeferGC(Heap& heap);
+  ~DeferGC();
+  DeferGC(const DeferGC&) = delete;
+  DeferGC& operator=(const DeferGC&) = delete;
+
+ private:
+  Heap& heap_;
+};
+
+// A DeferGC that also asserts: a collection attempted from this thread
+// inside the scope aborts with a message naming the scope.
+class ForbidGC {
+ public:
+  explicit ForbidGC(Heap& heap);
+  ~ForbidGC();
+  ForbidGC(const ForbidGC&) = delete;
+  ForbidGC& operator=(const ForbidGC&) = delete;
+
+ private:
+  Heap& heap_;
+};
+
+// ---- inline templates -------------------------------------------------
+
+namespace detail {
+extern const TypeInfo kUnconstructedType;  // a cell whose constructor threw
+}
+
+template <class T, class... Args>
+T* Heap::construct(void* cell, std::size_t size, Args&&... args) {
+  const TypeInfo* type = type_info_of<T>();
+  if constexpr (!std::is_trivially_destructible_v<T>) {
+    if (size <= kMaxSmallSize) MarkedBlock::of(cell)->note_destructible();  // our OWNED block
+  }
+  auto& header = detail::header_of(detail::object_of(cell));
+  header.store(reinterpret_cast<std::uintptr_t>(type) | detail::kInConstruction, std::memory_order_relaxed);
+  T* object;
+  try {
+    object = new (detail::object_of(cell)) T(std::forward<Args>(args)...);
+  } catch (...) {
+    header.store(reinterpret_cast<std::uintptr_t>(&detail::kUnconstructedType), std::memory_order_relaxed);
+    throw;
+  }
+  header.store(reinterpret_cast<std::uintptr_t>(type), std::memory_order_relaxed);
+  if constexpr (Finalizable<T>) register_finalizable(object);
+  return object;
+}
+
+template <class T, class... Args>
+T* Heap::make(Args&&... args) {
+  constexpr std::size_t size = sizeof(T) + detail::kCellHeaderSize;
+  return construct<T>(allocate_cell(size, true), size, std::forward<Args>(args)...);
+}
+
+template <class T, class... Args>
+T* Heap::try_make(Args&&... args) {
+  constexpr std::size_t size = sizeof(T) + detail::kCellHeaderSize;
+  void* cell = allocate_cell(size, false);
+  return cell == nullptr ? nullptr : construct<T>(cell, size, std::forward<Args>(args)...);
+}
+
+template <class T, class... Args>
+T* Heap::make_with_extra(std::size_t extra, Args&&... args) {
+  const std::size_t size = checked_size(sizeof(T) + detail::kCellHeaderSize, extra);
+  return construct<T>(allocate_cell(size, true), size, std::forward<Args>(args)...);
+}
+
+}  // namespace handoff

@@ -1,0 +1,348 @@
+// The heap facade: configuration, thread attachment, the allocation slow
+// path (trigger, safepoint poll, out-of-memory), finalizer registration and
+// stats. Collection itself is in collection.cpp, the stop-the-world
+// protocol in safepoint.cpp.
+#include "heap_internals.h"
+
+#include <handoff/check.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <iostream>
+#include <string>
+
+namespace handoff {
+namespace {
+
+constexpr std::array<TunableSpec<HeapConfig>, 7> kHeapTunables{{
+    {"initial_heap_bytes", "HANDOFF_INITIAL_HEAP_BYTES", &HeapConfig::initial_heap_bytes,
+     "no collection is triggered before this many bytes were allocated since the last one"},
+    {"growth_percent", "HANDOFF_GROWTH_PERCENT", &HeapConfig::growth_percent,
+     "collect when bytes allocated since the last collection exceed this percentage of the live bytes"},
+    {"sync_sweep", "HANDOFF_SYNC_SWEEP", &HeapConfig::sync_sweep,
+     "1 sweeps the whole heap inside each collection (tests); 0 sweeps lazily and concurrently"},
+    {"collect_every", "HANDOFF_COLLECT_EVERY", &HeapConfig::collect_every,
+     "torture: collect every N allocations (0 = off)"},
+    {"immortal", "HANDOFF_IMMORTAL", &HeapConfig::immortal,
+     "torture: never free anything (no sweep, no weak clearing, no finalizers)"},
+    {"verify", "HANDOFF_VERIFY", &HeapConfig::verify, "1 runs the heap verifier after every collection"},
+    {"allocation_slice_bytes", "HANDOFF_ALLOCATION_SLICE_BYTES", &HeapConfig::allocation_slice_bytes,
+     "bytes a thread allocates between trigger checks and safepoint polls"},
+}};
+
+}  // namespace
+
+std::span<const TunableSpec<HeapConfig>> HeapConfig::table() { return kHeapTunables; }
+
+HeapConfig HeapConfig::from_environment() {
+  HeapConfig config;
+  apply_environment(config, table());
+  config.allocator = AllocatorConfig::from_environment();
+  config.max_heap_bytes = config.allocator.max_heap_bytes;
+  config.sweeper = SweeperConfig::from_environment();
+  return config;
+}
+
+namespace {
+AllocatorConfig allocator_config_of(const HeapConfig& config) {
+  AllocatorConfig a = config.allocator;
+  a.max_heap_bytes = config.max_heap_bytes;
+  return a;
+}
+}  // namespace
+
+Heap::Heap(HeapConfig config)
+    : config_(config),
+      allocator_(allocator_config_of(config_)),
+      internals_(std::make_unique<detail::HeapInternals>(*this)) {}
+
+Heap::~Heap() {
+  auto& in = *internals_;
+  {
+    std::lock_guard lock(in.mutex);
+    if (!in.threads.empty()) {
+      detail::fatal_misuse("Heap destroyed while " + std::to_string(in.threads.size()) +
+                           " thread(s) are still attached; end every ThreadScope (or call "
+                           "detach_current_thread) before destroying the heap");
+    }
+  }
+  in.sweeper.reset();  // joins the sweeper thread: nothing sweeps from here on
+  in.handles.orphan_all();
+  // Every remaining object is dead now: run the destructors of those the
+  // last collection's lazy sweep has not reached, then of everything else.
+  allocator_.finish_lazy_sweep();
+  if (++in.mark_version == 0) in.mark_version = 1;
+  allocator_.sweep(LivenessPredicate::by_marks(in.mark_version, &detail::run_destructor));
+}
+
+detail::MutatorThread* Heap::find_current_slow() const noexcept {
+  auto& records = detail::tls_records;
+  for (MutatorThread* t = records.head; t != nullptr; t = t->next_on_thread) {
+    if (&t->heap == this) {
+      records.cached_heap = this;
+      records.cached = t;
+      return t;
+    }
+  }
+  return nullptr;
+}
+
+detail::MutatorThread& Heap::current_or_throw(const char* what) {
+  if (detail::tls_records.in_destructor > 0) {
+    detail::fatal_misuse(std::string("a destructor touched the heap (") + what +
+                         "): destructors run during sweeping and must not allocate, collect or create "
+                         "handles; do such work in a finalizer (see handoff/traced.h)");
+  }
+  if (MutatorThread* self = find_current()) return *self;
+  throw Error(ErrorCode::kMisuse, std::string(what) +
+                                      " from a thread that is not attached to this heap; attach it first "
+                                      "with handoff::ThreadScope (or Heap::attach_current_thread)");
+}
+
+void Heap::attach_current_thread() {
+  if (find_current() != nullptr) {
+    throw Error(ErrorCode::kMisuse, "attach_current_thread: this thread is already attached to this heap");
+  }
+  auto record = std::make_unique<MutatorThread>(*this, allocator_);
+  record->stack.base = detail::current_stack_base();
+  auto& in = *internals_;
+  {
+    std::unique_lock lock(in.mutex);
+    in.cv.wait(lock, [&] { return !in.collecting; });
+    in.threads.push_back(record.get());
+  }
+  auto& records = detail::tls_records;
+  record->next_on_thread = records.head;
+  records.head = record.get();
+  records.cached_heap = this;
+  records.cached = record.release();
+}
+
+void Heap::detach_current_thread() {
+  MutatorThread* self = find_current();
+  if (self == nullptr) {
+    throw Error(ErrorCode::kMisuse,
+                "detach_current_thread: this thread is not attached to this heap (detached twice?)");
+  }
+  if (self->park_depth > 0 || self->defer_depth > 0) {
+    throw Error(ErrorCode::kMisuse,
+                "detach_current_thread inside a ParkedScope, DeferGC or ForbidGC scope; close the scope first");
+  }
+  auto& in = *internals_;
+  for (;;) {
+    safepoint();
+    std::lock_guard lock(in.mutex);
+    if (in.collecting) continue;  // one started meanwhile: stop for it first
+    // No collection can start while we hold the mutex, so handing our
+    // blocks back and leaving the list is atomic with respect to marking.
+    self->allocator.flush();
+    in.threads.erase(std::find(in.threads.begin(), in.threads.end(), self));
+    in.bytes_since_collection.fetch_add(static_cast<std::uint64_t>(self->slice_bytes - std::min<std::int64_t>(self->countdown, self->slice_bytes)), std::memory_order_relaxed);
+    break;
+  }
+  auto& records = detail::tls_records;
+  for (MutatorThread** link = &records.head; *link != nullptr; link = &(*link)->next_on_thread) {
+    if (*link == self) {
+      *link = self->next_on_thread;
+      break;
+    }
+  }
+  records.cached_heap = nullptr;
+  records.cached = nullptr;
+  delete self;  // ~ThreadAllocator: leaves the epoch domain (invariant 5)
+}
+
+namespace {
+
+[[noreturn]] void throw_size_error(const ThreadAllocator& allocator, std::size_t size) {
+  if (allocator.last_error() == ErrorCode::kZeroSize) {
+    throw Error(ErrorCode::kZeroSize, "allocation of 0 bytes");
+  }
+  throw Error(ErrorCode::kSizeOverflow, "allocation of " + std::to_string(size) +
+                                            " bytes: the size overflows once headers and page rounding "
+                                            "are added");
+}
+
+}  // namespace
+
+void* Heap::allocate_slow(MutatorThread& self, std::size_t size, bool throw_on_oom) {
+  if (detail::tls_records.in_destructor > 0) current_or_throw("allocation");
+  if (self.park_depth > 0) {
+    throw Error(ErrorCode::kMisuse,
+                "allocation inside a ParkedScope: a parked thread must not touch the heap; close the scope first");
+  }
+  auto& in = *internals_;
+  // Publish the slice just used up (or the part of it used before a failure).
+  const std::int64_t used = self.slice_bytes - self.countdown;
+  if (used > 0) {
+    in.bytes_since_collection.fetch_add(static_cast<std::uint64_t>(used), std::memory_order_relaxed);
+    in.bytes_allocated.fetch_add(static_cast<std::uint64_t>(used), std::memory_order_relaxed);
+  }
+  self.slice_bytes = config_.collect_every != 0 ? 0 : static_cast<std::int64_t>(config_.allocation_slice_bytes);
+  self.countdown = self.slice_bytes;
+  safepoint();
+  if (in.should_collect(self) && self.defer_depth == 0) in.collect(&self, detail::CollectionKind::kNormal);
+  if (void* cell = self.allocator.try_allocate(size)) return cell;
+  if (self.allocator.last_error() != ErrorCode::kOutOfMemory) throw_size_error(self.allocator, size);
+  // One last full collection (synchronous sweep, empty blocks released),
+  // unless collections are deferred; then the error.
+  if (in.collect(&self, detail::CollectionKind::kLastResort)) {
+    if (void* cell = self.allocator.try_allocate(size)) return cell;
+  }
+  {
+    std::lock_guard lock(in.stats_mutex);
+    ++in.counters.out_of_memory_errors;
+  }
+  if (!throw_on_oom) return nullptr;
+  const std::uint64_t limit = allocator_.budget().limit();
+  std::string message = "allocation of " + std::to_string(size) + " bytes failed after a full collection: ";
+  if (limit != 0) {
+    message += "the heap limit of " + std::to_string(limit) + " bytes (HANDOFF_MAX_HEAP_BYTES) is reached with " +
+               std::to_string(stats().live_bytes) + " bytes live";
+  } else {
+    message += "the operating system refused more memory";
+  }
+  throw Error(ErrorCode::kOutOfMemory, message);
+}
+
+std::size_t Heap::checked_extra(std::size_t count, std::size_t element) {
+  if (element != 0 && count > std::numeric_limits<std::size_t>::max() / element) {
+    throw Error(ErrorCode::kSizeOverflow, "array of " + std::to_string(count) + " elements of " +
+                                              std::to_string(element) + " bytes: the size overflows");
+  }
+  return count * element;
+}
+
+std::size_t Heap::checked_size(std::size_t base, std::size_t extra) {
+  if (extra > LargeObjectSpace::max_request() - base) {
+    throw Error(ErrorCode::kSizeOverflow, "object of " + std::to_string(base) + " + " + std::to_string(extra) +
+                                              " bytes: the size overflows once headers and page rounding are added");
+  }
+  return base + extra;
+}
+
+void Heap::register_finalizable(void* object) {
+  std::lock_guard lock(internals_->finalizer_mutex);
+  internals_->finalizable.push_back(object);
+}
+
+bool Heap::collect() {
+  MutatorThread* self = find_current();
+  if (self != nullptr && self->park_depth > 0) {
+    throw Error(ErrorCode::kMisuse, "Heap::collect() inside a ParkedScope; close the scope first");
+  }
+  return internals_->collect(self, detail::CollectionKind::kNormal);
+}
+
+void Heap::verify() {
+  MutatorThread* self = find_current();
+  internals_->collect(self, detail::CollectionKind::kVerify);
+}
+
+std::size_t Heap::run_finalizers() { return internals_->run_finalizers(current_or_throw("run_finalizers")); }
+
+void* Heap::find_object(const void* p) const noexcept {
+  void* cell = allocator_.find_cell(p);
+  if (cell == nullptr) return nullptr;
+  void* object = detail::object_of(cell);
+  if (p < object) return nullptr;  // inside the header word
+  const TypeInfo* type = detail::type_of(object);
+  return type != nullptr && type->magic == TypeInfo::kMagic ? object : nullptr;
+}
+
+bool Heap::is_heap_object(const void* object) const noexcept {
+  return object != nullptr && find_object(object) == object;
+}
+
+HeapStats Heap::stats() const {
+  HeapStats s;
+  auto& in = *internals_;
+  {
+    std::lock_guard lock(in.stats_mutex);
+    s = in.counters;
+  }
+  s.bytes_allocated = in.bytes_allocated.load(std::memory_order_relaxed);
+  s.trigger_bytes = in.trigger_bytes.load(std::memory_order_relaxed);
+  s.roots = in.handles.count(detail::HandleBase::Kind::kRoot);
+  s.weak_handles = in.handles.count(detail::HandleBase::Kind::kWeak);
+  {
+    std::lock_guard lock(in.mutex);
+    s.attached_threads = in.threads.size();
+  }
+  s.allocator = allocator_.stats();
+  if (in.sweeper) s.sweeper = in.sweeper->stats();
+  s.bytes_swept = s.allocator.large.freed_bytes;
+  s.objects_swept = s.allocator.large.freed;
+  for (const auto& c : s.allocator.classes) {
+    s.bytes_swept += c.freed_cells_total * c.cell_size;
+    s.objects_swept += c.freed_cells_total;
+  }
+  return s;
+}
+
+void Heap::write_stats_json(std::ostream& out) const {
+  const HeapStats s = stats();
+  out << "{\"collections\":" << s.collections << ",\"deferred_collections\":" << s.deferred_collections
+      << ",\"last_resort_collections\":" << s.last_resort_collections
+      << ",\"out_of_memory_errors\":" << s.out_of_memory_errors << ",\"mark_ns_total\":" << s.mark_ns_total
+      << ",\"mark_ns_max\":" << s.mark_ns_max << ",\"pause_ns_total\":" << s.pause_ns_total
+      << ",\"pause_ns_max\":" << s.pause_ns_max << ",\"pause_ms_mean\":" << s.pause_ms_mean()
+      << ",\"live_bytes\":" << s.live_bytes << ",\"live_objects\":" << s.live_objects
+      << ",\"marked_bytes_total\":" << s.marked_bytes_total << ",\"bytes_allocated\":" << s.bytes_allocated
+      << ",\"bytes_swept\":" << s.bytes_swept << ",\"objects_swept\":" << s.objects_swept
+      << ",\"trigger_bytes\":" << s.trigger_bytes << ",\"weak_cleared\":" << s.weak_cleared
+      << ",\"finalizers_queued\":" << s.finalizers_queued << ",\"finalizers_run\":" << s.finalizers_run
+      << ",\"roots\":" << s.roots << ",\"weak_handles\":" << s.weak_handles
+      << ",\"attached_threads\":" << s.attached_threads << ",\"verifications\":" << s.verifications
+      << ",\"sweeper\":{\"blocks_swept\":" << s.sweeper.blocks_swept << ",\"cells_freed\":" << s.sweeper.cells_freed
+      << ",\"blocks_retired\":" << s.sweeper.blocks_retired << ",\"blocks_freed\":" << s.sweeper.blocks_freed
+      << ",\"limbo_blocks\":" << s.sweeper.limbo_blocks << "},\"tunables\":";
+  tunables_json(out, config_, HeapConfig::table());
+  out << ",\"occupancy\":[";
+  const char* sep = "";
+  for (const auto& c : s.allocator.classes) {
+    out << sep << "{\"cell_size\":" << c.cell_size << ",\"blocks\":" << c.blocks << ",\"live_cells\":" << c.live_cells
+        << ",\"capacity_cells\":" << c.capacity_cells << "}";
+    sep = ",";
+  }
+  out << "],\"allocator\":";
+  allocator_.write_stats_json(out);
+  out << "}";
+}
+
+void Heap::write_stats_text(std::ostream& out) const {
+  const HeapStats s = stats();
+  out << "handoff heap: " << s.collections << " collections (" << s.deferred_collections << " deferred, "
+      << s.last_resort_collections << " last-resort), pause max " << static_cast<double>(s.pause_ns_max) / 1e6
+      << " ms mean " << s.pause_ms_mean() << " ms, mark total " << static_cast<double>(s.mark_ns_total) / 1e6
+      << " ms\n  live " << s.live_bytes << " B in " << s.live_objects << " objects; allocated " << s.bytes_allocated
+      << " B; swept " << s.bytes_swept << " B; trigger at " << s.trigger_bytes << " B\n  roots " << s.roots
+      << ", weak " << s.weak_handles << " (" << s.weak_cleared << " cleared), finalizers " << s.finalizers_run
+      << "/" << s.finalizers_queued << " run, threads " << s.attached_threads << "\n  occupancy by size class:";
+  for (const auto& c : s.allocator.classes) {
+    if (c.blocks == 0) continue;
+    out << " " << c.cell_size << ":" << c.live_cells << "/" << c.capacity_cells;
+  }
+  out << "\n  tunables:\n";
+  print_tunables(out, config_, HeapConfig::table());
+  allocator_.write_stats_text(out);
+}
+
+namespace detail {
+
+MutatorThread::MutatorThread(Heap& owner, Allocator& from) : heap(owner), allocator(from) {}
+
+const TypeInfo kUnconstructedType{TypeInfo::kMagic, "an object whose constructor threw", nullptr, nullptr, nullptr};
+
+void run_destructor(void* cell) {
+  void* object = object_of(cell);
+  const TypeInfo* type = type_of(object);
+  if (type == nullptr || type->destroy == nullptr) return;
+  ++tls_records.in_destructor;
+  type->destroy(object);
+  --tls_records.in_destructor;
+}
+
+}  // namespace detail
+}  // namespace handoff

@@ -1,0 +1,73 @@
+// The marker: stop-the-world marking with an explicit mark stack.
+//
+// Call tree (world stopped, concurrent sweeper paused, heap mutex held):
+//   HeapInternals::run_collection
+//     -> Marker::mark_roots         stacks + registers (conservative),
+//                                   Root handles, finalizer queue (precise)
+//     -> Marker::drain              pop, trace (TypeInfo::trace) or scan an
+//                                   object still under construction
+//     -> HeapInternals::process_weak_and_finalizable -> Marker::drain again
+//
+// Marks are versioned (MarkedBlock::mark, LargeObjectSpace::mark): a cell is
+// marked for this collection iff its block's mark version is the current
+// one and its bit is set, so no bitmap is cleared in a pass over the heap.
+//
+// Conservative lookup (invariant 7). A word marks a cell only if the word
+// points into a block the pool has handed out, inside a cell whose live bit
+// is set, or into a published large object. With the world stopped every
+// block's live bits are exact: threads handed their current blocks back, the
+// previous lazy sweep was finished before marking, and no block is OWNED,
+// UNSWEPT or being swept. Blocks retired into the limbo are EMPTY (no live
+// bit), and nothing is freed while the sweeper is paused, so a lookup never
+// reads a block that may be freed concurrently.
+//
+// The verifier (verifier.cpp) reuses the root enumeration and lookup with
+// its own visited set instead of mark bits, then checks that everything it
+// reached carries the collector's mark.
+#pragma once
+
+#include "heap_internals.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+namespace handoff::detail {
+
+class Marker final : public Visitor {
+ public:
+  enum class Mode { kMark, kVerify };
+
+  Marker(HeapInternals& heap, Mode mode);
+
+  void mark_roots(MutatorThread* self);
+  void drain();
+  // Marks and queues `object` (the start of a live object).
+  void visit(const void* object) override;
+  // Conservative: marks the live object containing `word`, if any.
+  void visit_word(std::uintptr_t word);
+  void scan_words(const void* begin, const void* end);
+
+  std::uint64_t marked_bytes() const noexcept { return marked_bytes_; }
+  std::uint64_t marked_objects() const noexcept { return marked_objects_; }
+  std::uint64_t verify_failures() const noexcept { return verify_failures_; }
+
+ private:
+  bool try_mark(const void* object);
+  std::size_t object_capacity(const void* object) const;
+  const void* find_large(std::uintptr_t word) const noexcept;
+
+  HeapInternals& heap_;
+  const Mode mode_;
+  const std::uint32_t version_;
+  std::vector<const void*> stack_;
+  std::vector<std::pair<std::uintptr_t, std::size_t>> large_;  // sorted (cell, size)
+  std::unordered_set<const void*> visited_;  // kVerify only
+  std::uint64_t marked_bytes_ = 0;
+  std::uint64_t marked_objects_ = 0;
+  std::uint64_t verify_failures_ = 0;
+};
+
+}  // namespace handoff::detail
