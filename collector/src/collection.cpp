@@ -65,6 +65,9 @@ void HeapInternals::run_collection(MutatorThread* self, CollectionKind kind) {
   const std::uint64_t live_objects = marker.marked_objects();
   if (config.immortal == 0) process_weak_and_finalizable(marker);
   const std::uint64_t mark_ns = now_ns() - mark_start;
+#if defined(HANDOFF_TEST_HOOKS)
+  if (hooks.drop_one_mark) drop_one_mark();
+#endif
 
   if (config.verify != 0 || kind == CollectionKind::kVerify) verify_heap(*this, self);
   start_sweep(kind);
@@ -76,6 +79,24 @@ void HeapInternals::run_collection(MutatorThread* self, CollectionKind kind) {
     ++counters.last_resort_collections;
   }
 }
+
+#if defined(HANDOFF_TEST_HOOKS)
+// The verifier's negative control: forget the mark of one reachable object
+// (the first marked cell found), as a collector bug would.
+void HeapInternals::drop_one_mark() {
+  bool dropped = false;
+  for (std::size_t cls = 0; cls < kNumSizeClasses && !dropped; ++cls) {
+    allocator.directory(cls).for_each_block([&](MarkedBlock& block) {
+      if (dropped || block.mark_version() != mark_version) return;
+      block.for_each_live_cell([&](void* cell) {
+        if (dropped || !block.is_marked(cell, mark_version)) return;
+        block.mark_bits().clear(MarkedBlock::atom_of(cell));
+        dropped = true;
+      });
+    });
+  }
+}
+#endif
 
 void HeapInternals::process_weak_and_finalizable(Marker& marker) {
   std::uint64_t cleared = 0;

@@ -58,14 +58,14 @@ std::size_t HandleTable::count(HandleBase::Kind kind) const {
   return n;
 }
 
-namespace {
-
-void check_object(Heap& heap, HandleBase::Kind kind, const void* object) {
+void HandleBase::check_object(Heap& heap, Kind kind, const void* object) {
   if (tls_records.in_destructor > 0) {
     fatal_misuse(std::string("a destructor created a ") + handle_name(kind) +
                  ": destructors run during sweeping and must not touch the heap");
   }
-  if (object == nullptr || heap.is_heap_object(object)) return;
+  if (object == nullptr) return;
+  heap.record_own_cells(object);
+  if (heap.is_heap_object(object)) return;
   const void* containing = heap.find_object(object);
   std::string why = containing != nullptr
                         ? "it points inside the object at " + address(containing) + ", not at its start"
@@ -73,8 +73,6 @@ void check_object(Heap& heap, HandleBase::Kind kind, const void* object) {
   throw Error(ErrorCode::kNotAHeapPointer,
               std::string(handle_name(kind)) + " of " + address(object) + ": " + why);
 }
-
-}  // namespace
 
 void HandleBase::attach(Heap* heap, const void* object) {
   check_object(*heap, kind_, object);

@@ -240,10 +240,41 @@ void Heap::verify() {
   internals_->collect(self, detail::CollectionKind::kVerify);
 }
 
+#if defined(HANDOFF_TEST_HOOKS)
+void Heap::set_test_hooks(const TestHooks& hooks) noexcept {
+  std::lock_guard lock(internals_->mutex);  // the collector reads them under it
+  internals_->hooks = hooks;
+}
+#endif
+
 std::size_t Heap::run_finalizers() { return internals_->run_finalizers(current_or_throw("run_finalizers")); }
 
+void Heap::record_own_cells(const void* p) noexcept {
+  MutatorThread* self = find_current();
+  if (self == nullptr || !allocator_.pool().is_handed_out(p)) return;
+  const MarkedBlock* block = MarkedBlock::of(p);
+  const BlockStateWord state = block->state();
+  // Our own current block: its cells are recorded in the live bits only when
+  // we give it up, so give it up (the next allocation re-claims it).
+  if (state.state == BlockState::kOwned && state.owner == self->allocator.owner_id()) {
+    self->allocator.local_allocator(block->size_class()).stop_allocating();
+  }
+}
+
 void* Heap::find_object(const void* p) const noexcept {
-  void* cell = allocator_.find_cell(p);
+  void* cell = nullptr;
+  if (allocator_.pool().is_handed_out(p)) {
+    const MarkedBlock* block = MarkedBlock::of(p);
+    if (block->state().state == BlockState::kOwned) {
+      // Another thread's current block: its live bits are not up to date;
+      // accept a cell whose header is intact (best effort).
+      cell = block->cell_start(p);
+    } else {
+      cell = allocator_.find_cell(p);
+    }
+  } else {
+    cell = allocator_.find_cell(p);
+  }
   if (cell == nullptr) return nullptr;
   void* object = detail::object_of(cell);
   if (p < object) return nullptr;  // inside the header word

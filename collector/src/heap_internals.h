@@ -87,6 +87,9 @@ class HeapInternals {
   LivenessPredicate sweep_predicate() const noexcept;
   void start_sweep(CollectionKind kind);
   void process_weak_and_finalizable(class Marker& marker);
+#if defined(HANDOFF_TEST_HOOKS)
+  void drop_one_mark();
+#endif
   void update_after_collection(std::uint64_t pause_ns, std::uint64_t mark_ns, std::uint64_t live_bytes,
                                std::uint64_t live_objects);
 
@@ -120,6 +123,10 @@ class HeapInternals {
   std::vector<void*> finalizing;       // being finalized right now; kept alive
 
   std::unique_ptr<ConcurrentSweeper> sweeper;
+
+#if defined(HANDOFF_TEST_HOOKS)
+  Heap::TestHooks hooks;  // read by the collector only (mutex)
+#endif
 
   mutable std::mutex stats_mutex;
   HeapStats counters;  // collector-maintained fields only

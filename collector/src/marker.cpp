@@ -1,6 +1,7 @@
 #include "marker.h"
 
 #include <handoff/check.h>
+#include <handoff/sanitizer.h>
 
 #include <cstdio>
 #include <iostream>
@@ -90,21 +91,37 @@ void Marker::visit_word(std::uintptr_t word) {
   if (const void* cell = find_large(word)) visit(object_of(const_cast<void*>(cell)));
 }
 
-HANDOFF_NO_SANITIZE_SCAN void Marker::scan_words(const void* begin, const void* end) {
+HANDOFF_NO_SANITIZE_SCAN void Marker::scan_words(const void* begin, const void* end, void* fake_stack) {
   auto first = (reinterpret_cast<std::uintptr_t>(begin) + sizeof(std::uintptr_t) - 1) & ~(sizeof(std::uintptr_t) - 1);
   const auto last = reinterpret_cast<std::uintptr_t>(end);
   for (auto p = first; p + sizeof(std::uintptr_t) <= last; p += sizeof(std::uintptr_t)) {
-    visit_word(load_word(reinterpret_cast<const std::uintptr_t*>(p)));
+    const std::uintptr_t word = load_word(reinterpret_cast<const std::uintptr_t*>(p));
+#if defined(HANDOFF_ASAN)
+    void* frame_begin = nullptr;
+    void* frame_end = nullptr;
+    if (fake_stack != nullptr &&
+        __asan_addr_is_in_fake_stack(fake_stack, reinterpret_cast<void*>(word), &frame_begin, &frame_end) != nullptr) {
+      // One level: a call that uses a fake frame keeps its address in its
+      // real frame or a register, so every live fake frame is found from there.
+      scan_words(frame_begin, frame_end, nullptr);
+    }
+#else
+    (void)fake_stack;
+#endif
+    visit_word(word);
   }
 }
 
 void Marker::mark_roots(MutatorThread* self) {
   (void)self;  // the collector's own stack is in the list like every other
   for (MutatorThread* thread : heap_.threads) {
+#if defined(HANDOFF_TEST_HOOKS)
+    if (!heap_.hooks.scan_stacks) break;
+#endif
     const StackSnapshot& s = thread->stack;
-    scan_words(s.registers.data(), s.registers.data() + s.register_words);
+    scan_words(s.registers.data(), s.registers.data() + s.register_words, s.asan_fake_stack);
     HANDOFF_CHECK(s.top != nullptr && s.top <= s.base, "a stopped thread published no stack range");
-    scan_words(s.top, s.base);
+    scan_words(s.top, s.base, s.asan_fake_stack);
   }
   heap_.handles.for_each([&](HandleBase& handle) {
     if (HandleTable::kind(handle) != HandleBase::Kind::kRoot) return;

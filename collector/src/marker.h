@@ -48,7 +48,9 @@ class Marker final : public Visitor {
   void visit(const void* object) override;
   // Conservative: marks the live object containing `word`, if any.
   void visit_word(std::uintptr_t word);
-  void scan_words(const void* begin, const void* end);
+  // `fake_stack`: the scanned thread's ASan fake stack, if any; a word that
+  // points into one of its frames makes that frame scanned too.
+  void scan_words(const void* begin, const void* end, void* fake_stack = nullptr);
 
   std::uint64_t marked_bytes() const noexcept { return marked_bytes_; }
   std::uint64_t marked_objects() const noexcept { return marked_objects_; }

@@ -13,6 +13,8 @@
 
 #include <handoff/check.h>
 
+#include <handoff/sanitizer.h>
+
 #include <pthread.h>
 
 #include <algorithm>
@@ -46,6 +48,9 @@ namespace {
     out.registers[words++] = *reinterpret_cast<const volatile std::uintptr_t*>(p);
   }
   out.register_words = words;
+#if defined(HANDOFF_ASAN)
+  out.asan_fake_stack = __asan_get_current_fake_stack();
+#endif
 #if defined(__x86_64__)
   out.top = frame + 2 * sizeof(void*);  // above the saved frame pointer and return address
 #else

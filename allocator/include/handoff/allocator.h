@@ -113,6 +113,7 @@ class Allocator {
   const AllocatorConfig& config() const noexcept { return config_; }
   Directory& directory(std::size_t size_class) noexcept { return *directories_[size_class]; }
   BlockPool& pool() noexcept { return pool_; }
+  const BlockPool& pool() const noexcept { return pool_; }
   HeapBudget& budget() noexcept { return budget_; }
   EpochDomain& epochs() noexcept { return epochs_; }
   const Limbo& limbo() const noexcept { return limbo_; }

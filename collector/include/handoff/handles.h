@@ -48,6 +48,7 @@ class HandleBase {
   bool registered() const noexcept { return registered_; }
 
  private:
+  static void check_object(Heap& heap, Kind kind, const void* object);
   friend class handoff::Heap;
   friend class HandleTable;
   Kind kind_;

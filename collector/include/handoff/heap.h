@@ -158,13 +158,25 @@ class Heap {
   void detach_current_thread();
   bool current_thread_attached() const noexcept { return find_current() != nullptr; }
 
-  // True when `object` is the start of a live object of this heap
-  // (single-threaded exactness; see handles.h).
+  // True when `object` is the start of a live object of this heap. Exact
+  // for objects in blocks no thread is allocating from (and, through the
+  // handles, in the calling thread's own); for a cell in another thread's
+  // current block only its header is checked.
   bool is_heap_object(const void* object) const noexcept;
   // Start of the live object containing `p` (an interior pointer), or nullptr.
   void* find_object(const void* p) const noexcept;
   // Runs the verifier now (a full collection with verification).
   void verify();
+
+#if defined(HANDOFF_TEST_HOOKS)
+  // Negative controls (test builds only): each switch turns one safety
+  // mechanism off so a test can show the failure it prevents.
+  struct TestHooks {
+    bool scan_stacks = true;      // off: locals no longer keep objects alive
+    bool drop_one_mark = false;   // on: unmark one reachable object after marking
+  };
+  void set_test_hooks(const TestHooks& hooks) noexcept;
+#endif
 
   HeapStats stats() const;
   void write_stats_json(std::ostream& out) const;
@@ -207,6 +219,9 @@ class Heap {
 
   template <class T, class... Args>
   T* construct(void* cell, std::size_t size, Args&&... args);
+  // Gives up this thread's current block if it contains `p`, so that the
+  // block's live bits record the cells handed out from it.
+  void record_own_cells(const void* p) noexcept;
   void register_finalizable(void* object);
 
   const HeapConfig config_;

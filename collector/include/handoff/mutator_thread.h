@@ -44,6 +44,9 @@ struct StackSnapshot {
   static constexpr std::size_t kRegisterWords = 64;
   std::array<std::uintptr_t, kRegisterWords> registers{};
   std::size_t register_words = 0;
+  // AddressSanitizer's fake stack of the thread (detect_stack_use_after_return
+  // moves locals there); words that point into it are scanned through it.
+  void* asan_fake_stack = nullptr;
 };
 
 class MutatorThread {
