@@ -364,6 +364,17 @@ namespace detail {
 
 MutatorThread::MutatorThread(Heap& owner, Allocator& from) : heap(owner), allocator(from) {}
 
+ThreadRecords::~ThreadRecords() {
+  while (head != nullptr) {
+    // Scopes are stack objects, so they closed before the thread's
+    // thread_local destructors run; only an explicit attach reaches here.
+    MutatorThread* record = head;
+    cached_heap = nullptr;
+    record->heap.detach_current_thread();
+    if (head == record) break;  // cannot happen; never loop forever at exit
+  }
+}
+
 const TypeInfo kUnconstructedType{TypeInfo::kMagic, "an object whose constructor threw", nullptr, nullptr, nullptr};
 
 void run_destructor(void* cell) {
