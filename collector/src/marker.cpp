@@ -48,7 +48,7 @@ std::size_t Marker::object_capacity(const void* object) const {
 bool Marker::try_mark(const void* object) {
   const void* cell = cell_of(object);
   std::size_t bytes;
-  if (heap_.allocator.pool().chunk_of(cell) != nullptr) {
+  if (in_block(cell)) {
     MarkedBlock* block = MarkedBlock::of(cell);
     HANDOFF_ASSERT(block->is_live_cell(cell));
     if (mode_ == Mode::kVerify) {
