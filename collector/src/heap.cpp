@@ -13,6 +13,9 @@
 #include <string>
 
 namespace handoff {
+namespace detail {
+void arm_thread_exit_hook();
+}
 namespace {
 
 constexpr std::array<TunableSpec<HeapConfig>, 7> kHeapTunables{{
@@ -112,6 +115,7 @@ void Heap::attach_current_thread() {
     in.cv.wait(lock, [&] { return !in.collecting; });
     in.threads.push_back(record.get());
   }
+  detail::arm_thread_exit_hook();
   auto& records = detail::tls_records;
   record->next_on_thread = records.head;
   records.head = record.get();
@@ -364,15 +368,25 @@ namespace detail {
 
 MutatorThread::MutatorThread(Heap& owner, Allocator& from) : heap(owner), allocator(from) {}
 
-ThreadRecords::~ThreadRecords() {
-  while (head != nullptr) {
-    // Scopes are stack objects, so they closed before the thread's
-    // thread_local destructors run; only an explicit attach reaches here.
-    MutatorThread* record = head;
-    cached_heap = nullptr;
-    record->heap.detach_current_thread();
-    if (head == record) break;  // cannot happen; never loop forever at exit
+// A thread that exits while still attached is detached at thread exit, so
+// that no collection waits for it forever and its blocks come back
+// (invariant 5). Scopes are stack objects, so they closed before thread_local
+// destructors run; only an explicit attach without a detach reaches here.
+struct ThreadExitHook {
+  ~ThreadExitHook() {
+    auto& records = tls_records;
+    while (records.head != nullptr) {
+      MutatorThread* record = records.head;
+      records.cached_heap = nullptr;
+      record->heap.detach_current_thread();
+      if (records.head == record) break;  // never loop forever at exit
+    }
   }
+};
+
+void arm_thread_exit_hook() {
+  static thread_local ThreadExitHook hook;
+  (void)hook;
 }
 
 const TypeInfo kUnconstructedType{TypeInfo::kMagic, "an object whose constructor threw", nullptr, nullptr, nullptr};

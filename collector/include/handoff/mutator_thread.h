@@ -76,10 +76,9 @@ void capture_stack(StackSnapshot& out) noexcept;
 
 // Per OS thread: the records of the heaps it is attached to, and a one-entry
 // cache so that the allocation fast path finds its record with one compare.
+// Trivially destructible, so the fast path reads it without a TLS guard; the
+// exit hook that detaches a thread still attached lives in heap.cpp.
 struct ThreadRecords {
-  // A thread that exits while still attached is detached here, so that no
-  // collection waits for it forever and its blocks come back (invariant 5).
-  ~ThreadRecords();
   const Heap* cached_heap = nullptr;
   MutatorThread* cached = nullptr;
   MutatorThread* head = nullptr;
