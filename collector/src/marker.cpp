@@ -3,6 +3,7 @@
 #include <handoff/check.h>
 #include <handoff/sanitizer.h>
 
+#include <array>
 #include <cstdio>
 #include <iostream>
 
@@ -132,27 +133,50 @@ void Marker::mark_roots(MutatorThread* self) {
   for (void* object : heap_.finalizing) visit(object);
 }
 
+// The mark loop. Objects popped from the mark stack pass through a small
+// FIFO before they are traced, and each one's header is prefetched when it
+// enters: marking a large heap is dominated by the cache miss on each
+// object's first line, and the FIFO lets kPrefetchDistance of those misses
+// overlap (the technique of Boehm's mark prefetching and of Cher, Hosking and
+// Vijaykumar, ASPLOS 2004). Traversal order becomes partly breadth-first,
+// which marking does not care about.
 void Marker::drain() {
-  while (!stack_.empty()) {
-    const void* object = stack_.back();
-    stack_.pop_back();
-    const std::uintptr_t header = header_of(object).load(std::memory_order_relaxed);
-    if ((header & kInConstruction) != 0) {
-      // Its constructor is running: its fields may not be initialised yet,
-      // so every word of it counts as a possible reference.
-      const std::size_t bytes = object_capacity(object);
-      scan_words(object, static_cast<const char*>(object) + bytes);
-      continue;
+  constexpr std::size_t kPrefetchDistance = 8;
+  std::array<const void*, kPrefetchDistance> ring;
+  std::size_t head = 0;
+  std::size_t count = 0;
+  for (;;) {
+    while (count < kPrefetchDistance && !stack_.empty()) {
+      const void* object = stack_.back();
+      stack_.pop_back();
+      __builtin_prefetch(cell_of(object));
+      ring[(head + count++) % kPrefetchDistance] = object;
     }
-    const auto* type = reinterpret_cast<const TypeInfo*>(header);
-    if (type == nullptr || type->magic != TypeInfo::kMagic) {
-      std::fprintf(stderr, "handoff: corrupt object header %#llx at %p\n",
-                   static_cast<unsigned long long>(header), object);
-      if (heap_.allocator.pool().chunk_of(object) != nullptr) MarkedBlock::of(object)->dump(std::cerr);
-      HANDOFF_CHECK(false, "a marked object has no valid type header (heap corruption or a bad Member)");
-    }
-    if (type->trace != nullptr) type->trace(object, *this);
+    if (count == 0) return;
+    const void* object = ring[head];
+    head = (head + 1) % kPrefetchDistance;
+    --count;
+    trace_one(object);
   }
+}
+
+void Marker::trace_one(const void* object) {
+  const std::uintptr_t header = header_of(object).load(std::memory_order_relaxed);
+  if ((header & kInConstruction) != 0) [[unlikely]] {
+    // Its constructor is running: its fields may not be initialised yet,
+    // so every word of it counts as a possible reference.
+    const std::size_t bytes = object_capacity(object);
+    scan_words(object, static_cast<const char*>(object) + bytes);
+    return;
+  }
+  const auto* type = reinterpret_cast<const TypeInfo*>(header);
+  if (type == nullptr || type->magic != TypeInfo::kMagic) [[unlikely]] {
+    std::fprintf(stderr, "handoff: corrupt object header %#llx at %p\n", static_cast<unsigned long long>(header),
+                 object);
+    if (heap_.allocator.pool().chunk_of(object) != nullptr) MarkedBlock::of(object)->dump(std::cerr);
+    HANDOFF_CHECK(false, "a marked object has no valid type header (heap corruption or a bad Member)");
+  }
+  if (type->trace != nullptr) type->trace(object, *this);
 }
 
 }  // namespace handoff::detail

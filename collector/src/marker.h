@@ -58,6 +58,7 @@ class Marker final : public Visitor {
 
  private:
   bool try_mark(const void* object);
+  void trace_one(const void* object);
   // Whether `p` lies in one of the pool's chunks (blocks) rather than in a
   // large object; the last chunk seen is cached, since most marks land in
   // the same few 4 MiB chunks.
