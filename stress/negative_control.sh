@@ -18,7 +18,7 @@ report='ERROR: AddressSanitizer|internal check failed'
 caught=0
 for seed in $(seq 1 "$runs"); do
   start=$(date +%s%N)
-  timeout $(( seconds + 30 )) "$exe" --threads 2 --seconds "$seconds" --seed "$seed" --no-grace >"$log" 2>&1
+  timeout $(( seconds + 30 )) "$exe" --mode allocator --threads 2 --seconds "$seconds" --seed "$seed" --no-grace >"$log" 2>&1
   rc=$?
   took_ms=$(( ($(date +%s%N) - start) / 1000000 ))
   if grep -Eq "$report" "$log"; then
@@ -33,7 +33,7 @@ echo "grace off: caught in ${caught} of ${runs} runs (need ${need})"
 
 clean=0
 for seed in $(seq 1 "$runs"); do
-  "$exe" --threads 2 --seconds "$on_seconds" --seed "$seed" >"$log" 2>&1
+  "$exe" --mode allocator --threads 2 --seconds "$on_seconds" --seed "$seed" >"$log" 2>&1
   rc=$?
   if [ $rc -eq 0 ] && ! grep -Eq "$report" "$log"; then
     clean=$((clean + 1))

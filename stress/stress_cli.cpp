@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <mutex>
 #include <sstream>
 
 namespace handoff::stress {
@@ -31,6 +32,7 @@ void print_help(const ProgramInfo& info) {
   print_tunables(std::cout, config, AllocatorConfig::table());
   SweeperConfig sweeper;
   print_tunables(std::cout, sweeper, SweeperConfig::table());
+  if (info.extra_help != nullptr) info.extra_help(std::cout);
 }
 
 [[noreturn]] void usage_error(const ProgramInfo& info, const std::string& message) {
@@ -101,17 +103,53 @@ double run_with_progress(double seconds, const std::function<void(double)>& prog
   return elapsed();
 }
 
+bool take_flag(int& argc, char** argv, std::string_view flag) {
+  bool found = false;
+  int out = 1;
+  for (int i = 1; i < argc; ++i) {
+    if (flag == argv[i]) {
+      found = true;
+    } else {
+      argv[out++] = argv[i];
+    }
+  }
+  argc = out;
+  return found;
+}
+
+std::optional<std::string> take_flag_value(int& argc, char** argv, std::string_view flag, const ProgramInfo& info) {
+  std::optional<std::string> value;
+  int out = 1;
+  for (int i = 1; i < argc; ++i) {
+    if (flag == argv[i]) {
+      if (i + 1 >= argc) usage_error(info, std::string(flag) + " needs a value");
+      value = argv[++i];
+    } else {
+      argv[out++] = argv[i];
+    }
+  }
+  argc = out;
+  return value;
+}
+
 std::string reproduce_command(const ProgramInfo& info, const Options& options) {
   std::ostringstream out;
   out << info.name << " --threads " << options.threads << " --seconds " << options.seconds << " --seed "
       << options.seed;
+  if (options.smoke) out << " --smoke";
+  if (!options.extra_flags.empty()) out << " " << options.extra_flags;
   return out.str();
 }
 
 void fail(const ProgramInfo& info, const Options& options, std::string_view what) {
+  static std::mutex one_report;  // two threads may find violations at once
+  std::lock_guard lock(one_report);
   std::cerr << info.name << ": VIOLATION: " << what << "\n  reproduce with: " << reproduce_command(info, options)
             << "\n";
-  std::exit(1);
+  std::cout.flush();
+  std::cerr.flush();
+  std::fflush(nullptr);
+  std::_Exit(1);
 }
 
 }  // namespace handoff::stress

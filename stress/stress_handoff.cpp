@@ -16,7 +16,13 @@
 // AddressSanitizer as a use-after-poison on the pooled block (the pool
 // poisons what it holds), or by the directory's block validity check when
 // the block was recycled into another size class first.
-#include "stress_cli.h"
+//
+// Two modes (--mode, default both: half the time each):
+//   allocator  the race above, on Allocator + ConcurrentSweeper directly;
+//   heap       the same race through handoff::Heap: attached threads,
+//              frequent collections, the heap's own concurrent sweeper
+//              (stress_handoff_heap.cpp).
+#include "heap_stress.h"
 
 #include <handoff/allocator.h>
 #include <handoff/chaos.h>
@@ -44,11 +50,14 @@ handoff::stress::ProgramInfo info{
     "stress_handoff",
     "The cached-block race: refills scan registries while the concurrent sweeper retires\n"
     "and frees blocks. Extra flags:\n"
+    "  --mode M         allocator (Allocator + ConcurrentSweeper), heap (handoff::Heap with\n"
+    "                   frequent collections) or both (default; half the time each)\n"
     "  --no-grace       free retired blocks at once (negative control; test builds only):\n"
     "                   the run is then expected to crash with a sanitizer or validity report\n"
     "  --chaos N        chaos delays per million protocol points (test builds; default 20000)",
     {4, 10.0, 1, false},
     {2, 2.0, 1, true},
+    handoff::stress::print_heap_tunables,
 };
 
 struct Extra {
@@ -139,15 +148,24 @@ void progress(Shared& shared, const handoff::ConcurrentSweeper& sweeper, double 
   std::fflush(stdout);
 }
 
+int run_allocator_race(const Options& options, const Extra& extra);
+
 }  // namespace
 
+namespace handoff::stress {
+int run_heap_race(const ProgramInfo& info, const Options& options, bool no_grace);
+}
+
 int main(int argc, char** argv) {
+  const std::string mode = handoff::stress::take_flag_value(argc, argv, "--mode", info).value_or("both");
   const Extra extra = take_extra_flags(argc, argv);
   const Options options = handoff::stress::parse_options(argc, argv, info);
-  Shared shared(options);
+  if (mode != "allocator" && mode != "heap" && mode != "both") {
+    std::fprintf(stderr, "stress_handoff: --mode expects allocator, heap or both, got '%s'\n", mode.c_str());
+    return 2;
+  }
 #if defined(HANDOFF_TEST_HOOKS)
   handoff::chaos::configure({options.seed, extra.chaos_per_million, 100});
-  shared.heap.epochs().set_grace_period_enabled(!extra.no_grace);
 #else
   if (extra.no_grace) {
     std::fprintf(stderr, "stress_handoff: --no-grace needs a build with HANDOFF_TEST_HOOKS=ON "
@@ -155,11 +173,32 @@ int main(int argc, char** argv) {
     return 2;
   }
 #endif
+  // Each part reproduces on its own: its reproduce command names its mode.
+  auto part = [&](const char* which, double seconds) {
+    Options o = options;
+    o.seconds = seconds;
+    o.extra_flags = std::string("--mode ") + which + (extra.no_grace ? " --no-grace" : "") + " --chaos " +
+                    std::to_string(extra.chaos_per_million);
+    return o;
+  };
+  if (mode == "allocator") return run_allocator_race(part("allocator", options.seconds), extra);
+  if (mode == "heap") return handoff::stress::run_heap_race(info, part("heap", options.seconds), extra.no_grace);
+  if (const int status = run_allocator_race(part("allocator", options.seconds / 2), extra); status != 0) return status;
+  return handoff::stress::run_heap_race(info, part("heap", options.seconds / 2), extra.no_grace);
+}
+
+namespace {
+
+int run_allocator_race(const Options& options, const Extra& extra) {
+  Shared shared(options);
+#if defined(HANDOFF_TEST_HOOKS)
+  shared.heap.epochs().set_grace_period_enabled(!extra.no_grace);
+#endif
   handoff::SweeperConfig config = handoff::SweeperConfig::from_environment();
   config.enabled = 1;
   config.keep_empty_blocks = 0;  // retire every empty block: the race needs them
   config.idle_wait_ms = 1;
-  std::printf("stress_handoff: %u threads, %.1f s, seed %" PRIu64 "%s\n", options.threads, options.seconds,
+  std::printf("stress_handoff --mode allocator: %u threads, %.1f s, seed %" PRIu64 "%s\n", options.threads, options.seconds,
               options.seed, extra.no_grace ? ", GRACE PERIOD OFF (negative control)" : "");
   {
     handoff::ConcurrentSweeper sweeper(shared.heap, config);
@@ -182,6 +221,8 @@ int main(int argc, char** argv) {
                           std::to_string(pool.in_use_bytes / handoff::kBlockSize) + " blocks in use and " +
                               std::to_string(shared.heap.limbo().size()) + " in limbo after everything died");
   }
-  std::printf("stress_handoff: no violation\n");
+  std::printf("stress_handoff --mode allocator: no violation\n");
   return 0;
 }
+
+}  // namespace

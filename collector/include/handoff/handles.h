@@ -67,13 +67,16 @@ class Root : private detail::HandleBase {
  public:
   Root() noexcept : HandleBase(Kind::kRoot) {}
   Root(Heap& heap, T* object) : HandleBase(Kind::kRoot) { attach(&heap, object); }
+  // Copying a root whose heap was destroyed throws Error(kMisuse), like get().
   Root(const Root& other) : HandleBase(Kind::kRoot) {
-    if (other.registered()) attach(other.heap(), other.object_checked("Root copy"));
+    const void* object = other.object_checked("Root copy");
+    if (other.registered()) attach(other.heap(), object);
   }
   Root& operator=(const Root& other) {
     if (this != &other) {
+      const void* object = other.object_checked("Root copy");
       detach();
-      if (other.registered()) attach(other.heap(), other.object_checked("Root copy"));
+      if (other.registered()) attach(other.heap(), object);
     }
     return *this;
   }

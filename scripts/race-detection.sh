@@ -1,0 +1,219 @@
+#!/usr/bin/env bash
+# Race-detection runs: builds the tsan and asan presets' stress programs, runs
+# every stress program under both sanitizers across several seeds, counts
+# findings and writes papers/race-detection.md.
+#
+#   scripts/race-detection.sh                      5 seeds x 5 s, 4 threads, both sanitizers
+#   scripts/race-detection.sh --seeds 3 --seconds 20
+#   scripts/race-detection.sh --smoke              each program's CI smoke size
+#   scripts/race-detection.sh --soak 30            the on-demand soak: 30 minutes per
+#                                                  program and sanitizer, one seed
+#   options: --sanitizers "tsan asan"  --programs "stress_churn ..."  --threads N
+#            --first-seed X  --jobs N (build)  --no-build  --report FILE  --logs DIR
+#
+# A finding is a run whose log holds a sanitizer report ("WARNING:
+# ThreadSanitizer", "ERROR: AddressSanitizer", "ERROR: LeakSanitizer", UBSan's
+# "runtime error:") or that exits nonzero (a violation the program found
+# itself, or a crash). Logs go to out/race-detection/ (not committed). Exit
+# status: 0 when no run had a finding, 1 otherwise, 2 on bad usage.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+invocation="scripts/race-detection.sh${*:+ $*}"
+all_programs="stress_alloc stress_handoff stress_churn stress_xthread stress_threads stress_finalizers stress_oom"
+programs="$all_programs"
+sanitizers="tsan asan"
+seeds=5
+first_seed=1
+seconds=5
+threads=4
+smoke=0
+soak_minutes=0
+jobs=2
+build=1
+report=papers/race-detection.md
+logs=out/race-detection
+
+usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --seeds) seeds="$2"; shift 2 ;;
+    --first-seed) first_seed="$2"; shift 2 ;;
+    --seconds) seconds="$2"; shift 2 ;;
+    --threads) threads="$2"; shift 2 ;;
+    --smoke) smoke=1; shift ;;
+    --soak) soak_minutes="$2"; seeds=1; shift 2 ;;
+    --sanitizers) sanitizers="$2"; shift 2 ;;
+    --programs) programs="$2"; shift 2 ;;
+    --jobs) jobs="$2"; shift 2 ;;
+    --no-build) build=0; shift ;;
+    --report) report="$2"; shift 2 ;;
+    --logs) logs="$2"; shift 2 ;;
+    -h|--help) usage 0 ;;
+    *) echo "race-detection.sh: unknown argument '$1'" >&2; usage 2 ;;
+  esac
+done
+for n in "$seeds" "$first_seed" "$threads" "$jobs" "$soak_minutes"; do
+  [[ "$n" =~ ^[0-9]+$ ]] || { echo "race-detection.sh: '$n' is not a whole number" >&2; exit 2; }
+done
+[[ "$seconds" =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "race-detection.sh: --seconds expects a number" >&2; exit 2; }
+[ "$soak_minutes" -gt 0 ] && seconds=$(( soak_minutes * 60 ))
+for s in $sanitizers; do
+  case "$s" in tsan|asan) ;; *) echo "race-detection.sh: sanitizer must be tsan or asan, got '$s'" >&2; exit 2 ;; esac
+done
+
+# Sanitizer options: keep going after a TSan report so that one run counts
+# all of them; ASan stops at its first. The conservative stack scan cannot see
+# ASan's fake stacks, so detect_stack_use_after_return stays off.
+export TSAN_OPTIONS="halt_on_error=0:history_size=4:second_deadlock_stack=1:exitcode=66"
+export ASAN_OPTIONS="halt_on_error=1:abort_on_error=0:detect_leaks=1:detect_stack_use_after_return=0:strict_string_checks=1:exitcode=66"
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
+
+if [ "$build" -eq 1 ]; then
+  for s in $sanitizers; do
+    echo "=== build: cmake --preset $s && cmake --build --preset $s -j $jobs --target $programs"
+    cmake --preset "$s" >/dev/null || exit 1
+    # shellcheck disable=SC2086
+    cmake --build --preset "$s" -j "$jobs" --target $programs || exit 1
+  done
+fi
+
+mkdir -p "$logs"
+results="$logs/results.tsv"
+: >"$results"
+run_flags() {
+  if [ "$smoke" -eq 1 ]; then echo "--smoke"; else echo "--threads $threads --seconds $seconds"; fi
+}
+started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+for s in $sanitizers; do
+  for p in $programs; do
+    exe="build/$s/stress/$p"
+    [ -x "$exe" ] || { echo "race-detection.sh: $exe is missing (build first, or drop --no-build)" >&2; exit 1; }
+    for seed in $(seq "$first_seed" $(( first_seed + seeds - 1 ))); do
+      log="$logs/$s.$p.seed$seed.log"
+      flags="$(run_flags) --seed $seed"
+      limit=$(python3 -c "import math; print(math.ceil(float('$seconds') * 3 + 300))")
+      t0=$(date +%s.%N)
+      # shellcheck disable=SC2086
+      timeout "$limit" "$exe" $flags >"$log" 2>&1
+      rc=$?
+      t1=$(date +%s.%N)
+      tsan=$(grep -c "WARNING: ThreadSanitizer" "$log")
+      asan=$(grep -c "ERROR: AddressSanitizer" "$log")
+      lsan=$(grep -c "ERROR: LeakSanitizer" "$log")
+      ubsan=$(grep -c "runtime error:" "$log")
+      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$p" "$seed" "$rc" \
+        "$(python3 -c "print(f'{$t1 - $t0:.1f}')")" "$tsan" "$asan" "$lsan" "$ubsan" "$exe $flags" >>"$results"
+      verdict=clean
+      [ "$rc" -ne 0 ] || [ $((tsan + asan + lsan + ubsan)) -ne 0 ] && verdict="FINDING (exit $rc, tsan $tsan, asan $asan, lsan $lsan, ubsan $ubsan; log $log)"
+      echo "$s $p seed $seed: $verdict"
+    done
+  done
+done
+finished=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+
+compiler_of() {
+  local cache="build/$1/CMakeCache.txt" cxx
+  cxx=$(sed -n 's/^CMAKE_CXX_COMPILER:[A-Z]*=//p' "$cache" 2>/dev/null)
+  [ -n "$cxx" ] && "$cxx" --version | head -1
+}
+export RD_RESULTS="$results" RD_REPORT="$report" RD_STARTED="$started" RD_FINISHED="$finished"
+export RD_SANITIZERS="$sanitizers" RD_SMOKE="$smoke" RD_SECONDS="$seconds" RD_THREADS="$threads"
+export RD_SEEDS="$seeds" RD_FIRST_SEED="$first_seed" RD_SOAK="$soak_minutes"
+export RD_INVOCATION="$invocation" RD_COMPILER="$(for s in $sanitizers; do echo "$s: $(compiler_of "$s")"; done)"
+export RD_CPU="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)" RD_CORES="$(nproc)"
+export RD_OS="$(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")" RD_KERNEL="$(uname -r)"
+export RD_COMMIT="$(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD -- 2>/dev/null || echo ' (with uncommitted changes)')"
+export RD_TSAN_OPTIONS="$TSAN_OPTIONS" RD_ASAN_OPTIONS="$ASAN_OPTIONS" RD_UBSAN_OPTIONS="$UBSAN_OPTIONS"
+python3 - <<'PY' || exit 1
+# Writes the report from results.tsv (one line per run).
+import collections, os
+
+env = os.environ
+rows = [line.rstrip("\n").split("\t") for line in open(env["RD_RESULTS"]) if line.strip()]
+runs = collections.OrderedDict()
+for sanitizer, program, seed, rc, took, tsan, asan, lsan, ubsan, command in rows:
+    key = (program, sanitizer)
+    r = runs.setdefault(key, {"seeds": [], "took": 0.0, "findings": 0, "reports": [0, 0, 0, 0], "bad": []})
+    r["seeds"].append(int(seed))
+    r["took"] += float(took)
+    counts = [int(tsan), int(asan), int(lsan), int(ubsan)]
+    r["reports"] = [a + b for a, b in zip(r["reports"], counts)]
+    if int(rc) != 0 or sum(counts):
+        r["findings"] += 1
+        r["bad"].append((seed, rc, counts, command))
+
+smoke = env["RD_SMOKE"] == "1"
+soak = int(env["RD_SOAK"])
+per_run = "smoke size (`--smoke`)" if smoke else f"{env['RD_SECONDS']} s, {env['RD_THREADS']} threads"
+total_runs = len(rows)
+total_findings = sum(r["findings"] for r in runs.values())
+out = []
+w = out.append
+w("# Race-detection runs")
+w("")
+w("Every stress program (`stress/`) run under ThreadSanitizer and under AddressSanitizer +")
+w("UndefinedBehaviorSanitizer, across several seeds. Generated by `scripts/race-detection.sh`;")
+w("the figures below are from the run described here, not edited by hand.")
+w("")
+w("A *finding* is a run whose output holds a sanitizer report (`WARNING: ThreadSanitizer`,")
+w("`ERROR: AddressSanitizer`, `ERROR: LeakSanitizer`, UBSan's `runtime error:`) or that exits")
+w("nonzero (a violation the program detected itself, a crash, or the time limit).")
+w("")
+w("## Setup")
+w("")
+w(f"- Date: {env['RD_STARTED']} to {env['RD_FINISHED']} (UTC)")
+w(f"- Machine: {env['RD_CPU']}, {env['RD_CORES']} cores; {env['RD_OS']}, Linux {env['RD_KERNEL']}")
+for line in env["RD_COMPILER"].splitlines():
+    w(f"- Compiler ({line.split(':', 1)[0]} preset): {line.split(':', 1)[1].strip()}")
+w(f"- Source: commit {env['RD_COMMIT']}")
+w("- Builds: the `tsan` and `asan` presets of `CMakePresets.json` (Debug, -O1, HANDOFF_TEST_HOOKS on,")
+w("  so chaos delays at the handoff protocol's points are active in `stress_handoff`)")
+w(f"- Per run: {per_run}; seeds {env['RD_FIRST_SEED']}..{int(env['RD_FIRST_SEED']) + int(env['RD_SEEDS']) - 1}")
+w(f"- `TSAN_OPTIONS={env['RD_TSAN_OPTIONS']}`")
+w(f"- `ASAN_OPTIONS={env['RD_ASAN_OPTIONS']}`")
+w(f"- `UBSAN_OPTIONS={env['RD_UBSAN_OPTIONS']}`")
+w("")
+w("## Commands")
+w("")
+w("```sh")
+w(env["RD_INVOCATION"])
+w("# which runs, for each sanitizer S in {" + ", ".join(env["RD_SANITIZERS"].split()) + "}:")
+w("cmake --preset S && cmake --build --preset S -j 2 --target <the stress programs>")
+w("# and for each program P and seed X:")
+w(("build/S/stress/P --smoke --seed X" if smoke else
+   f"build/S/stress/P --threads {env['RD_THREADS']} --seconds {env['RD_SECONDS']} --seed X"))
+w("```")
+w("")
+w("## Results")
+w("")
+w("| Program | Sanitizer | Seeds | Duration per run | Wall time (all seeds) | Findings | TSan / ASan / LSan / UBSan reports |")
+w("|---|---|---|---|---|---|---|")
+for (program, sanitizer), r in runs.items():
+    seeds = r["seeds"]
+    seed_text = f"{len(seeds)} ({min(seeds)}..{max(seeds)})"
+    reports = " / ".join(str(n) for n in r["reports"])
+    w(f"| {program} | {sanitizer} | {seed_text} | {per_run} | {r['took']:.0f} s | {r['findings']} | {reports} |")
+w("")
+w(f"Total: {total_runs} runs, {total_findings} with a finding.")
+w("")
+if total_findings:
+    w("### Runs with a finding")
+    w("")
+    for (program, sanitizer), r in runs.items():
+        for seed, rc, counts, command in r["bad"]:
+            w(f"- {program} under {sanitizer}, seed {seed}: exit {rc}, reports {counts}; reproduce with `{command}`")
+    w("")
+w("## Soak")
+w("")
+if soak:
+    w(f"This report is a soak: {soak} minutes per program and sanitizer (`--soak {soak}`).")
+else:
+    w("The 30-minute soak per program and sanitizer (`scripts/race-detection.sh --soak 30`, about")
+    n = len(env["RD_SANITIZERS"].split()) * len({p for p, _ in runs})
+    w(f"{n * 30 // 60} hours on this machine) was not run for this report; it is on demand, not part of CI.")
+w("")
+open(env["RD_REPORT"], "w").write("\n".join(out))
+PY
+echo "report: $report"
+awk -F'\t' '$4 != 0 || $6 + $7 + $8 + $9 != 0 { bad = 1 } END { exit bad }' "$results"
