@@ -5,6 +5,7 @@
 #include "heap_internals.h"
 
 #include <handoff/check.h>
+#include <handoff/sanitizer.h>
 
 #include <algorithm>
 #include <array>
@@ -270,9 +271,15 @@ void* Heap::find_object(const void* p) const noexcept {
   if (allocator_.pool().is_handed_out(p)) {
     const MarkedBlock* block = MarkedBlock::of(p);
     if (block->state().state == BlockState::kOwned) {
-      // Another thread's current block: its live bits are not up to date;
-      // accept a cell whose header is intact (best effort).
+      // Another thread's current block: its live bits are not up to date and
+      // its free list is private to the owner, so accept a cell whose header
+      // is intact. A cell freed before the owner claimed the block keeps its
+      // old header and passes (documented in handles.h); under ASan it is
+      // poisoned, and refused here instead of read.
       cell = block->cell_start(p);
+#if defined(HANDOFF_ASAN)
+      if (cell != nullptr && __asan_address_is_poisoned(cell)) return nullptr;
+#endif
     } else {
       cell = allocator_.find_cell(p);
     }

@@ -152,11 +152,13 @@ void Heap::safepoint_slow() {
   if (self != nullptr && self->park_depth == 0) internals_->stop_at_safepoint(*self);
 }
 
-ParkedScope::ParkedScope(Heap& heap) : heap_(heap) {
-  auto& self = heap_.current_or_throw("ParkedScope");
-  if (self.park_depth++ > 0) return;
-  detail::capture_stack(self.stack);
-  auto& in = *heap_.internals_;
+detail::MutatorThread* Heap::park_begin() {
+  auto& self = current_or_throw("ParkedScope");
+  return self.park_depth++ > 0 ? nullptr : &self;
+}
+
+void Heap::park_publish(MutatorThread& self) {
+  auto& in = *internals_;
   {
     std::lock_guard lock(in.mutex);
     self.state = detail::MutatorState::kParked;

@@ -37,18 +37,15 @@ inline bool small_mode() {
   return small;
 }
 
-#if defined(NDEBUG)
-inline constexpr bool kOptimised = !kSanitized;
-#else
-inline constexpr bool kOptimised = false;
-#endif
+// Full sizes unless a sanitizer slows every access (and ASan's fake-stack
+// scan every collection) by an order of magnitude.
+inline constexpr bool kFullSizes = !kSanitized;
 
-// `full` in optimised builds, `reduced` under a sanitizer or in a debug
-// build (assertions and expensive checks make each collection slower),
+// `full` in plain builds (release and debug), `reduced` under a sanitizer,
 // `small` in the small run.
 inline std::size_t sized(std::size_t full, std::size_t reduced, std::size_t small) {
   if (small_mode()) return small;
-  return kOptimised ? full : reduced;
+  return kFullSizes ? full : reduced;
 }
 
 // Mutator threads for the multi-threaded tests: 4, or 2 under a sanitizer
@@ -118,15 +115,28 @@ inline bool words_intact(const Words& words, std::uint64_t tag, std::size_t leng
 // Zeroes the stack below the caller's frame, where dead frames of earlier
 // calls may still hold pointers that would keep garbage alive.
 [[gnu::noinline]] inline void scrub_stack() {
-  volatile std::uintptr_t words[4096];
-  for (std::size_t i = 0; i < 4096; ++i) words[i] = 0;
+  std::uintptr_t words[8192];
+  std::memset(words, 0, sizeof words);
+  asm volatile("" : : "r"(words) : "memory");  // the stores must happen
 }
+
+// Scrubs before every test. Each test's heap tends to get the same addresses
+// as the previous one's, and a test's frames reuse the stack where the
+// previous test kept its pointers: slots a frame has not written yet would
+// otherwise hold the previous test's pointers, now into this test's cells.
+class StackScrubber : public ::testing::EmptyTestEventListener {
+  void OnTestStart(const ::testing::TestInfo&) override { scrub_stack(); }
+};
+inline const bool kStackScrubberInstalled = [] {
+  ::testing::UnitTest::GetInstance()->listeners().Append(new StackScrubber);
+  return true;
+}();
 
 // Collects `times` times with the stack scrubbed before each.
 [[gnu::noinline]] inline void scrub_and_collect(Heap& heap, int times = 3) {
   for (int i = 0; i < times; ++i) {
     scrub_stack();
-    heap.collect();
+    EXPECT_TRUE(heap.collect()) << "collect() was deferred";
   }
 }
 
@@ -167,6 +177,11 @@ class Watchdog {
   std::thread thread_;
 };
 
+#if defined(NDEBUG)
+inline constexpr bool kOptimised = !kSanitized;
+#else
+inline constexpr bool kOptimised = false;
+#endif
 inline std::chrono::seconds watchdog_limit() { return std::chrono::seconds(kOptimised ? 60 : 110); }
 
 // ---- errors -------------------------------------------------------------

@@ -10,6 +10,11 @@
 // Both register with their heap's handle table (a mutex; creating a handle is
 // not a fast-path operation). Constructing one from a pointer that is not
 // the start of a live object of this heap throws Error(kNotAHeapPointer).
+// The check is exact except for one case: an object in the current block of
+// *another* thread, whose allocations are private to that thread until it
+// gives the block up. There only the object's type header is checked, so a
+// cell that was freed before that thread claimed the block can pass (AddressSanitizer
+// builds refuse it: free cells are poisoned).
 // When the heap is destroyed first, each handle is orphaned: get() then
 // throws Error(kMisuse) instead of returning a dangling pointer.
 //

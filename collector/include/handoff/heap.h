@@ -217,6 +217,9 @@ class Heap {
   }
   HANDOFF_SLOW_PATH void* allocate_slow(MutatorThread& self, std::size_t size, bool throw_on_oom);
   HANDOFF_SLOW_PATH void safepoint_slow();
+  // ParkedScope's two halves, around the stack capture in the caller's frame.
+  MutatorThread* park_begin();
+  void park_publish(MutatorThread& self);
   static std::size_t checked_extra(std::size_t count, std::size_t element);
   static std::size_t checked_size(std::size_t base, std::size_t extra);
 
@@ -252,7 +255,17 @@ class ThreadScope {
 // waits for a collection in progress to end.
 class ParkedScope {
  public:
-  explicit ParkedScope(Heap& heap);
+  // Inline on purpose: capture_stack must run in the caller's own frame.
+  // The caller keeps running (blocked) while parked, so a pointer it holds
+  // in a callee-saved register must be read from the registers as they are
+  // here; an out-of-line constructor would save them in its own frame,
+  // which is dead (and overwritten) once it returns.
+  HANDOFF_ALWAYS_INLINE explicit ParkedScope(Heap& heap) : heap_(heap) {
+    if (detail::MutatorThread* self = heap_.park_begin()) {
+      detail::capture_stack(self->stack);
+      heap_.park_publish(*self);
+    }
+  }
   ~ParkedScope();
   ParkedScope(const ParkedScope&) = delete;
   ParkedScope& operator=(const ParkedScope&) = delete;
