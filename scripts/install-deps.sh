@@ -10,6 +10,7 @@ packages=(
   ninja-build       # generator used by CMakePresets.json
   pkg-config        # finds jemalloc, tcmalloc and bdw-gc
   python3           # benchmark driver
+  python3-matplotlib  # plots in papers/evaluation.md (bench/run_eval.py)
   spin              # model checker for papers/handoff.pml
   libgtest-dev      # GoogleTest: unit tests
   libgmock-dev      # GoogleMock, shipped beside GoogleTest

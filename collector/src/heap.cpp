@@ -143,7 +143,7 @@ void Heap::detach_current_thread() {
     // blocks back and leaving the list is atomic with respect to marking.
     self->allocator.flush();
     in.threads.erase(std::find(in.threads.begin(), in.threads.end(), self));
-    in.bytes_since_collection.fetch_add(static_cast<std::uint64_t>(self->slice_bytes - std::min<std::int64_t>(self->countdown, self->slice_bytes)), std::memory_order_relaxed);
+    in.publish_allocation(*self);
     break;
   }
   auto& records = detail::tls_records;
@@ -177,13 +177,15 @@ void* Heap::allocate_slow(MutatorThread& self, std::size_t size, bool throw_on_o
     throw Error(ErrorCode::kMisuse,
                 "allocation inside a ParkedScope: a parked thread must not touch the heap; close the scope first");
   }
+  if (size > LargeObjectSpace::max_request()) {
+    self.countdown += static_cast<std::int64_t>(size);  // nothing was allocated
+    throw Error(ErrorCode::kSizeOverflow, "allocation of " + std::to_string(size) +
+                                              " bytes: the size overflows once headers and page rounding "
+                                              "are added");
+  }
   auto& in = *internals_;
   // Publish the slice just used up (or the part of it used before a failure).
-  const std::int64_t used = self.slice_bytes - self.countdown;
-  if (used > 0) {
-    in.bytes_since_collection.fetch_add(static_cast<std::uint64_t>(used), std::memory_order_relaxed);
-    in.bytes_allocated.fetch_add(static_cast<std::uint64_t>(used), std::memory_order_relaxed);
-  }
+  in.publish_allocation(self);
   self.slice_bytes = config_.collect_every != 0 ? 0 : static_cast<std::int64_t>(config_.allocation_slice_bytes);
   self.countdown = self.slice_bytes;
   safepoint();
@@ -219,12 +221,9 @@ std::size_t Heap::checked_extra(std::size_t count, std::size_t element) {
   return count * element;
 }
 
-std::size_t Heap::checked_size(std::size_t base, std::size_t extra) {
-  if (extra > LargeObjectSpace::max_request() - base) {
-    throw Error(ErrorCode::kSizeOverflow, "object of " + std::to_string(base) + " + " + std::to_string(extra) +
-                                              " bytes: the size overflows once headers and page rounding are added");
-  }
-  return base + extra;
+void Heap::throw_size_overflow(std::size_t base, std::size_t extra) {
+  throw Error(ErrorCode::kSizeOverflow, "object of " + std::to_string(base) + " + " + std::to_string(extra) +
+                                            " bytes: the size overflows once headers and page rounding are added");
 }
 
 void Heap::register_finalizable(void* object) {

@@ -80,6 +80,10 @@ class HeapInternals {
   // captured stack while it waits).
   void stop_at_safepoint(MutatorThread& self);
   bool should_collect(MutatorThread& self) noexcept;
+  // Adds what the thread allocated in its current slice to the trigger's
+  // count and empties the slice (countdown 0: the next allocation takes the
+  // slow path, which starts a new one).
+  void publish_allocation(MutatorThread& self) noexcept;
   std::size_t run_finalizers(MutatorThread& self);
 
   // The collection proper, world stopped, mutex held.

@@ -134,6 +134,16 @@ const char* current_stack_base() {
   return ran;
 }
 
+void HeapInternals::publish_allocation(MutatorThread& self) noexcept {
+  const std::int64_t used = self.slice_bytes - self.countdown;
+  if (used > 0) {
+    bytes_since_collection.fetch_add(static_cast<std::uint64_t>(used), std::memory_order_relaxed);
+    bytes_allocated.fetch_add(static_cast<std::uint64_t>(used), std::memory_order_relaxed);
+  }
+  self.slice_bytes = 0;
+  self.countdown = 0;
+}
+
 bool HeapInternals::should_collect(MutatorThread& self) noexcept {
   (void)self;
   if (config.collect_every != 0) {
@@ -159,6 +169,9 @@ detail::MutatorThread* Heap::park_begin() {
 
 void Heap::park_publish(MutatorThread& self) {
   auto& in = *internals_;
+  // A thread that parks often (a queue consumer) would otherwise hide most
+  // of its allocation from the trigger.
+  in.publish_allocation(self);
   {
     std::lock_guard lock(in.mutex);
     self.state = detail::MutatorState::kParked;

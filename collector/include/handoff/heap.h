@@ -221,7 +221,13 @@ class Heap {
   MutatorThread* park_begin();
   void park_publish(MutatorThread& self);
   static std::size_t checked_extra(std::size_t count, std::size_t element);
-  static std::size_t checked_size(std::size_t base, std::size_t extra);
+  // Rejects sums that wrap; the allocator refuses what is merely too large
+  // (kSizeOverflow), so this inline check needs no page size.
+  static std::size_t checked_size(std::size_t base, std::size_t extra) {
+    if (extra > std::numeric_limits<std::size_t>::max() / 2 - base) [[unlikely]] throw_size_overflow(base, extra);
+    return base + extra;
+  }
+  [[noreturn]] static void throw_size_overflow(std::size_t base, std::size_t extra);
 
   template <class T, class... Args>
   T* construct(void* cell, std::size_t size, Args&&... args);
