@@ -188,43 +188,37 @@ MISUSE_CASE(root_released_never_held, kThrows, kMisuse, "already released (or ne
 
 // ---- handles that outlive their heap -------------------------------------------
 
-MISUSE_CASE(root_get_after_heap_destroyed, kThrows, kMisuse, "Root::get: the heap this handle belonged to was destroyed") {
+// Points `root` at an object of a heap that is then destroyed. (An out
+// parameter: returning an orphaned Root would copy it, which throws.)
+void orphan(Root<Node>& root) {
   auto heap = std::make_unique<Heap>(quiet_config());
-  Root<Node> root;
   heap->attach_current_thread();
   root = Root<Node>(*heap, heap->make<Node>());
   heap->detach_current_thread();
   heap.reset();
+}
+
+MISUSE_CASE(root_get_after_heap_destroyed, kThrows, kMisuse, "Root::get: the heap this handle belonged to was destroyed") {
+  Root<Node> root;
+  orphan(root);
   root.get();
 }
 
 MISUSE_CASE(root_set_after_heap_destroyed, kThrows, kMisuse, "Root::set: the heap this handle belonged to was destroyed") {
-  auto heap = std::make_unique<Heap>(quiet_config());
   Root<Node> root;
-  heap->attach_current_thread();
-  root = Root<Node>(*heap, heap->make<Node>());
-  heap->detach_current_thread();
-  heap.reset();
+  orphan(root);
   root.set(nullptr);
 }
 
 MISUSE_CASE(root_release_after_heap_destroyed, kThrows, kMisuse, "Root::release: the heap this handle belonged to was destroyed") {
-  auto heap = std::make_unique<Heap>(quiet_config());
   Root<Node> root;
-  heap->attach_current_thread();
-  root = Root<Node>(*heap, heap->make<Node>());
-  heap->detach_current_thread();
-  heap.reset();
+  orphan(root);
   root.release();
 }
 
 MISUSE_CASE(root_copied_after_heap_destroyed, kThrows, kMisuse, "Root copy: the heap this handle belonged to was destroyed") {
-  auto heap = std::make_unique<Heap>(quiet_config());
   Root<Node> root;
-  heap->attach_current_thread();
-  root = Root<Node>(*heap, heap->make<Node>());
-  heap->detach_current_thread();
-  heap.reset();
+  orphan(root);
   Root<Node> copy(root);
   copy.get();
 }

@@ -50,7 +50,7 @@ LivenessPredicate HeapInternals::sweep_predicate() const noexcept {
   return LivenessPredicate::by_marks(mark_version, &run_destructor);
 }
 
-void HeapInternals::run_collection(MutatorThread* self, CollectionKind kind) {
+void HeapInternals::run_collection(CollectionKind kind) {
   const std::uint64_t start = now_ns();
   if (sweeper) sweeper->pause();
   allocator.finish_lazy_sweep();
@@ -59,7 +59,7 @@ void HeapInternals::run_collection(MutatorThread* self, CollectionKind kind) {
   if (++mark_version == 0) mark_version = 1;  // 0 means "never marked"
   const std::uint64_t mark_start = now_ns();
   Marker marker(*this, Marker::Mode::kMark);
-  marker.mark_roots(self);
+  marker.mark_roots();
   marker.drain();
   const std::uint64_t live_bytes = marker.marked_bytes();
   const std::uint64_t live_objects = marker.marked_objects();
@@ -69,7 +69,7 @@ void HeapInternals::run_collection(MutatorThread* self, CollectionKind kind) {
   if (hooks.drop_one_mark) drop_one_mark();
 #endif
 
-  if (config.verify != 0 || kind == CollectionKind::kVerify) verify_heap(*this, self);
+  if (config.verify != 0 || kind == CollectionKind::kVerify) verify_heap(*this);
   start_sweep(kind);
   bytes_since_collection.store(0, std::memory_order_relaxed);
   if (sweeper) sweeper->resume();

@@ -189,7 +189,7 @@ void* Heap::allocate_slow(MutatorThread& self, std::size_t size, bool throw_on_o
   self.slice_bytes = config_.collect_every != 0 ? 0 : static_cast<std::int64_t>(config_.allocation_slice_bytes);
   self.countdown = self.slice_bytes;
   safepoint();
-  if (in.should_collect(self) && self.defer_depth == 0) in.collect(&self, detail::CollectionKind::kNormal);
+  if (in.should_collect() && self.defer_depth == 0) in.collect(&self, detail::CollectionKind::kNormal);
   if (void* cell = self.allocator.try_allocate(size)) return cell;
   if (self.allocator.last_error() != ErrorCode::kOutOfMemory) throw_size_error(self.allocator, size);
   // One last full collection (synchronous sweep, empty blocks released),

@@ -79,7 +79,7 @@ class HeapInternals {
   // A running thread's stop at a safepoint (noinline: its frame holds the
   // captured stack while it waits).
   void stop_at_safepoint(MutatorThread& self);
-  bool should_collect(MutatorThread& self) noexcept;
+  bool should_collect() noexcept;
   // Adds what the thread allocated in its current slice to the trigger's
   // count and empties the slice (countdown 0: the next allocation takes the
   // slow path, which starts a new one).
@@ -87,7 +87,7 @@ class HeapInternals {
   std::size_t run_finalizers(MutatorThread& self);
 
   // The collection proper, world stopped, mutex held.
-  void run_collection(MutatorThread* self, CollectionKind kind);
+  void run_collection(CollectionKind kind);
   LivenessPredicate sweep_predicate() const noexcept;
   void start_sweep(CollectionKind kind);
   void process_weak_and_finalizable(class Marker& marker);
@@ -138,7 +138,7 @@ class HeapInternals {
 
 // The verifier (verifier.cpp): world stopped, after marking, before the
 // sweep begins. Aborts with a description on the first violation.
-void verify_heap(HeapInternals& heap, MutatorThread* self);
+void verify_heap(HeapInternals& heap);
 
 // A cell's destructor, called by sweeps for every dead cell.
 void run_destructor(void* cell);

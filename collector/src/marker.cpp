@@ -113,8 +113,8 @@ HANDOFF_NO_SANITIZE_SCAN void Marker::scan_words(const void* begin, const void* 
   }
 }
 
-void Marker::mark_roots(MutatorThread* self) {
-  (void)self;  // the collector's own stack is in the list like every other
+// The collecting thread's own stack is in heap_.threads like every other.
+void Marker::mark_roots() {
   for (MutatorThread* thread : heap_.threads) {
 #if defined(HANDOFF_TEST_HOOKS)
     if (!heap_.hooks.scan_stacks) break;

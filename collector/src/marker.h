@@ -42,7 +42,7 @@ class Marker final : public Visitor {
 
   Marker(HeapInternals& heap, Mode mode);
 
-  void mark_roots(MutatorThread* self);
+  void mark_roots();
   void drain();
   // Marks and queues `object` (the start of a live object).
   void visit(const void* object) override;

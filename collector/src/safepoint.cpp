@@ -124,7 +124,7 @@ const char* current_stack_base() {
     heap.stop_requested_.store(true, std::memory_order_release);
     const std::size_t others = threads.size() - (self != nullptr ? 1 : 0);
     cv.wait(lock, [&] { return stopped + parked == others; });
-    run_collection(self, kind);
+    run_collection(kind);
     collecting = false;
     heap.stop_requested_.store(false, std::memory_order_release);
     ran = true;
@@ -144,8 +144,7 @@ void HeapInternals::publish_allocation(MutatorThread& self) noexcept {
   self.countdown = 0;
 }
 
-bool HeapInternals::should_collect(MutatorThread& self) noexcept {
-  (void)self;
+bool HeapInternals::should_collect() noexcept {
   if (config.collect_every != 0) {
     return allocation_count.fetch_add(1, std::memory_order_relaxed) % config.collect_every ==
            config.collect_every - 1;

@@ -43,7 +43,7 @@ void verify_block(const MarkedBlock& block, std::uint32_t version) {
 
 }  // namespace
 
-void verify_heap(HeapInternals& heap, MutatorThread* self) {
+void verify_heap(HeapInternals& heap) {
   for (std::size_t cls = 0; cls < kNumSizeClasses; ++cls) {
     Directory& directory = heap.allocator.directory(cls);
     std::size_t live = 0;
@@ -59,7 +59,7 @@ void verify_heap(HeapInternals& heap, MutatorThread* self) {
     if (live > capacity) verify_failed(nullptr, "a directory holds more live cells than it has room for");
   }
   Marker second(heap, Marker::Mode::kVerify);
-  second.mark_roots(self);
+  second.mark_roots();
   second.drain();
   if (second.verify_failures() != 0) {
     verify_failed(nullptr, std::to_string(second.verify_failures()) +
