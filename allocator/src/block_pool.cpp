@@ -1,4 +1,5 @@
 #include <handoff/block_pool.h>
+#include <handoff/block_range_map.h>
 #include <handoff/check.h>
 #include <handoff/platform.h>
 #include <handoff/sanitizer.h>
@@ -7,6 +8,11 @@
 
 
 namespace handoff {
+
+namespace detail {
+std::atomic<std::uint8_t> block_range_map[kRangeMapSize];
+}
+
 namespace {
 
 // Process-wide map: address -> Chunk*, two levels over the 47-bit user
@@ -16,6 +22,7 @@ namespace {
 class ChunkMap {
  public:
   static constexpr unsigned kChunkBits = 22;  // log2(kChunkSize)
+  static_assert(kChunkBits == detail::kRangeMapShift, "the block range map has one byte per chunk");
   static constexpr unsigned kLeafBits = 12;
   static constexpr unsigned kTopBits = 47 - kChunkBits - kLeafBits;
   using Leaf = std::array<std::atomic<Chunk*>, std::size_t{1} << kLeafBits>;
@@ -38,6 +45,7 @@ class ChunkMap {
       top.store(leaf, std::memory_order_release);
     }
     (*leaf)[key & ((1u << kLeafBits) - 1)].store(chunk, std::memory_order_release);
+    detail::block_range_map[key].store(chunk != nullptr ? 1 : 0, std::memory_order_relaxed);
     return true;
   }
 

@@ -2,6 +2,7 @@
 #include <handoff/marked_block.h>
 
 #include <bit>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -37,6 +38,7 @@ MarkedBlock* MarkedBlock::format(void* memory, Directory* directory, std::size_t
   block->size_class_ = static_cast<std::uint16_t>(cls);
   block->mark_version_.store(0, std::memory_order_relaxed);
   block->has_destructible_.store(false, std::memory_order_relaxed);
+  block->clear_cards();
   block->marks_.clear_all();
   block->live_.clear_all();
   return block;
@@ -64,6 +66,24 @@ HANDOFF_NO_ASAN bool MarkedBlock::try_transition_possibly_freed(MarkedBlock* blo
 }
 
 static_assert(sizeof(std::atomic<std::uint64_t>) == sizeof(std::uint64_t));
+static_assert(sizeof(std::atomic<std::uint8_t>) == 1);
+
+bool MarkedBlock::any_card_dirty() const noexcept {
+  for (const auto& card : cards_) {
+    if (card.load(std::memory_order_relaxed) != 0) return true;
+  }
+  return false;
+}
+
+void MarkedBlock::clear_cards() noexcept {
+  // The barrier addresses the cards by offset (block_range_map.h), without
+  // the class definition; this pins that offset to the member.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Winvalid-offsetof"
+  static_assert(offsetof(MarkedBlock, cards_) == detail::kCardTableOffset, "card table offset");
+#pragma GCC diagnostic pop
+  for (auto& card : cards_) card.store(0, std::memory_order_relaxed);
+}
 
 void* MarkedBlock::cell_start(const void* p) const noexcept {
   const char* c = static_cast<const char*>(p);

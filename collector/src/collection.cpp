@@ -5,7 +5,9 @@
 //                 lazy sweep, so every block is swept with the marks it was
 //                 judged by and every live bit is exact (invariant 7)
 //   2. flush      hand back every thread's current blocks (stopAllocating)
-//   3. mark       new mark version; roots; drain the mark stack
+//   3. mark       full: new mark version, cards cleared; eden: the same
+//                 version (old objects stay marked) and the remembered set
+//                 traced first (remembered_set.cpp); then roots; drain
 //   4. weak       clear weak references to unmarked objects
 //   5. finalize   unreachable finalizable objects: queue them and mark what
 //                 they reach, so their finalizers see intact objects
@@ -50,21 +52,44 @@ LivenessPredicate HeapInternals::sweep_predicate() const noexcept {
   return LivenessPredicate::by_marks(mark_version, &run_destructor);
 }
 
+bool HeapInternals::choose_eden(CollectionKind kind) const noexcept {
+  if (config.generational == 0 || mark_version == 0) return false;  // nothing is old before the first
+  switch (kind) {
+    case CollectionKind::kExplicitEden: return true;
+    case CollectionKind::kTriggered: break;
+    case CollectionKind::kExplicitFull:
+    case CollectionKind::kLastResort:
+    case CollectionKind::kVerify: return false;
+  }
+  if (config.collect_every != 0 && config.collect_every_scope != 0) return config.collect_every_scope == 1;
+  const std::uint64_t base = std::max<std::uint64_t>(live_after_full, config.initial_heap_bytes) / 100;
+  const std::uint64_t allocated = bytes_allocated.load(std::memory_order_relaxed) - allocated_at_full;
+  return promoted_since_full < base * config.full_growth_percent && allocated < base * config.full_allocation_percent;
+}
+
 void HeapInternals::run_collection(CollectionKind kind) {
   const std::uint64_t start = now_ns();
+  CollectionResult result;
+  result.eden = choose_eden(kind);
   if (sweeper) sweeper->pause();
   allocator.finish_lazy_sweep();
   for (MutatorThread* thread : threads) thread->allocator.flush();
 
-  if (++mark_version == 0) mark_version = 1;  // 0 means "never marked"
+  if (!result.eden) {
+    if (++mark_version == 0) mark_version = 1;  // 0 means "never marked"
+    forget_remembered(*this);
+  }
   const std::uint64_t mark_start = now_ns();
   Marker marker(*this, Marker::Mode::kMark);
+  if (result.eden) marker.trace_remembered();
   marker.mark_roots();
   marker.drain();
-  const std::uint64_t live_bytes = marker.marked_bytes();
-  const std::uint64_t live_objects = marker.marked_objects();
   if (config.immortal == 0) process_weak_and_finalizable(marker);
-  const std::uint64_t mark_ns = now_ns() - mark_start;
+  result.mark_ns = now_ns() - mark_start;
+  result.marked_bytes = marker.marked_bytes();
+  result.marked_objects = marker.marked_objects();
+  result.remembered_cards = marker.remembered_cards();
+  result.remembered_objects = marker.remembered_objects();
 #if defined(HANDOFF_TEST_HOOKS)
   if (hooks.drop_one_mark) drop_one_mark();
 #endif
@@ -73,7 +98,8 @@ void HeapInternals::run_collection(CollectionKind kind) {
   start_sweep(kind);
   bytes_since_collection.store(0, std::memory_order_relaxed);
   if (sweeper) sweeper->resume();
-  update_after_collection(now_ns() - start, mark_ns, live_bytes, live_objects);
+  result.pause_ns = now_ns() - start;
+  update_after_collection(result);
   if (kind == CollectionKind::kLastResort) {
     std::lock_guard lock(stats_mutex);
     ++counters.last_resort_collections;
@@ -143,19 +169,31 @@ void HeapInternals::start_sweep(CollectionKind kind) {
   allocator.begin_lazy_sweep(sweep_predicate());
 }
 
-void HeapInternals::update_after_collection(std::uint64_t pause_ns, std::uint64_t mark_ns, std::uint64_t live_bytes,
-                                            std::uint64_t live_objects) {
+void HeapInternals::update_after_collection(const CollectionResult& r) {
+  if (r.eden) {
+    promoted_since_full += r.marked_bytes;
+    old_objects += r.marked_objects;
+  } else {
+    live_after_full = r.marked_bytes;
+    promoted_since_full = 0;
+    allocated_at_full = bytes_allocated.load(std::memory_order_relaxed);
+    old_objects = r.marked_objects;
+  }
+  const std::uint64_t live_bytes = live_after_full + promoted_since_full;
   const std::uint64_t grown = live_bytes / 100 * config.growth_percent;
   trigger_bytes.store(std::max<std::uint64_t>(config.initial_heap_bytes, grown), std::memory_order_relaxed);
   std::lock_guard lock(stats_mutex);
   ++counters.collections;
-  counters.pause_ns_total += pause_ns;
-  counters.pause_ns_max = std::max(counters.pause_ns_max, pause_ns);
-  counters.mark_ns_total += mark_ns;
-  counters.mark_ns_max = std::max(counters.mark_ns_max, mark_ns);
+  ++(r.eden ? counters.eden_collections : counters.full_collections);
+  counters.remembered_cards += r.remembered_cards;
+  counters.remembered_objects += r.remembered_objects;
+  counters.pause_ns_total += r.pause_ns;
+  counters.pause_ns_max = std::max(counters.pause_ns_max, r.pause_ns);
+  counters.mark_ns_total += r.mark_ns;
+  counters.mark_ns_max = std::max(counters.mark_ns_max, r.mark_ns);
   counters.live_bytes = live_bytes;
-  counters.live_objects = live_objects;
-  counters.marked_bytes_total += live_bytes;
+  counters.live_objects = old_objects;
+  counters.marked_bytes_total += r.marked_bytes;
 }
 
 std::size_t HeapInternals::run_finalizers(MutatorThread& self) {

@@ -19,7 +19,7 @@ void arm_thread_exit_hook();
 }
 namespace {
 
-constexpr std::array<TunableSpec<HeapConfig>, 7> kHeapTunables{{
+constexpr std::array<TunableSpec<HeapConfig>, 11> kHeapTunables{{
     {"initial_heap_bytes", "HANDOFF_INITIAL_HEAP_BYTES", &HeapConfig::initial_heap_bytes,
      "no collection is triggered before this many bytes were allocated since the last one"},
     {"growth_percent", "HANDOFF_GROWTH_PERCENT", &HeapConfig::growth_percent,
@@ -33,6 +33,14 @@ constexpr std::array<TunableSpec<HeapConfig>, 7> kHeapTunables{{
     {"verify", "HANDOFF_VERIFY", &HeapConfig::verify, "1 runs the heap verifier after every collection"},
     {"allocation_slice_bytes", "HANDOFF_ALLOCATION_SLICE_BYTES", &HeapConfig::allocation_slice_bytes,
      "bytes a thread allocates between trigger checks and safepoint polls"},
+    {"generational", "HANDOFF_GENERATIONAL", &HeapConfig::generational,
+     "1: triggered collections are eden collections (sticky marks) unless the policy asks for a full one; 0: all full"},
+    {"full_growth_percent", "HANDOFF_FULL_GROWTH_PERCENT", &HeapConfig::full_growth_percent,
+     "collect fully once bytes surviving eden collections reach this % of the live bytes of the last full one"},
+    {"full_allocation_percent", "HANDOFF_FULL_ALLOCATION_PERCENT", &HeapConfig::full_allocation_percent,
+     "collect fully once bytes allocated since the last full collection reach this % of its live bytes"},
+    {"collect_every_scope", "HANDOFF_COLLECT_EVERY_SCOPE", &HeapConfig::collect_every_scope,
+     "torture: collect_every collections are 0 = as the policy decides, 1 = eden, 2 = full"},
 }};
 
 }  // namespace
@@ -45,6 +53,13 @@ HeapConfig HeapConfig::from_environment() {
   config.allocator = AllocatorConfig::from_environment();
   config.max_heap_bytes = config.allocator.max_heap_bytes;
   config.sweeper = SweeperConfig::from_environment();
+  if (config.generational > 1) {
+    throw Error(ErrorCode::kBadTunable, "HANDOFF_GENERATIONAL must be 0 or 1, not " + std::to_string(config.generational));
+  }
+  if (config.collect_every_scope > 2) {
+    throw Error(ErrorCode::kBadTunable, "HANDOFF_COLLECT_EVERY_SCOPE must be 0 (policy), 1 (eden) or 2 (full), not " +
+                                            std::to_string(config.collect_every_scope));
+  }
   return config;
 }
 
@@ -189,7 +204,7 @@ void* Heap::allocate_slow(MutatorThread& self, std::size_t size, bool throw_on_o
   self.slice_bytes = config_.collect_every != 0 ? 0 : static_cast<std::int64_t>(config_.allocation_slice_bytes);
   self.countdown = self.slice_bytes;
   safepoint();
-  if (in.should_collect() && self.defer_depth == 0) in.collect(&self, detail::CollectionKind::kNormal);
+  if (in.should_collect() && self.defer_depth == 0) in.collect(&self, detail::CollectionKind::kTriggered);
   if (void* cell = self.allocator.try_allocate(size)) return cell;
   if (self.allocator.last_error() != ErrorCode::kOutOfMemory) throw_size_error(self.allocator, size);
   // One last full collection (synchronous sweep, empty blocks released),
@@ -231,12 +246,13 @@ void Heap::register_finalizable(void* object) {
   internals_->finalizable.push_back(object);
 }
 
-bool Heap::collect() {
+bool Heap::collect(CollectionScope scope) {
   MutatorThread* self = find_current();
   if (self != nullptr && self->park_depth > 0) {
     throw Error(ErrorCode::kMisuse, "Heap::collect() inside a ParkedScope; close the scope first");
   }
-  return internals_->collect(self, detail::CollectionKind::kNormal);
+  return internals_->collect(self, scope == CollectionScope::kFull ? detail::CollectionKind::kExplicitFull
+                                                                   : detail::CollectionKind::kExplicitEden);
 }
 
 void Heap::verify() {
@@ -324,7 +340,9 @@ HeapStats Heap::stats() const {
 
 void Heap::write_stats_json(std::ostream& out) const {
   const HeapStats s = stats();
-  out << "{\"collections\":" << s.collections << ",\"deferred_collections\":" << s.deferred_collections
+  out << "{\"collections\":" << s.collections << ",\"eden_collections\":" << s.eden_collections
+      << ",\"full_collections\":" << s.full_collections << ",\"remembered_cards\":" << s.remembered_cards
+      << ",\"remembered_objects\":" << s.remembered_objects << ",\"deferred_collections\":" << s.deferred_collections
       << ",\"last_resort_collections\":" << s.last_resort_collections
       << ",\"out_of_memory_errors\":" << s.out_of_memory_errors << ",\"mark_ns_total\":" << s.mark_ns_total
       << ",\"mark_ns_max\":" << s.mark_ns_max << ",\"pause_ns_total\":" << s.pause_ns_total
@@ -354,8 +372,10 @@ void Heap::write_stats_json(std::ostream& out) const {
 
 void Heap::write_stats_text(std::ostream& out) const {
   const HeapStats s = stats();
-  out << "handoff heap: " << s.collections << " collections (" << s.deferred_collections << " deferred, "
-      << s.last_resort_collections << " last-resort), pause max " << static_cast<double>(s.pause_ns_max) / 1e6
+  out << "handoff heap: " << s.collections << " collections (" << s.eden_collections << " eden, "
+      << s.full_collections << " full, " << s.deferred_collections << " deferred, " << s.last_resort_collections
+      << " last-resort; " << s.remembered_cards << " cards, " << s.remembered_objects
+      << " old objects retraced), pause max " << static_cast<double>(s.pause_ns_max) / 1e6
       << " ms mean " << s.pause_ms_mean() << " ms, mark total " << static_cast<double>(s.mark_ns_total) / 1e6
       << " ms\n  live " << s.live_bytes << " B in " << s.live_objects << " objects; allocated " << s.bytes_allocated
       << " B; swept " << s.bytes_swept << " B; trigger at " << s.trigger_bytes << " B\n  roots " << s.roots

@@ -67,7 +67,10 @@ class HandleTable {
   HandleBase* head_ = nullptr;
 };
 
-enum class CollectionKind { kNormal, kLastResort, kVerify };
+// Why a collection runs. Triggered ones (the allocation trigger, a deferred
+// request, the torture knob) are eden or full as the policy decides; the
+// others say which they are.
+enum class CollectionKind { kTriggered, kExplicitFull, kExplicitEden, kLastResort, kVerify };
 
 class HeapInternals {
  public:
@@ -88,14 +91,24 @@ class HeapInternals {
 
   // The collection proper, world stopped, mutex held.
   void run_collection(CollectionKind kind);
+  // The generational policy: true for an eden collection.
+  bool choose_eden(CollectionKind kind) const noexcept;
   LivenessPredicate sweep_predicate() const noexcept;
   void start_sweep(CollectionKind kind);
   void process_weak_and_finalizable(class Marker& marker);
 #if defined(HANDOFF_TEST_HOOKS)
   void drop_one_mark();
 #endif
-  void update_after_collection(std::uint64_t pause_ns, std::uint64_t mark_ns, std::uint64_t live_bytes,
-                               std::uint64_t live_objects);
+  struct CollectionResult {
+    bool eden = false;
+    std::uint64_t pause_ns = 0;
+    std::uint64_t mark_ns = 0;
+    std::uint64_t marked_bytes = 0;  // marked by this collection (new survivors, for an eden one)
+    std::uint64_t marked_objects = 0;
+    std::uint64_t remembered_cards = 0;
+    std::uint64_t remembered_objects = 0;
+  };
+  void update_after_collection(const CollectionResult& result);
 
   // The cell-level view used by marking and the verifier.
   bool is_marked(const void* object) const noexcept;
@@ -118,6 +131,16 @@ class HeapInternals {
   std::atomic<std::uint64_t> trigger_bytes{0};
   std::atomic<std::uint64_t> allocation_count{0};
   std::uint32_t mark_version = 0;  // the collector's (mutex)
+
+  // Generations (the collector's, mutex). Marked bytes stay marked until the
+  // next full collection, so the heap's live estimate is what the last full
+  // collection found plus what every eden collection since has marked.
+  std::uint64_t live_after_full = 0;     // bytes marked by the last full collection
+  std::uint64_t promoted_since_full = 0; // bytes marked by eden collections since
+  std::uint64_t allocated_at_full = 0;   // bytes_allocated when it ran
+  std::uint64_t old_objects = 0;         // objects marked (live_after_full's count + promoted)
+  // Old objects a collection found under construction (remembered_set.cpp).
+  std::vector<const void*> constructing;
 
   HandleTable handles;
 

@@ -167,6 +167,9 @@ void Marker::trace_one(const void* object) {
     // so every word of it counts as a possible reference.
     const std::size_t bytes = object_capacity(object);
     scan_words(object, static_cast<const char*>(object) + bytes);
+    // It is marked now, so an eden collection would not trace it again,
+    // but its constructor may still store new objects into it.
+    if (mode_ == Mode::kMark) heap_.constructing.push_back(object);
     return;
   }
   const auto* type = reinterpret_cast<const TypeInfo*>(header);

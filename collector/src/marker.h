@@ -21,6 +21,10 @@
 // bit), and nothing is freed while the sweeper is paused, so a lookup never
 // reads a block that may be freed concurrently.
 //
+// Generations (remembered_set.cpp): an eden collection keeps the version,
+// so old objects stay marked and try_mark stops at them; it first traces
+// the remembered set, then marks from the roots as a full collection does.
+//
 // The verifier (verifier.cpp) reuses the root enumeration and lookup with
 // its own visited set instead of mark bits, then checks that everything it
 // reached carries the collector's mark.
@@ -43,6 +47,9 @@ class Marker final : public Visitor {
   Marker(HeapInternals& heap, Mode mode);
 
   void mark_roots();
+  // Eden collections, before mark_roots: traces the old objects that may
+  // reference new ones (remembered_set.cpp).
+  void trace_remembered();
   void drain();
   // Marks and queues `object` (the start of a live object).
   void visit(const void* object) override;
@@ -55,10 +62,14 @@ class Marker final : public Visitor {
   std::uint64_t marked_bytes() const noexcept { return marked_bytes_; }
   std::uint64_t marked_objects() const noexcept { return marked_objects_; }
   std::uint64_t verify_failures() const noexcept { return verify_failures_; }
+  std::uint64_t remembered_cards() const noexcept { return remembered_cards_; }
+  std::uint64_t remembered_objects() const noexcept { return remembered_objects_; }
 
  private:
   bool try_mark(const void* object);
   void trace_one(const void* object);
+  void trace_dirty_cards();
+  void trace_cards_of(MarkedBlock& block);
   // Whether `p` lies in one of the pool's chunks (blocks) rather than in a
   // large object; the last chunk seen is cached, since most marks land in
   // the same few 4 MiB chunks.
@@ -82,6 +93,12 @@ class Marker final : public Visitor {
   std::uint64_t marked_bytes_ = 0;
   std::uint64_t marked_objects_ = 0;
   std::uint64_t verify_failures_ = 0;
+  std::uint64_t remembered_cards_ = 0;
+  std::uint64_t remembered_objects_ = 0;
 };
+
+// Full collections: clears every card and the list of objects found under
+// construction (remembered_set.cpp).
+void forget_remembered(HeapInternals& heap);
 
 }  // namespace handoff::detail

@@ -230,7 +230,7 @@ void close_deferral(detail::HeapInternals& in, detail::MutatorThread* self, bool
     run = --in.deferrals == 0 && in.pending;
     if (run) in.pending = false;
   }
-  if (run) in.collect(self, detail::CollectionKind::kNormal);
+  if (run) in.collect(self, detail::CollectionKind::kTriggered);
 }
 
 }  // namespace

@@ -220,7 +220,9 @@ TEST(Finalizers, DestructorsAndFinalizersRunExactlyOnceInOrder) {
 TEST(Finalizers, RunFinalizersDrainsWhatAllocationTriggeredCollectionsQueued) {
   HeapConfig config = env_config();
   HANDOFF_SKIP_IF_IMMORTAL(config);
-  config.initial_heap_bytes = 1 << 20;
+  // Small, so that the policy's allocation criterion runs full collections
+  // soon even when every collection is triggered (HANDOFF_COLLECT_EVERY).
+  config.initial_heap_bytes = 64 << 10;
   const std::size_t n = sized(500, 300, 100);
   Tally tally(n);
   g_tally = &tally;
@@ -233,11 +235,15 @@ TEST(Finalizers, RunFinalizersDrainsWhatAllocationTriggeredCollectionsQueued) {
     p.finalized = n;
     make_population(heap, p, *made, kept);
     scrub_stack();
-    // Garbage until the trigger has run a few collections, without collect().
-    for (std::size_t i = 0; i < 1'000'000 && (i % 1024 != 0 || heap.stats().collections < 3); ++i) {
-      heap.make<Node>(i);
-    }
-    ASSERT_GE(heap.stats().collections, 3u);
+    // Garbage until the trigger has run a few collections, two of them full
+    // (objects that an eden collection promoted die only in a full one),
+    // without collect().
+    const auto enough = [&] {
+      const HeapStats s = heap.stats();
+      return s.collections >= 3 && s.full_collections >= 2;
+    };
+    for (std::size_t i = 0; i < 4'000'000 && (i % 1024 != 0 || !enough()); ++i) heap.make<Node>(i);
+    ASSERT_TRUE(enough()) << heap.stats().collections << " collections, " << heap.stats().full_collections << " full";
     heap.run_finalizers();
     const HeapStats stats = heap.stats();
     EXPECT_EQ(stats.finalizers_run, stats.finalizers_queued);

@@ -12,6 +12,9 @@
 //     decode as kPooled with generation 0, which no claim accepts.
 //   - the mark bitmap and its version (the collector's; stale versions read
 //     as unmarked, so no bitmap is cleared block by block),
+//   - the cards (collector's write barrier, block_range_map.h): one byte
+//     per KiB of the block, set by stores of references into it, read and
+//     cleared by the collector with the world stopped,
 //   - the live bitmap: bit set at a cell's first atom <=> the cell is
 //     allocated. It is exact whenever the block is not kOwned. While a local
 //     allocator owns the block, cells it hands out are not recorded one by
@@ -25,6 +28,7 @@
 #pragma once
 
 #include <handoff/atom_bitmap.h>
+#include <handoff/block_range_map.h>
 #include <handoff/sanitizer.h>
 #include <handoff/size_classes.h>
 
@@ -181,6 +185,12 @@ class MarkedBlock {
     return mark_version_.load(std::memory_order_relaxed) == version && marks_.get(atom_of(cell));
   }
 
+  // Cards (block_range_map.h). The barrier writes them through card_of();
+  // these are the collector's accessors, world stopped.
+  bool card_dirty(std::size_t card) const noexcept { return cards_[card].load(std::memory_order_relaxed) != 0; }
+  bool any_card_dirty() const noexcept;
+  void clear_cards() noexcept;
+
   // Registry slot in the directory (written once, under the directory lock).
   std::size_t registry_index() const noexcept { return registry_index_; }
   void set_registry_index(std::size_t i) noexcept { registry_index_ = i; }
@@ -198,11 +208,13 @@ class MarkedBlock {
   std::uint16_t size_class_;
   std::atomic<std::uint32_t> mark_version_;
   std::atomic<bool> has_destructible_;
+  alignas(16) std::atomic<std::uint8_t> cards_[detail::kCardsPerBlock];
   alignas(64) AtomBitmap marks_;
   AtomBitmap live_;
 };
 
 static_assert(sizeof(MarkedBlock) <= kBlockHeaderSize, "block header must fit kBlockHeaderSize");
+static_assert(detail::kCardTableOffset + detail::kCardsPerBlock <= 64, "the cards share the header's first line");
 
 // ---- inline templates -------------------------------------------------
 

@@ -68,6 +68,22 @@ struct HeapConfig {
   // Bytes a thread allocates between two visits to the slow path (trigger
   // check and safepoint poll).
   std::uint64_t allocation_slice_bytes = 64 << 10;
+  // 1: triggered collections are eden collections (sticky marks, write
+  // barrier) unless the policy below asks for a full one; 0: every
+  // collection is full.
+  std::uint64_t generational = 1;
+  // A triggered collection is full once the bytes that survived eden
+  // collections since the last full one reach this percentage of the live
+  // bytes that full collection found (at least initial_heap_bytes; 0 makes
+  // every collection full)...
+  std::uint64_t full_growth_percent = 50;
+  // ... or once the bytes allocated since the last full collection reach
+  // this percentage of the same base, so that old objects that died are
+  // reclaimed (and their finalizers run) even when nothing is promoted.
+  std::uint64_t full_allocation_percent = 1000;
+  // Torture: what collect_every collections are: 0 = as the policy decides,
+  // 1 = always eden (when generational), 2 = always full.
+  std::uint64_t collect_every_scope = 0;
 
   AllocatorConfig allocator{};
   SweeperConfig sweeper{};
@@ -80,6 +96,10 @@ struct HeapConfig {
 
 struct HeapStats {
   std::uint64_t collections = 0;
+  std::uint64_t eden_collections = 0;  // of which: sticky marks, only new objects traced
+  std::uint64_t full_collections = 0;
+  std::uint64_t remembered_cards = 0;    // dirty cards scanned by eden collections
+  std::uint64_t remembered_objects = 0;  // old objects retraced for them (and for old large objects)
   std::uint64_t deferred_collections = 0;  // requested inside a DeferGC scope
   std::uint64_t last_resort_collections = 0;  // run because an allocation failed
   std::uint64_t out_of_memory_errors = 0;
@@ -87,9 +107,9 @@ struct HeapStats {
   std::uint64_t mark_ns_max = 0;
   std::uint64_t pause_ns_total = 0;
   std::uint64_t pause_ns_max = 0;
-  std::uint64_t live_bytes = 0;      // marked by the last collection
+  std::uint64_t live_bytes = 0;      // marked by the last full collection plus every eden one since
   std::uint64_t live_objects = 0;
-  std::uint64_t marked_bytes_total = 0;  // over all collections (for mark rate)
+  std::uint64_t marked_bytes_total = 0;  // newly marked, over all collections (for mark rate)
   std::uint64_t bytes_allocated = 0;     // published by threads' slow paths
   std::uint64_t bytes_swept = 0;         // freed by sweeps finished so far
   std::uint64_t objects_swept = 0;
@@ -108,6 +128,12 @@ struct HeapStats {
     return collections == 0 ? 0.0 : static_cast<double>(pause_ns_total) / 1e6 / static_cast<double>(collections);
   }
 };
+
+// Which objects a collection traces. An eden collection keeps the marks of
+// objects that survived earlier collections and traces only objects
+// allocated since the last one (plus old objects written through the
+// barrier); a full collection clears every mark and traces everything.
+enum class CollectionScope { kEden, kFull };
 
 namespace detail {
 class HeapInternals;
@@ -140,10 +166,13 @@ class Heap {
     return make_with_extra<Array<E>>(checked_extra(length, sizeof(E)), length);
   }
 
-  // Runs a collection now. Returns false when it was deferred (a DeferGC or
-  // ForbidGC scope is open on some thread; it runs when the last one
-  // closes). Aborts when called inside a ForbidGC scope on this thread.
-  bool collect();
+  // Runs a collection now: full by default, so everything unreachable is
+  // reclaimed; kEden collects only objects allocated since the last
+  // collection (a full one when the heap is not generational). Returns
+  // false when it was deferred (a DeferGC or ForbidGC scope is open on some
+  // thread; it runs when the last one closes, as the policy decides).
+  // Aborts when called inside a ForbidGC scope on this thread.
+  bool collect(CollectionScope scope = CollectionScope::kFull);
   // A poll for threads that run long without allocating.
   void safepoint() {
     if (stop_requested_.load(std::memory_order_acquire)) [[unlikely]] safepoint_slow();
@@ -174,6 +203,7 @@ class Heap {
   struct TestHooks {
     bool scan_stacks = true;      // off: locals no longer keep objects alive
     bool drop_one_mark = false;   // on: unmark one reachable object after marking
+    bool drop_remembered = false; // on: eden collections ignore the barrier's cards
   };
   void set_test_hooks(const TestHooks& hooks) noexcept;
 #endif

@@ -29,6 +29,8 @@
 // the cell is swept, and must not touch the heap (debug builds catch it).
 #pragma once
 
+#include <handoff/write_barrier.h>
+
 #include <atomic>
 #include <concepts>
 #include <cstddef>
@@ -103,19 +105,25 @@ const TypeInfo* type_info_of() noexcept {
   return &detail::TypeInfoFor<T>::info;
 }
 
-// A reference from one heap object to another. No barrier: marking is
-// stop-the-world and the heap never moves objects, so a Member is a pointer
-// that the owning object's trace() reports.
+// A reference from one heap object to another. Assignment runs the
+// generational write barrier (write_barrier.h) on the Member's own address:
+// a plain byte store in the common case, nothing at all when the Member is
+// not inside a heap block (on the stack, in a malloc'd struct). Storing
+// nullptr needs no barrier. Construction needs none either: a collection
+// treats an object under construction specially (write_barrier.h).
 template <class T>
 class Member {
  public:
   Member() noexcept = default;
   Member(std::nullptr_t) noexcept {}  // NOLINT(google-explicit-constructor)
   Member(T* object) noexcept : object_(object) {}  // NOLINT(google-explicit-constructor)
+  Member(const Member& other) noexcept = default;
   Member& operator=(T* object) noexcept {
     object_ = object;
+    if (object != nullptr) write_barrier(this);
     return *this;
   }
+  Member& operator=(const Member& other) noexcept { return *this = other.object_; }
   Member& operator=(std::nullptr_t) noexcept {
     object_ = nullptr;
     return *this;
@@ -139,6 +147,8 @@ class Visitor {
     if (T* object = member.get()) visit(object);
   }
   // A raw pointer to a heap object (or nullptr), for containers of pointers.
+  // Whoever stores such a pointer into a heap object calls
+  // handoff::write_barrier(&field) after the store (write_barrier.h).
   void trace_raw(const void* object) {
     if (object != nullptr) visit(object);
   }
