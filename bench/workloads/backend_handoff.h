@@ -2,9 +2,10 @@
 // handoff::Heap::make, references are Member<T>, nothing is freed by the
 // workload; the collector reclaims what the workload dropped.
 //
-// Variants (--backend): handoff (the concurrent sweeper on, the default
-// configuration) and handoff-nosweeper (HeapConfig.sweeper.enabled = 0:
-// every block is swept lazily by the allocator that claims it).
+// Variants (--backend): handoff (the default configuration: generational,
+// the concurrent sweeper on), handoff-nosweeper (HeapConfig.sweeper.enabled
+// = 0: every block is swept lazily by the allocator that claims it) and
+// handoff-nogen (HeapConfig.generational = 0: every collection is full).
 #pragma once
 
 #include "backend.h"
@@ -20,7 +21,7 @@ namespace bench {
 class HandoffBackend {
  public:
   static constexpr bool kFreesExplicitly = false;
-  static constexpr const char* kVariants[] = {"handoff", "handoff-nosweeper"};
+  static constexpr const char* kVariants[] = {"handoff", "handoff-nosweeper", "handoff-nogen"};
   template <class T>
   using Ref = handoff::Member<T>;
   template <class E>
@@ -96,6 +97,7 @@ class HandoffBackend {
   static handoff::HeapConfig config_for(const BackendOptions& options) {
     handoff::HeapConfig config = handoff::HeapConfig::from_environment();
     if (options.variant == "handoff-nosweeper") config.sweeper.enabled = 0;
+    if (options.variant == "handoff-nogen") config.generational = 0;
     if (options.max_heap_bytes != 0) config.max_heap_bytes = options.max_heap_bytes;
     if (options.growth_percent >= 0) config.growth_percent = static_cast<std::uint64_t>(options.growth_percent);
     return config;
@@ -116,7 +118,12 @@ inline void HandoffBackend::counters(Json& json) const {
   json.field("sweeper_enabled", heap_.config().sweeper.enabled != 0);
   json.field("max_heap_bytes", heap_.config().max_heap_bytes);
   json.field("growth_percent", heap_.config().growth_percent);
+  json.field("generational", heap_.config().generational != 0);
   json.field("collections", s.collections);
+  json.field("eden_collections", s.eden_collections);
+  json.field("full_collections", s.full_collections);
+  json.field("remembered_cards", s.remembered_cards);
+  json.field("remembered_objects", s.remembered_objects);
   json.field("last_resort_collections", s.last_resort_collections);
   json.field("out_of_memory_errors", s.out_of_memory_errors);
   json.field("mark_ns_total", s.mark_ns_total);

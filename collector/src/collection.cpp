@@ -62,9 +62,23 @@ bool HeapInternals::choose_eden(CollectionKind kind) const noexcept {
     case CollectionKind::kVerify: return false;
   }
   if (config.collect_every != 0 && config.collect_every_scope != 0) return config.collect_every_scope == 1;
-  const std::uint64_t base = std::max<std::uint64_t>(live_after_full, config.initial_heap_bytes) / 100;
   const std::uint64_t allocated = bytes_allocated.load(std::memory_order_relaxed) - allocated_at_full;
-  return promoted_since_full < base * config.full_growth_percent && allocated < base * config.full_allocation_percent;
+  const std::uint64_t budget = full_budget / 100;
+  return promoted_since_full < budget * config.full_growth_percent && allocated < budget * config.full_allocation_percent;
+}
+
+// The trigger. A full collection that finds L bytes live sets the budget
+// B = max(initial_heap_bytes, L * growth_percent / 100): the heap may grow to
+// about L + B before the next collection, as without generations. Bytes an
+// eden collection promotes (marks) stay until the next full one, so each
+// eden collection allows B minus what was promoted since the full one: the
+// heap keeps the same bound, and the policy turns to a full collection once
+// promotion has eaten full_growth_percent of B (at 50, every eden
+// collection still allows at least half of B).
+void HeapInternals::set_trigger() noexcept {
+  const std::uint64_t floor = full_budget / 2;
+  const std::uint64_t left = full_budget > promoted_since_full ? full_budget - promoted_since_full : 0;
+  trigger_bytes.store(std::max<std::uint64_t>({left, floor, 1}), std::memory_order_relaxed);
 }
 
 void HeapInternals::run_collection(CollectionKind kind) {
@@ -178,10 +192,10 @@ void HeapInternals::update_after_collection(const CollectionResult& r) {
     promoted_since_full = 0;
     allocated_at_full = bytes_allocated.load(std::memory_order_relaxed);
     old_objects = r.marked_objects;
+    full_budget = std::max<std::uint64_t>(config.initial_heap_bytes, live_after_full / 100 * config.growth_percent);
   }
+  set_trigger();
   const std::uint64_t live_bytes = live_after_full + promoted_since_full;
-  const std::uint64_t grown = live_bytes / 100 * config.growth_percent;
-  trigger_bytes.store(std::max<std::uint64_t>(config.initial_heap_bytes, grown), std::memory_order_relaxed);
   std::lock_guard lock(stats_mutex);
   ++counters.collections;
   ++(r.eden ? counters.eden_collections : counters.full_collections);

@@ -36,9 +36,9 @@ constexpr std::array<TunableSpec<HeapConfig>, 11> kHeapTunables{{
     {"generational", "HANDOFF_GENERATIONAL", &HeapConfig::generational,
      "1: triggered collections are eden collections (sticky marks) unless the policy asks for a full one; 0: all full"},
     {"full_growth_percent", "HANDOFF_FULL_GROWTH_PERCENT", &HeapConfig::full_growth_percent,
-     "collect fully once bytes surviving eden collections reach this % of the live bytes of the last full one"},
+     "collect fully once bytes surviving eden collections reach this % of the budget the last full one set"},
     {"full_allocation_percent", "HANDOFF_FULL_ALLOCATION_PERCENT", &HeapConfig::full_allocation_percent,
-     "collect fully once bytes allocated since the last full collection reach this % of its live bytes"},
+     "collect fully once bytes allocated since the last full collection reach this % of the budget it set"},
     {"collect_every_scope", "HANDOFF_COLLECT_EVERY_SCOPE", &HeapConfig::collect_every_scope,
      "torture: collect_every collections are 0 = as the policy decides, 1 = eden, 2 = full"},
 }};

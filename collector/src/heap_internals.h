@@ -93,6 +93,7 @@ class HeapInternals {
   void run_collection(CollectionKind kind);
   // The generational policy: true for an eden collection.
   bool choose_eden(CollectionKind kind) const noexcept;
+  void set_trigger() noexcept;
   LivenessPredicate sweep_predicate() const noexcept;
   void start_sweep(CollectionKind kind);
   void process_weak_and_finalizable(class Marker& marker);
@@ -138,6 +139,7 @@ class HeapInternals {
   std::uint64_t live_after_full = 0;     // bytes marked by the last full collection
   std::uint64_t promoted_since_full = 0; // bytes marked by eden collections since
   std::uint64_t allocated_at_full = 0;   // bytes_allocated when it ran
+  std::uint64_t full_budget = 0;         // the allocation budget it set (collection.cpp)
   std::uint64_t old_objects = 0;         // objects marked (live_after_full's count + promoted)
   // Old objects a collection found under construction (remembered_set.cpp).
   std::vector<const void*> constructing;

@@ -2,6 +2,9 @@
 // a mechanism switched off, the failure it prevents must appear.
 //   stack scanning   off: an object held only by a local is collected
 //   verifier         a reachable object's mark dropped: the verifier aborts
+//   write barrier    an eden collection that ignores the barrier's cards
+//                    loses a new object stored into an old one: the
+//                    verifier aborts (and, without it, ASan reports the read)
 #include <handoff/heap.h>
 
 #include <gtest/gtest.h>
@@ -72,6 +75,70 @@ TEST(CollectorNegativeControl, VerifierPassesWithAllMarks) {
   handoff::Root<Cell> root(heap, heap.make<Cell>());
   heap.collect();
   EXPECT_GE(heap.stats().verifications, 1u);
+}
+
+struct Holder {
+  handoff::Member<Holder> next;
+  long value = 0;
+  void trace(handoff::Visitor& v) const { v.trace(next); }
+};
+
+[[gnu::noinline]] void store_new_object(handoff::Heap& heap, Holder* old) {
+  Holder* young = heap.make<Holder>();
+  young->value = 77;
+  old->next = young;  // the barrier records this store
+}
+
+[[gnu::noinline]] void scrub() {
+  volatile long words[4096];
+  for (auto& w : words) w = 0;
+}
+
+// Runs an eden collection after storing a new object into an old one;
+// returns whether the new object is still intact.
+bool eden_keeps_the_stored_object(bool drop_remembered, bool verify) {
+  handoff::HeapConfig config = quiet_config();
+  config.generational = 1;
+  config.sync_sweep = 1;
+  config.verify = verify ? 1 : 0;
+  handoff::Heap heap(config);
+  handoff::ThreadScope attached(heap);
+  handoff::Root<Holder> old(heap, heap.make<Holder>());
+  heap.collect();  // full: `old` is old
+  store_new_object(heap, old.get());
+  scrub();
+  heap.set_test_hooks({.drop_remembered = drop_remembered});
+  heap.collect(handoff::CollectionScope::kEden);
+  heap.set_test_hooks({});
+  return heap.is_heap_object(old->next.get()) && old->next->value == 77;
+}
+
+TEST(CollectorNegativeControl, TheBarrierKeepsANewObjectStoredIntoAnOldOne) {
+  EXPECT_TRUE(eden_keeps_the_stored_object(false, true));
+}
+
+TEST(CollectorNegativeControlDeathTest, VerifierCatchesAnEdenCollectionThatIgnoresTheBarrier) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(eden_keeps_the_stored_object(true, true), "reachable object\\(s\\) were not marked");
+}
+
+// Without the verifier the lost object is freed while reachable: the heap
+// no longer knows it as an object (and ASan, where it runs, would report
+// the read of the freed cell, so the check is made without reading it).
+TEST(CollectorNegativeControl, WithoutTheBarrierAnEdenCollectionFreesAReachableObject) {
+  handoff::HeapConfig config = quiet_config();
+  config.generational = 1;
+  config.sync_sweep = 1;  // the lost cell is freed inside the collection
+  handoff::Heap heap(config);
+  handoff::ThreadScope attached(heap);
+  handoff::Root<Holder> old(heap, heap.make<Holder>());
+  heap.collect();
+  store_new_object(heap, old.get());
+  scrub();
+  heap.set_test_hooks({.drop_remembered = true});
+  heap.collect(handoff::CollectionScope::kEden);
+  heap.set_test_hooks({});
+  EXPECT_FALSE(heap.is_heap_object(old->next.get())) << "the planted bug went unnoticed";
 }
 
 }  // namespace

@@ -72,14 +72,15 @@ struct HeapConfig {
   // barrier) unless the policy below asks for a full one; 0: every
   // collection is full.
   std::uint64_t generational = 1;
-  // A triggered collection is full once the bytes that survived eden
-  // collections since the last full one reach this percentage of the live
-  // bytes that full collection found (at least initial_heap_bytes; 0 makes
-  // every collection full)...
+  // A full collection that finds L bytes live allows B = max(initial, L *
+  // growth_percent / 100) bytes of allocation; each eden collection allows
+  // B minus the bytes promoted (marked by eden collections) since, so the
+  // heap stays near L + B. A triggered collection is full once promotion
+  // reaches this percentage of B (0 makes every collection full)...
   std::uint64_t full_growth_percent = 50;
   // ... or once the bytes allocated since the last full collection reach
-  // this percentage of the same base, so that old objects that died are
-  // reclaimed (and their finalizers run) even when nothing is promoted.
+  // this percentage of B, so that old objects that died are reclaimed (and
+  // their finalizers run) even when nothing is promoted.
   std::uint64_t full_allocation_percent = 1000;
   // Torture: what collect_every collections are: 0 = as the policy decides,
   // 1 = always eden (when generational), 2 = always full.

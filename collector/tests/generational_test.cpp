@@ -1,0 +1,340 @@
+// Generational collection: sticky marks, the write barrier, eden and full
+// collections and the policy between them (remembered_set.cpp,
+// collection.cpp, write_barrier.h). Each test builds old objects with a full
+// collection, then stores new objects into them and runs eden collections.
+#include "heap_test_support.h"
+
+#include <handoff/heap.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace handoff::test {
+namespace {
+
+HeapConfig generational_config() {
+  HeapConfig config = env_config();
+  config.generational = 1;
+  config.collect_every = 0;  // these tests say which collections run
+  config.immortal = 0;
+  config.verify = 1;         // every collection is checked by a second, full marking
+  return config;
+}
+
+// Weak handles live off the stack here: a Weak on the stack holds its
+// target's address in plain form, which the conservative scan would take
+// for a root.
+template <class T>
+std::unique_ptr<Weak<T>> weak_to(Heap& heap, T* object) {
+  return std::make_unique<Weak<T>>(heap, object);
+}
+
+// A weak reference to a new node that nothing else references.
+[[gnu::noinline]] std::unique_ptr<Weak<Node>> weak_to_garbage(Heap& heap, std::uint64_t id) {
+  return weak_to(heap, heap.make<Node>(id));
+}
+
+// Whether a weak reference is still set, without leaving its target's
+// address in the caller's frame.
+[[gnu::noinline]] bool alive(const std::unique_ptr<Weak<Node>>& weak) { return weak->get() != nullptr; }
+
+// A weak reference to holder.next, which is then unlinked.
+[[gnu::noinline]] std::unique_ptr<Weak<Node>> weak_to_next_then_drop(Heap& heap, Node& holder) {
+  auto weak = weak_to(heap, holder.next.get());
+  holder.next = nullptr;
+  return weak;
+}
+
+// Allocates a node from a frame that is gone when the caller collects, so
+// that only what the test stores keeps it alive.
+[[gnu::noinline]] Node* fresh(Heap& heap, std::uint64_t id) { return heap.make<Node>(id); }
+
+// One old object (survived a full collection) with a new object stored into
+// it afterwards, reachable only through that store.
+[[gnu::noinline]] void store_new_into_old(Heap& heap, Node* old, std::uint64_t id) { old->next = fresh(heap, id); }
+
+TEST(Generational, EdenKeepsANewObjectStoredIntoAnOldOne) {
+  Heap heap(generational_config());
+  ThreadScope attached(heap);
+  Root<Node> old(heap, heap.make<Node>(1));
+  scrub_and_collect(heap, 1);  // full: `old` is old now
+  store_new_into_old(heap, old.get(), 2);
+  scrub_stack();
+  ASSERT_TRUE(heap.collect(CollectionScope::kEden));
+  EXPECT_EQ(heap.stats().eden_collections, 1u);
+  EXPECT_GE(heap.stats().remembered_cards, 1u);
+  ASSERT_NE(old->next.get(), nullptr);
+  EXPECT_TRUE(old->next->intact(2));
+  // And it stays alive through more eden and full collections.
+  scrub_stack();
+  heap.collect(CollectionScope::kEden);
+  scrub_and_collect(heap, 1);
+  EXPECT_TRUE(old->next->intact(2));
+}
+
+TEST(Generational, EdenReclaimsDeadNewObjectsAndKeepsDeadOldOnesUntilAFullCollection) {
+  Heap heap(generational_config());
+  ThreadScope attached(heap);
+  Root<Node> holder(heap, heap.make<Node>(1));
+  store_new_into_old(heap, holder.get(), 2);
+  scrub_and_collect(heap, 1);  // both old
+  auto old_weak = weak_to_next_then_drop(heap, *holder);  // the old object dies
+  auto young_weak = weak_to_garbage(heap, 3);  // a new object that is garbage at once
+  scrub_stack();
+  heap.collect(CollectionScope::kEden);
+  EXPECT_FALSE(alive(young_weak)) << "a dead new object survived an eden collection";
+  EXPECT_TRUE(alive(old_weak)) << "an eden collection must keep old objects' marks";
+  scrub_and_collect(heap, 1);
+  EXPECT_FALSE(alive(old_weak)) << "a full collection must reclaim a dead old object";
+}
+
+TEST(Generational, ConservativeStackRootsKeepNewObjectsAcrossEden) {
+  Heap heap(generational_config());
+  ThreadScope attached(heap);
+  scrub_and_collect(heap, 1);
+  Node* volatile local = heap.make<Node>(7);
+  heap.collect(CollectionScope::kEden);
+  EXPECT_TRUE(local->intact(7));
+}
+
+TEST(Generational, LongChainsBuiltAcrossManyEdenCollectionsSurvive) {
+  Heap heap(generational_config());
+  ThreadScope attached(heap);
+  Root<Node> head(heap, heap.make<Node>(0));
+  Node* tail = head.get();
+  const std::size_t n = sized(2000, 500, 100);
+  for (std::uint64_t id = 1; id <= n; ++id) {
+    tail->next = heap.make<Node>(id);  // old -> new after each collection
+    tail = tail->next.get();
+    if (id % 50 == 0) heap.collect(id % 500 == 0 ? CollectionScope::kFull : CollectionScope::kEden);
+  }
+  tail = nullptr;
+  scrub_stack();
+  heap.collect(CollectionScope::kEden);
+  std::uint64_t id = 0;
+  for (Node* node = head.get(); node != nullptr; node = node->next.get()) ASSERT_TRUE(node->intact(id++));
+  EXPECT_EQ(id, n + 1);
+}
+
+// An array of Members in a large object: large objects have no cards, so
+// every eden collection traces the old ones that hold references.
+TEST(Generational, NewObjectsStoredIntoAnOldLargeArraySurvive) {
+  Heap heap(generational_config());
+  ThreadScope attached(heap);
+  const std::size_t n = kMaxSmallSize;  // 8 B elements: a large object
+  Root<NodeArray> array(heap, heap.make_array<Member<Node>>(n));
+  scrub_and_collect(heap, 1);
+  for (std::size_t i = 0; i < n; i += 97) (*array)[i] = fresh(heap, i);
+  scrub_stack();
+  heap.collect(CollectionScope::kEden);
+  for (std::size_t i = 0; i < n; i += 97) ASSERT_TRUE((*array)[i]->intact(i)) << i;
+}
+
+TEST(Generational, WeakReferencesToOldObjectsSurviveEdenAndToDeadNewOnesAreCleared) {
+  Heap heap(generational_config());
+  ThreadScope attached(heap);
+  Root<Node> old(heap, heap.make<Node>(1));
+  scrub_and_collect(heap, 1);
+  auto to_old = weak_to(heap, old.get());
+  auto to_new = weak_to_garbage(heap, 2);
+  scrub_stack();
+  heap.collect(CollectionScope::kEden);
+  EXPECT_EQ(to_old->get(), old.get());
+  EXPECT_EQ(to_new->get(), nullptr);
+}
+
+int g_finalized = 0;
+struct Finalized {
+  Member<Node> payload;
+  void trace(Visitor& v) const { v.trace(payload); }
+  void finalize() { ++g_finalized; }
+};
+
+[[gnu::noinline]] void make_finalized(Heap& heap) { heap.make<Finalized>(); }
+// One that survives a full collection (rooted meanwhile), then is dropped.
+[[gnu::noinline]] void make_old_finalized(Heap& heap) {
+  Root<Finalized> old(heap, heap.make<Finalized>());
+  heap.collect();
+}
+
+TEST(Generational, FinalizersOfNewObjectsRunAfterEdenAndOfOldOnesAfterFull) {
+  Heap heap(generational_config());
+  ThreadScope attached(heap);
+  g_finalized = 0;
+  make_old_finalized(heap);  // now unreachable but old
+  make_finalized(heap);  // unreachable and new
+  scrub_stack();
+  heap.collect(CollectionScope::kEden);
+  heap.run_finalizers();
+  EXPECT_EQ(g_finalized, 1) << "only the new object's finalizer runs after an eden collection";
+  scrub_and_collect(heap, 1);
+  heap.run_finalizers();
+  EXPECT_EQ(g_finalized, 2);
+}
+
+// A constructor that allocates, so that a collection runs inside it: the
+// object is then marked (old) while its later fields are still being set by
+// Member construction, which has no barrier.
+struct Builder {
+  Member<Node> a;
+  Member<Node> b;
+  Member<Node> c;
+  Builder(Heap& heap, std::uint64_t id)
+      : a(fresh(heap, id)), b(collect_then(heap, fresh(heap, id + 1))), c(collect_then(heap, fresh(heap, id + 2))) {}
+  static Node* collect_then(Heap& heap, Node* node) {
+    Root<Node> keep(heap, node);  // the stack alone may not hold it
+    heap.collect(CollectionScope::kEden);
+    return node;
+  }
+  void trace(Visitor& v) const {
+    v.trace(a);
+    v.trace(b);
+    v.trace(c);
+  }
+};
+
+TEST(Generational, ObjectsOldBeforeTheirConstructorFinishedKeepTheirLaterFields) {
+  Heap heap(generational_config());
+  ThreadScope attached(heap);
+  scrub_and_collect(heap, 1);
+  Root<Builder> built(heap, heap.make<Builder>(heap, 10));
+  scrub_stack();
+  heap.collect(CollectionScope::kEden);
+  heap.collect(CollectionScope::kEden);
+  EXPECT_TRUE(built->a->intact(10));
+  EXPECT_TRUE(built->b->intact(11));
+  EXPECT_TRUE(built->c->intact(12));
+}
+
+TEST(Generational, AMemberOutsideTheHeapTakesTheBarrierHarmlessly) {
+  Heap heap(generational_config());
+  ThreadScope attached(heap);
+  Root<Node> node(heap, heap.make<Node>(5));
+  Member<Node> on_stack;
+  on_stack = node.get();
+  auto in_malloc = std::make_unique<Member<Node>>();
+  *in_malloc = node.get();
+  std::vector<Member<Node>> in_vector(64);
+  for (auto& m : in_vector) m = node.get();
+  EXPECT_EQ(on_stack.get(), node.get());
+  EXPECT_EQ(in_malloc->get(), node.get());
+  heap.collect(CollectionScope::kEden);
+  EXPECT_TRUE(node->intact(5));
+}
+
+TEST(Generational, NonGenerationalHeapRunsOnlyFullCollections) {
+  HeapConfig config = generational_config();
+  config.generational = 0;
+  Heap heap(config);
+  ThreadScope attached(heap);
+  heap.collect(CollectionScope::kEden);
+  heap.collect(CollectionScope::kEden);
+  EXPECT_EQ(heap.stats().eden_collections, 0u);
+  EXPECT_EQ(heap.stats().full_collections, 2u);
+}
+
+TEST(Generational, TriggeredCollectionsAreMostlyEdenAndThePolicyRunsFullOnes) {
+  HeapConfig config = generational_config();
+  config.verify = 0;
+  config.initial_heap_bytes = 256 << 10;
+  Heap heap(config);
+  ThreadScope attached(heap);
+  Root<NodeArray> survivors(heap, heap.make_array<Member<Node>>(4096));
+  const std::size_t n = sized(400'000, 100'000, 40'000);
+  for (std::size_t i = 0; i < n; ++i) {
+    Node* node = heap.make<Node>(i);
+    if (i % 64 == 0) (*survivors)[(i / 64) % 4096] = node;  // some survive a while, then die old
+  }
+  const HeapStats s = heap.stats();
+  EXPECT_GT(s.eden_collections, 0u);
+  EXPECT_GT(s.full_collections, 1u) << "the policy never ran a full collection";
+  EXPECT_GT(s.eden_collections, s.full_collections);
+  for (std::size_t i = 0; i < 4096; ++i) {
+    Node* node = (*survivors)[i].get();
+    if (node != nullptr) {
+      ASSERT_EQ(detail::type_of(node), type_info_of<Node>());
+    }
+  }
+}
+
+TEST(Generational, TortureScopeForcesEdenOrFull) {
+  for (std::uint64_t scope : {1, 2}) {
+    HeapConfig config = generational_config();
+    config.verify = 0;
+    config.collect_every = 5;
+    config.collect_every_scope = scope;
+    Heap heap(config);
+    ThreadScope attached(heap);
+    Root<Node> head(heap, heap.make<Node>(0));
+    Node* tail = head.get();
+    for (std::uint64_t id = 1; id <= 200; ++id) {
+      tail->next = heap.make<Node>(id);
+      tail = tail->next.get();
+    }
+    const HeapStats s = heap.stats();
+    if (scope == 1) {
+      EXPECT_EQ(s.full_collections, 1u) << "only the first collection is full";
+    } else {
+      EXPECT_EQ(s.eden_collections, 0u);
+    }
+    EXPECT_GT(s.collections, 30u);
+    std::uint64_t id = 0;
+    for (Node* node = head.get(); node != nullptr; node = node->next.get()) ASSERT_TRUE(node->intact(id++));
+  }
+}
+
+TEST(Generational, BadPolicyTunablesAreRefused) {
+  for (const char* name : {"HANDOFF_GENERATIONAL", "HANDOFF_COLLECT_EVERY_SCOPE"}) {
+    const char* before = std::getenv(name);
+    const std::string saved = before != nullptr ? before : "";
+    ::setenv(name, "3", 1);
+    EXPECT_THROW(HeapConfig::from_environment(), Error) << name;
+    if (before != nullptr) {
+      ::setenv(name, saved.c_str(), 1);
+    } else {
+      ::unsetenv(name);
+    }
+  }
+}
+
+TEST(Generational, EdenCollectionsWithThreadsKeepEveryThreadsChains) {
+  HeapConfig config = generational_config();
+  config.verify = 0;
+  config.initial_heap_bytes = 512 << 10;
+  Heap heap(config);
+  const unsigned threads = mutator_threads();
+  const std::size_t n = sized(20'000, 5'000, 1'000);
+  std::vector<std::thread> workers;
+  std::atomic<int> failures{0};
+  for (unsigned t = 0; t < threads; ++t) {
+    workers.emplace_back([&, t] {
+      ThreadScope attached(heap);
+      Root<Node> head(heap, heap.make<Node>(0));
+      Node* tail = head.get();
+      for (std::uint64_t id = 1; id <= n; ++id) {
+        tail->next = heap.make<Node>(id);
+        tail = tail->next.get();
+        for (int garbage = 0; garbage < 8; ++garbage) heap.make<Node>(~id);
+        if (id % 4096 == 0 && t == 0) heap.collect(CollectionScope::kEden);
+      }
+      std::uint64_t id = 0;
+      for (Node* node = head.get(); node != nullptr; node = node->next.get()) {
+        if (!node->intact(id++)) ++failures;
+      }
+      if (id != n + 1) ++failures;
+    });
+  }
+  for (auto& w : workers) w.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_GT(heap.stats().eden_collections, 0u);
+}
+
+}  // namespace
+}  // namespace handoff::test
