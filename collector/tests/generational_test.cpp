@@ -243,11 +243,11 @@ TEST(Generational, NonGenerationalHeapRunsOnlyFullCollections) {
 TEST(Generational, TriggeredCollectionsAreMostlyEdenAndThePolicyRunsFullOnes) {
   HeapConfig config = generational_config();
   config.verify = 0;
-  config.initial_heap_bytes = 256 << 10;
+  config.initial_heap_bytes = 64 << 10;
   Heap heap(config);
   ThreadScope attached(heap);
   Root<NodeArray> survivors(heap, heap.make_array<Member<Node>>(4096));
-  const std::size_t n = sized(400'000, 100'000, 40'000);
+  const std::size_t n = sized(400'000, 100'000, 100'000);
   for (std::size_t i = 0; i < n; ++i) {
     Node* node = heap.make<Node>(i);
     if (i % 64 == 0) (*survivors)[(i / 64) % 4096] = node;  // some survive a while, then die old
@@ -322,7 +322,7 @@ TEST(Generational, EdenCollectionsWithThreadsKeepEveryThreadsChains) {
         tail->next = heap.make<Node>(id);
         tail = tail->next.get();
         for (int garbage = 0; garbage < 8; ++garbage) heap.make<Node>(~id);
-        if (id % 4096 == 0 && t == 0) heap.collect(CollectionScope::kEden);
+        if (id % 256 == 0 && t == 0) heap.collect(CollectionScope::kEden);
       }
       std::uint64_t id = 0;
       for (Node* node = head.get(); node != nullptr; node = node->next.get()) {
