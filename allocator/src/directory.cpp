@@ -174,6 +174,10 @@ std::size_t Directory::begin_lazy_sweep(const LivenessPredicate& is_live) {
   for_each_block([&](MarkedBlock& block) {
     const BlockStateWord seen = block.state();
     if (seen.state != BlockState::kFull && seen.state != BlockState::kSwept) return;
+    // A block whose every allocated cell is marked has nothing to sweep:
+    // after an eden collection, every block that received no new cell
+    // since the last one (its survivors keep their marks).
+    if (is_live.mark_version() != 0 && block.all_live_marked(is_live.mark_version())) return;
     if (block.try_transition(seen, seen.with(BlockState::kUnswept))) ++marked;
   });
   advance_cycle();

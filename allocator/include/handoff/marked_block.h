@@ -184,6 +184,15 @@ class MarkedBlock {
   bool is_marked(const void* cell, std::uint32_t version) const noexcept {
     return mark_version_.load(std::memory_order_relaxed) == version && marks_.get(atom_of(cell));
   }
+  // True when a sweep by marks of `version` would free nothing: every
+  // allocated cell is marked (block not kOwned).
+  bool all_live_marked(std::uint32_t version) const noexcept {
+    if (mark_version_.load(std::memory_order_relaxed) != version) return live_.count() == 0;
+    for (std::size_t w = 0; w < AtomBitmap::kWords; ++w) {
+      if ((live_.word(w) & ~marks_.word(w)) != 0) return false;
+    }
+    return true;
+  }
 
   // Cards (block_range_map.h). The barrier writes them through card_of();
   // these are the collector's accessors, world stopped.
