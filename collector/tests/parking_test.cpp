@@ -66,14 +66,14 @@ TEST(Parking, TightParkUnparkLoopsDuringCollectionsKeepLocals) {
     ThreadScope attached(heap);
     // Collect while the parkers run: at least this many collections, and
     // until they did this many rounds (threads start late on a busy box).
-    const std::size_t collections = sized(400, 80, 40);
-    const std::uint64_t min_rounds = sized(4000, 400, 100);
+    const std::size_t collections = sized(400, 80, 10);
+    const std::uint64_t min_rounds = sized(4000, 400, 20);
     {
       ParkedScope parked(heap);
       while (rounds.load() < parkers) std::this_thread::yield();
     }
     for (std::size_t c = 0; c < collections || rounds.load() < min_rounds; ++c) {
-      for (int k = 0; k < 64; ++k) heap.make<Node>(k);
+      for (int k = 0; k < 8; ++k) heap.make<Node>(k);
       EXPECT_TRUE(heap.collect());
     }
     stop = true;
