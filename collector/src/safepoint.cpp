@@ -189,7 +189,9 @@ void HeapInternals::release_stop(const MutatorThread* self) {
   if (self != nullptr && self->forbid_depth > 0 && kind != CollectionKind::kLastResort) {
     fatal_misuse("Heap::collect() called inside a ForbidGC scope on this thread; close the scope first");
   }
-  if (self != nullptr) capture_stack(self->stack);
+  // A parked caller keeps the snapshot it published when it parked: a
+  // collection running now may be reading it.
+  if (self != nullptr && self->park_depth == 0) capture_stack(self->stack);
   bool ran = false;
   {
     std::unique_lock lock(mutex);
@@ -201,7 +203,9 @@ void HeapInternals::release_stop(const MutatorThread* self) {
     }
     if (collecting) {
       // Another thread is collecting and waits for us: this is our safepoint.
-      if (self == nullptr) {
+      // A parked caller (a DeferGC closed inside a ParkedScope) is counted
+      // as parked already and must not count as stopped too.
+      if (self == nullptr || self->park_depth > 0) {
         cv.wait(lock, [&] { return !collecting; });
         return true;
       }

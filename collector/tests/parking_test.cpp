@@ -234,6 +234,49 @@ TEST(Parking, NestedScopesParkOnceAndUnparkAtTheOutermost) {
   EXPECT_TRUE(intact_after.load());
 }
 
+// A DeferGC opened and closed inside a ParkedScope runs the collection
+// that was requested meanwhile on the parked thread: it keeps the snapshot
+// it published at park time, and the collection counts only the others.
+TEST(Parking, DeferredCollectionRunsOnAParkedThread) {
+  Watchdog watchdog(watchdog_limit(), "Parking.DeferredCollectionRunsOnAParkedThread");
+  HeapConfig config = env_config();
+  HANDOFF_SKIP_IF_IMMORTAL(config);
+  Heap heap(config);
+  std::atomic<int> phase{0};
+  std::unique_ptr<Weak<Node>> weak;
+  std::thread parked_collector([&] {
+    ThreadScope attached(heap);
+    Node* volatile node = heap.make<Node>(5);
+    weak = std::make_unique<Weak<Node>>(heap, node);
+    ParkedScope parked(heap);
+    {
+      DeferGC defer(heap);
+      phase.store(1);
+      wait_for(phase, 2);
+    }  // runs the deferred collection here, parked
+    phase.store(3);
+    asm volatile("" : : "r"(node) : "memory");
+  });
+  {
+    ThreadScope attached(heap);
+    {
+      ParkedScope parked(heap);
+      wait_for(phase, 1);
+    }
+    const std::uint64_t before = heap.stats().collections;
+    EXPECT_FALSE(heap.collect()) << "collect() ran inside another thread's DeferGC";
+    phase.store(2);
+    {
+      ParkedScope parked(heap);
+      wait_for(phase, 3);
+    }
+    EXPECT_GE(heap.stats().collections, before + 1) << "the deferred collection did not run";
+    EXPECT_NE(weak->get(), nullptr) << "the parked collector's own local was collected";
+    ParkedScope parked(heap);
+    parked_collector.join();
+  }
+}
+
 // Parking neither publishes nor drops the allocation slice: a thread that
 // parks after every allocation still has its bytes counted by the trigger,
 // to within one slice.
