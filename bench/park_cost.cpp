@@ -14,8 +14,12 @@
 //                                being stopped much of the time): enters
 //                                and leaves take the slow path whenever a
 //                                stop is requested, and a leave waits for
-//                                the collection to end. The counter
-//                                `collections` says how many ran meanwhile.
+//                                the collection to end. The counters say
+//                                how many collections ran meanwhile and
+//                                how many enter+leave pairs there were per
+//                                collection; the figure depends on how
+//                                the two threads share the cores, so read
+//                                it with its spread.
 //   safepoint/poll               Heap::safepoint() with no stop requested.
 #include <benchmark/benchmark.h>
 #include <handoff/heap.h>
@@ -61,7 +65,9 @@ void park_enter_leave_collecting(benchmark::State& state) {
     handoff::ParkedScope parked(heap);  // the collector's last collection must not wait for us
     collector.join();
   }
-  state.counters["collections"] = static_cast<double>(collections.load());
+  const double ran = static_cast<double>(collections.load());
+  state.counters["collections"] = ran;
+  state.counters["scopes_per_collection"] = ran == 0 ? 0.0 : static_cast<double>(state.iterations()) / ran;
 }
 BENCHMARK(park_enter_leave_collecting)->Name("park/enter_leave_collecting")->UseRealTime();
 
