@@ -60,7 +60,8 @@
 //   What ThreadSanitizer sees: atomics and a mutex, all of which it models;
 //   the conservative stack reads are exempt (scan_words), because a parked
 //   thread writes its own frames below the top meanwhile. The handshake is
-//   model-checked in papers/park.pml, with mutants (papers/model.md).
+//   model-checked in papers/park.pml, with mutants (papers/collector.md,
+//   "Parking").
 //
 //   Allocation: a park neither publishes the slice to the trigger nor
 //   touches a shared counter. ParkedScope sets the countdown aside and
