@@ -206,6 +206,62 @@ for m in $mutants; do
   fi
 done
 
+# ---------------------------------------------- the park/stop handshake
+# papers/park.pml (collector/src/safepoint.cpp): the model must verify with
+# every PROBE:<name> reached, and each planted mutant must give a
+# counterexample.  Exhaustive, about 13 k states: well under a second each.
+park_model="$script_dir/park.pml"
+park_mutants="PUBLISH_LATE UNPARK_UNCHECKED PARK_SPLIT SLOW_UNCOUNTED"
+declare -A park_what=(
+  [PUBLISH_LATE]="publish_late (the stack is captured after the word says parked)"
+  [UNPARK_UNCHECKED]="unpark_unchecked (leaving parked ignores the stop flag)"
+  [PARK_SPLIT]="park_split (park is a load and a store, not a CAS)"
+  [SLOW_UNCOUNTED]="slow_uncounted (the park slow path does not count itself)"
+)
+park_run() {  # park_run NAME "SPIN_DEFS": search in $work/park_NAME
+  local dir="$work/park_$1"
+  mkdir -p "$dir" && cp "$park_model" "$dir/park.pml" || return 1
+  # shellcheck disable=SC2086
+  (cd "$dir" && "$SPIN" $2 -a park.pml >spin.out 2>&1 && "$CC" -O2 -w -DSAFETY -o pan pan.c >cc.out 2>&1 &&
+     ./pan -m200000 -I >pan.out 2>&1; [ -f park.pml.trail ] && "$SPIN" $2 -t park.pml >replay.out 2>&1; true)
+}
+park_run model ""
+out="$work/park_model/pan.out"
+park_probes=$(grep -oE 'PROBE:[a-z0-9_]+' "$park_model" | sort -u)
+park_missing=""
+for p in $park_probes; do
+  if [ ! -f "$out" ] || sed -n '/^unreached in proctype/,/^unreached in init/p' "$out" | grep -q "$p"; then
+    park_missing="$park_missing ${p#PROBE:}"
+  fi
+done
+if [ -f "$out" ] && grep -q "errors: 0" "$out" && complete "$out" && [ -z "$park_missing" ]; then
+  echo "park model: safety OK (assertions (1)-(2), invalid end states (3); $(field '[0-9]+ states, stored' "$out") states stored; probes reached: $(echo "$park_probes" | sed 's/PROBE://' | tr '\n' ' ' | sed 's/ $//'))"
+else
+  status=1
+  echo "park model: safety FAILED ($(grep -m1 -E "^pan:|error|failed" "$out" 2>/dev/null)${park_missing:+ probes never reached:$park_missing})"
+fi
+for m in $park_mutants; do
+  park_run "mutant_$m" "-DMUTANT_$m"
+  out="$work/park_mutant_$m/pan.out"
+  errs=$(field 'errors: [0-9]+' "$out" 2>/dev/null)
+  if [ -n "$errs" ] && [ "$errs" -ge 1 ]; then
+    cex=$(grep -m1 -oE "text of failed assertion: .*" "$work/park_mutant_$m/replay.out" 2>/dev/null | sed 's/text of failed assertion: //')
+    [ -n "$cex" ] || cex=$(grep -m1 -E "^pan:1: " "$out" | sed -E 's/^pan:1: //; s/ \(at depth [0-9]+\)//')
+    case "$cex" in
+      *snap_ok*) prop="(1) the collector scanned a stale snapshot or a running thread" ;;
+      *in_gc*) prop="(2) a mutator ran while the world was stopped" ;;
+      *"invalid end state"*) prop="(3) a collection waits for ever for a parked thread" ;;
+      *) prop="assertion" ;;
+    esac
+    line="park mutant ${park_what[$m]}: counterexample found ($prop -- $cex)"
+    [ "$keep" = 1 ] && line="$line; replay: cd $work/park_mutant_$m && $SPIN -DMUTANT_$m -t -p park.pml"
+    echo "$line"
+  else
+    status=1
+    echo "park mutant ${park_what[$m]}: NO counterexample ($(grep -m1 -E "^pan:|error|failed" "$out" 2>/dev/null || echo "errors: ${errs:-?}"))"
+  fi
+done
+
 if [ "$status" = 0 ]; then
   echo "check_model: all runs as expected"
 else

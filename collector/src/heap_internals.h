@@ -5,25 +5,31 @@
 //   exact live bits, and that no mutator runs heap code while the collector
 //   marks, clears weak references or starts a sweep (DESIGN.md 4-6).
 //
-//   `mutex` guards the thread list, each thread's state, `collecting`,
-//   `deferrals` and `pending`. The collector:
-//     1. under the mutex, sets collecting and Heap::stop_requested_,
+//   `mutex` guards the thread list, `stopped`, `parked`, `collecting`,
+//   `deferrals` and `pending`; each thread's state word is atomic (the
+//   park/stop handshake: the essay at the top of safepoint.cpp). The
+//   collector:
+//     1. under the mutex, sets collecting and Heap::stop_requested_, and
+//        sets the stop flag on every other thread's state word; a word that
+//        read "parked" counts its thread as parked (`parked`),
 //     2. waits on `cv` until every other attached thread is stopped or
-//        parked (each published its stack top and registers first),
+//        parked (each published its stack top and registers first; a thread
+//        that parks after step 1 does so under the mutex and counts itself),
 //     3. keeps the mutex for the whole collection, so no thread can attach,
-//        unpark, detach or open a DeferGC meanwhile (each of those waits on
-//        `cv`, releasing the mutex, until collecting is false),
+//        detach or open a DeferGC meanwhile (each of those waits on `cv`,
+//        releasing the mutex, until collecting is false), and no parked
+//        thread can unpark (its CAS fails on the flag; it waits on `cv`),
 //     4. clears the flags and notifies.
 //   A running thread sees stop_requested_ (acquire) at its next safepoint,
-//   captures its stack and waits on `cv`. A parked thread is already
-//   accounted for; it cannot leave the parked state while stop_requested_ is
-//   set. Every handover goes through the mutex, so the collector's reads of a
-//   mutator's objects and stack, its flush of that thread's allocator and
-//   its mark-bit writes are ordered with the mutators' own accesses by
-//   ordinary lock acquire/release, which ThreadSanitizer sees. The only
-//   accesses it cannot see are the conservative reads of stacks, which are
-//   exempt from instrumentation (scan_words) because a parked thread may
-//   write its own frames below the published top meanwhile.
+//   captures its stack and waits on `cv`. Every handover goes either through
+//   the mutex or through a read-modify-write of the thread's state word
+//   (release by the one who hands over, acquire by the one who takes), so
+//   the collector's reads of a mutator's objects and stack, its flush of
+//   that thread's allocator and its mark-bit writes are ordered with the
+//   mutators' own accesses in ways ThreadSanitizer sees. The only accesses
+//   it cannot see are the conservative reads of stacks, which are exempt
+//   from instrumentation (scan_words) because a parked thread may write its
+//   own frames below the published top meanwhile.
 //
 //   The concurrent sweeper is paused (ConcurrentSweeper::pause returns when
 //   it holds no block) for the whole collection: no block is swept, retired
@@ -82,6 +88,12 @@ class HeapInternals {
   // A running thread's stop at a safepoint (noinline: its frame holds the
   // captured stack while it waits).
   void stop_at_safepoint(MutatorThread& self);
+  // A running thread's stop under the mutex: stopped until the stop ends.
+  void wait_stopped(MutatorThread& self, std::unique_lock<std::mutex>& lock);
+  // The stop flag on every thread but `self` (mutex held): set, returning
+  // how many were parked; cleared when the collection ends.
+  std::size_t request_stop(const MutatorThread* self);
+  void release_stop(const MutatorThread* self);
   bool should_collect() noexcept;
   // Adds what the thread allocated in its current slice to the trigger's
   // count and empties the slice (countdown 0: the next allocation takes the
@@ -122,7 +134,7 @@ class HeapInternals {
   std::condition_variable cv;
   std::vector<MutatorThread*> threads;
   std::size_t stopped = 0;
-  std::size_t parked = 0;
+  std::size_t parked = 0;   // threads the stop in progress counts as parked
   bool collecting = false;
   int deferrals = 0;
   bool pending = false;

@@ -1,14 +1,84 @@
-// Safepoints, parking, deferral and the stop-the-world entry. The protocol
-// is described in heap_internals.h.
+// Safepoints, parking, deferral and the stop-the-world entry.
+//
+// Design: the thread state word and the park/stop handshake.
+//
+//   What it protects: a collector scans a thread's stack and registers only
+//   when the thread has published them and cannot change them (the range
+//   above its published top, and the register copy) until the collection
+//   ends; and a parked thread touches nothing of the heap's (its allocator
+//   included, which the collector flushes) until the collection that
+//   counted it as parked has ended.
+//
+//   States. Each MutatorThread has a state word (mutator_thread.h): running,
+//   stopped or parked, written by the thread itself, plus kStopRequested,
+//   set and cleared by the collector. Transitions:
+//
+//     running --park CAS--> parked --unpark CAS--> running   (flag clear)
+//     running --safepoint, mutex--> stopped --mutex, flag clear--> running
+//     running|F --park slow, mutex--> parked|F                (counted)
+//     parked|F  --unpark slow: wait on cv until F clears--> running
+//     any       --collector fetch_or F (mutex)--> any|F
+//     any|F     --collector fetch_and ~F (mutex), notify--> any
+//
+//   The fast paths (ParkedScope, heap.h) are one CAS each on the thread's
+//   own word: park running -> parked (release), unpark parked -> running
+//   (acquire). No lock, and no line that another thread writes unless a
+//   collection is pending (the word has a cache line of its own).
+//
+//   The collector (collect): under the mutex it sets collecting and
+//   Heap::stop_requested_, then does fetch_or(F) (acq_rel) on every other
+//   thread's word. A word that was parked counts that thread as parked now;
+//   every other thread is running or already on its way to a safepoint, and
+//   the collector waits on `cv` until stopped + parked covers all of them.
+//   Why no store-buffering race: the thread's CAS and the collector's
+//   fetch_or are read-modify-writes of the same word, so the word's
+//   modification order puts one first. If the park CAS is first, the
+//   fetch_or reads "parked" and synchronizes with the CAS's release: the
+//   stack snapshot, written before the CAS in the caller's frame, is
+//   visible, and the thread cannot leave (its unpark CAS expects a clear
+//   flag). If the fetch_or is first, the park CAS fails, and the slow path
+//   parks under the mutex and adds itself to `parked` (the collector waits
+//   for it, so it is still in its stop phase). Either way exactly one side
+//   counts the thread. So no seq_cst is needed, and no fence.
+//
+//   Why the collector never reads a changing stack: it reads a thread's
+//   snapshot only after it saw the thread parked (fetch_or, acquire) or
+//   stopped (under the mutex), and that thread's word keeps F until the
+//   collection ends; leaving either state needs F clear (the unpark CAS
+//   fails on F; a stopped thread waits for stop_requested_ to clear), and
+//   re-parking, which rewrites the snapshot, needs the thread to have left.
+//   Below its published top a parked thread keeps running; scan_words reads
+//   only [top, base) and the register copy.
+//
+//   After the collection, under the mutex, the collector clears F on every
+//   word (fetch_and, release) and stop_requested_, then notifies. An unpark
+//   CAS that reads the cleared word synchronizes with that release, so the
+//   collection's writes (the flushed allocator, marks, swept blocks)
+//   happen before the thread touches the heap again. The slow paths go
+//   through the mutex, which orders them the ordinary way.
+//
+//   What ThreadSanitizer sees: atomics and a mutex, all of which it models;
+//   the conservative stack reads are exempt (scan_words), because a parked
+//   thread writes its own frames below the top meanwhile. The handshake is
+//   model-checked in papers/park.pml, with mutants (papers/collector.md,
+//   "Parking").
+//
+//   Allocation: a park neither publishes the slice to the trigger nor
+//   touches a shared counter. ParkedScope sets the countdown aside and
+//   restores it on leaving; the slice is published by the allocation slow
+//   path, so the trigger stays exact to within a slice per thread.
 //
 // Call tree:
 //   Heap::collect / allocation slow path / DeferGC's last close
 //     -> HeapInternals::collect(self, kind)         noinline; captures stack
-//          -> mutex; wait until others are stopped or parked
+//          -> mutex; request_stop: fetch_or F on each other thread
+//          -> wait until others are stopped or parked
 //          -> HeapInternals::run_collection          (collection.cpp)
-//          -> notify; run finalizers on self afterwards
+//          -> release_stop: fetch_and ~F; notify; run finalizers on self
 //   Heap::safepoint (poll) -> Heap::safepoint_slow -> stop_at_safepoint
-//   ParkedScope ctor/dtor, DeferGC/ForbidGC ctor/dtor
+//   ParkedScope ctor (inline: capture_stack, CAS) -> Heap::park_slow (on F)
+//   ParkedScope dtor (inline: CAS) -> Heap::unpark_slow (on F)
+//   DeferGC/ForbidGC ctor/dtor
 #include "heap_internals.h"
 
 #include <handoff/check.h>
@@ -80,12 +150,36 @@ const char* current_stack_base() {
   capture_stack(self.stack);
   std::unique_lock lock(mutex);
   if (!heap.stop_requested_.load(std::memory_order_acquire)) return;
-  self.state = MutatorState::kStopped;
+  wait_stopped(self, lock);
+}
+
+void HeapInternals::wait_stopped(MutatorThread& self, std::unique_lock<std::mutex>& lock) {
+  self.set_state(ThreadState::kStopped, std::memory_order_relaxed);  // the mutex orders it
   ++stopped;
   cv.notify_all();
   cv.wait(lock, [&] { return !heap.stop_requested_.load(std::memory_order_acquire); });
   --stopped;
-  self.state = MutatorState::kRunning;
+  self.set_state(ThreadState::kRunning, std::memory_order_relaxed);
+}
+
+std::size_t HeapInternals::request_stop(const MutatorThread* self) {
+  std::size_t found_parked = 0;
+  for (MutatorThread* thread : threads) {
+    if (thread == self) continue;
+    // acq_rel: reading "parked" synchronizes with the park CAS (the stack
+    // snapshot before it is visible); see the essay above.
+    const std::uint32_t was = thread->state.fetch_or(ThreadState::kStopRequested, std::memory_order_acq_rel);
+    HANDOFF_ASSERT((was & ThreadState::kStopRequested) == 0);  // no flag outlives its collection
+    if ((was & ThreadState::kStateMask) == ThreadState::kParked) ++found_parked;
+  }
+  return found_parked;
+}
+
+void HeapInternals::release_stop(const MutatorThread* self) {
+  for (MutatorThread* thread : threads) {
+    // release: an unpark CAS that reads the cleared word sees the collection.
+    if (thread != self) thread->state.fetch_and(~ThreadState::kStopRequested, std::memory_order_release);
+  }
 }
 
 [[gnu::noinline]] bool HeapInternals::collect(MutatorThread* self, CollectionKind kind) {
@@ -96,7 +190,9 @@ const char* current_stack_base() {
   if (self != nullptr && self->forbid_depth > 0 && kind != CollectionKind::kLastResort) {
     fatal_misuse("Heap::collect() called inside a ForbidGC scope on this thread; close the scope first");
   }
-  if (self != nullptr) capture_stack(self->stack);
+  // A parked caller keeps the snapshot it published when it parked: a
+  // collection running now may be reading it.
+  if (self != nullptr && self->park_depth == 0) capture_stack(self->stack);
   bool ran = false;
   {
     std::unique_lock lock(mutex);
@@ -108,23 +204,22 @@ const char* current_stack_base() {
     }
     if (collecting) {
       // Another thread is collecting and waits for us: this is our safepoint.
-      if (self == nullptr) {
+      // A parked caller (a DeferGC closed inside a ParkedScope) is counted
+      // as parked already and must not count as stopped too.
+      if (self == nullptr || self->park_depth > 0) {
         cv.wait(lock, [&] { return !collecting; });
         return true;
       }
-      self->state = MutatorState::kStopped;
-      ++stopped;
-      cv.notify_all();
-      cv.wait(lock, [&] { return !heap.stop_requested_.load(std::memory_order_acquire); });
-      --stopped;
-      self->state = MutatorState::kRunning;
+      wait_stopped(*self, lock);
       return true;
     }
     collecting = true;
     heap.stop_requested_.store(true, std::memory_order_release);
+    parked = request_stop(self);
     const std::size_t others = threads.size() - (self != nullptr ? 1 : 0);
     cv.wait(lock, [&] { return stopped + parked == others; });
     run_collection(kind);
+    release_stop(self);
     collecting = false;
     heap.stop_requested_.store(false, std::memory_order_release);
     ran = true;
@@ -161,36 +256,32 @@ void Heap::safepoint_slow() {
   if (self != nullptr && self->park_depth == 0) internals_->stop_at_safepoint(*self);
 }
 
-detail::MutatorThread* Heap::park_begin() {
-  auto& self = current_or_throw("ParkedScope");
-  return self.park_depth++ > 0 ? nullptr : &self;
-}
-
-void Heap::park_publish(MutatorThread& self) {
+// The park CAS found the collector's flag: a stop is under way and counts
+// this thread as running. Park under the mutex and be counted; the snapshot
+// was captured before the CAS, in the caller's frame.
+void Heap::park_slow(MutatorThread& self) {
   auto& in = *internals_;
-  // A thread that parks often (a queue consumer) would otherwise hide most
-  // of its allocation from the trigger.
-  in.publish_allocation(self);
+  bool counted = false;
   {
     std::lock_guard lock(in.mutex);
-    self.state = detail::MutatorState::kParked;
-    ++in.parked;
+    // Under the mutex the flag cannot change: it is the stop now waiting
+    // for us, or (cleared meanwhile) none.
+    const std::uint32_t was = self.set_state(detail::ThreadState::kParked, std::memory_order_release);
+    counted = (was & detail::ThreadState::kStopRequested) != 0;
+    if (counted) ++in.parked;
   }
-  in.cv.notify_all();
-  self.countdown = -1;  // the next allocation takes the slow path, which refuses it
+  if (counted) in.cv.notify_all();
 }
 
-ParkedScope::~ParkedScope() {
-  auto& self = *heap_.find_current();
-  if (--self.park_depth > 0) return;
-  auto& in = *heap_.internals_;
+// The unpark CAS found the flag: a collection that counted this thread as
+// parked has not ended. Wait for it; then leave under the mutex.
+void Heap::unpark_slow(MutatorThread& self) {
+  auto& in = *internals_;
   std::unique_lock lock(in.mutex);
-  // A collection that counted us as parked may still be running.
-  in.cv.wait(lock, [&] { return !heap_.stop_requested_.load(std::memory_order_acquire); });
-  --in.parked;
-  self.state = detail::MutatorState::kRunning;
-  self.countdown = 0;
-  self.slice_bytes = 0;
+  in.cv.wait(lock, [&] {
+    return (self.state.load(std::memory_order_acquire) & detail::ThreadState::kStopRequested) == 0;
+  });
+  self.set_state(detail::ThreadState::kRunning, std::memory_order_acquire);
 }
 
 namespace {

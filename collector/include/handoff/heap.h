@@ -248,9 +248,17 @@ class Heap {
   }
   HANDOFF_SLOW_PATH void* allocate_slow(MutatorThread& self, std::size_t size, bool throw_on_oom);
   HANDOFF_SLOW_PATH void safepoint_slow();
-  // ParkedScope's two halves, around the stack capture in the caller's frame.
-  MutatorThread* park_begin();
-  void park_publish(MutatorThread& self);
+  // ParkedScope's parts (the protocol: collector/src/safepoint.cpp).
+  // park_begin finds the record and counts the scope; the slow paths run
+  // when the CAS on the state word finds the collector's flag set.
+  HANDOFF_ALWAYS_INLINE MutatorThread& park_begin() {
+    MutatorThread* self = find_current();
+    if (self == nullptr || detail::tls_records.in_destructor != 0) [[unlikely]] self = &current_or_throw("ParkedScope");
+    ++self->park_depth;
+    return *self;
+  }
+  HANDOFF_SLOW_PATH void park_slow(MutatorThread& self);
+  HANDOFF_SLOW_PATH void unpark_slow(MutatorThread& self);
   static std::size_t checked_extra(std::size_t count, std::size_t element);
   // Rejects sums that wrap; the allocator refuses what is merely too large
   // (kSizeOverflow), so this inline check needs no page size.
@@ -289,7 +297,9 @@ class ThreadScope {
 
 // For code about to block (a lock, a queue, I/O): a collection proceeds
 // without this thread. Inside, the thread must not touch the heap; leaving
-// waits for a collection in progress to end.
+// waits for a collection in progress to end. Scopes nest; the outermost one
+// parks. With no collection pending, entering and leaving are one CAS each
+// on the thread's own state word, with no lock.
 class ParkedScope {
  public:
   // Inline on purpose: capture_stack must run in the caller's own frame.
@@ -297,18 +307,35 @@ class ParkedScope {
   // in a callee-saved register must be read from the registers as they are
   // here; an out-of-line constructor would save them in its own frame,
   // which is dead (and overwritten) once it returns.
-  HANDOFF_ALWAYS_INLINE explicit ParkedScope(Heap& heap) : heap_(heap) {
-    if (detail::MutatorThread* self = heap_.park_begin()) {
-      detail::capture_stack(self->stack);
-      heap_.park_publish(*self);
+  HANDOFF_ALWAYS_INLINE explicit ParkedScope(Heap& heap) : self_(heap.park_begin()) {
+    if (self_.park_depth != 1) return;
+    self_.parked_countdown = self_.countdown;
+    self_.countdown = -1;  // an allocation inside the scope takes the slow path, which refuses it
+    // The snapshot is complete before the CAS publishes "parked" (release):
+    // a collector that reads "parked" reads this snapshot.
+    detail::capture_stack(self_.stack);
+    std::uint32_t expected = detail::ThreadState::kRunning;
+    if (!self_.state.compare_exchange_strong(expected, detail::ThreadState::kParked, std::memory_order_release,
+                                             std::memory_order_relaxed)) [[unlikely]] {
+      self_.heap.park_slow(self_);
     }
   }
-  ~ParkedScope();
+  HANDOFF_ALWAYS_INLINE ~ParkedScope() {
+    if (--self_.park_depth != 0) return;
+    // Acquire: what a collection did meanwhile (it flushed this thread's
+    // allocator) happens before the thread touches the heap again.
+    std::uint32_t expected = detail::ThreadState::kParked;
+    if (!self_.state.compare_exchange_strong(expected, detail::ThreadState::kRunning, std::memory_order_acquire,
+                                             std::memory_order_relaxed)) [[unlikely]] {
+      self_.heap.unpark_slow(self_);
+    }
+    self_.countdown = self_.parked_countdown;
+  }
   ParkedScope(const ParkedScope&) = delete;
   ParkedScope& operator=(const ParkedScope&) = delete;
 
  private:
-  Heap& heap_;
+  detail::MutatorThread& self_;
 };
 
 // No collection starts on any thread while a DeferGC is open; one that was
