@@ -229,6 +229,29 @@ TEST(Generational, AMemberOutsideTheHeapTakesTheBarrierHarmlessly) {
   EXPECT_TRUE(node->intact(5));
 }
 
+// Old objects in many blocks, a few new ones in one: after an eden
+// collection only blocks that received new cells are left to sweep.
+TEST(Generational, BlocksWithoutNewCellsNeedNoSweepAfterEden) {
+  HeapConfig config = generational_config();
+  config.verify = 0;
+  config.sweeper.enabled = 0;  // the lazy sweep's blocks stay for finish_lazy_sweep to count
+  Heap heap(config);
+  ThreadScope attached(heap);
+  const std::size_t n = 20'000;  // about 60 blocks of Node cells
+  Root<NodeArray> old(heap, heap.make_array<Member<Node>>(n));
+  for (std::size_t i = 0; i < n; ++i) (*old)[i] = heap.make<Node>(i);
+  heap.collect();  // full; then finish its lazy sweep, so every block is swept
+  heap.allocator().finish_lazy_sweep();
+  for (std::uint64_t i = 0; i < 10; ++i) heap.make<Node>(n + i);  // garbage in one block
+  heap.collect(CollectionScope::kEden);
+  const SweepTotals swept = heap.allocator().finish_lazy_sweep();
+  EXPECT_LE(swept.blocks_swept, 2u) << "an eden collection left blocks with only old cells to sweep";
+  heap.collect();  // a full one: old cells die only here, but nothing died
+  const SweepTotals after_full = heap.allocator().finish_lazy_sweep();
+  EXPECT_LE(after_full.blocks_swept, 2u);
+  for (std::size_t i = 0; i < n; i += 101) ASSERT_TRUE((*old)[i]->intact(i));
+}
+
 TEST(Generational, NonGenerationalHeapRunsOnlyFullCollections) {
   HeapConfig config = generational_config();
   config.generational = 0;
