@@ -220,8 +220,10 @@ void mutator(Shared& shared, unsigned thread, std::atomic<unsigned>& built) {
     } else {
       new_node(shared, rng, ++serial, rng() % 64);
     }
-    if (++ops % 500 == 0) {
-      fill(shared, rng, serial, static_cast<int>((ops / 500) % 2));
+    // The first fill comes early (through try_make), so that a short run on
+    // a slow build (a sanitizer, a loaded machine) still exercises it.
+    if (++ops % 500 == 0 || ops == 100) {
+      fill(shared, rng, serial, ops == 100 ? 1 : static_cast<int>((ops / 500) % 2));
       check_structure(shared, s, "after a fill");
     }
     if (ops % 128 == 0) shared.ops.fetch_add(128, std::memory_order_relaxed);

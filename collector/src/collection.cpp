@@ -61,7 +61,12 @@ bool HeapInternals::choose_eden(CollectionKind kind) const noexcept {
     case CollectionKind::kLastResort:
     case CollectionKind::kVerify: return false;
   }
-  if (config.collect_every != 0 && config.collect_every_scope != 0) return config.collect_every_scope == 1;
+  if (config.collect_every != 0) {
+    // Torture: collections are far too frequent for the policy's budgets to
+    // mean anything; 0 mixes the two kinds, so both run often.
+    if (config.collect_every_scope != 0) return config.collect_every_scope == 1;
+    return (collections_run + 1) % kTortureFullEvery != 0;
+  }
   const std::uint64_t allocated = bytes_allocated.load(std::memory_order_relaxed) - allocated_at_full;
   const std::uint64_t budget = full_budget / 100;
   return promoted_since_full < budget * config.full_growth_percent && allocated < budget * config.full_allocation_percent;
@@ -197,6 +202,7 @@ void HeapInternals::update_after_collection(const CollectionResult& r) {
   }
   set_trigger();
   const std::uint64_t live_bytes = live_after_full + promoted_since_full;
+  ++collections_run;
   std::lock_guard lock(stats_mutex);
   ++counters.collections;
   ++(r.eden ? counters.eden_collections : counters.full_collections);

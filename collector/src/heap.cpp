@@ -40,7 +40,7 @@ constexpr std::array<TunableSpec<HeapConfig>, 11> kHeapTunables{{
     {"full_allocation_percent", "HANDOFF_FULL_ALLOCATION_PERCENT", &HeapConfig::full_allocation_percent,
      "collect fully once bytes allocated since the last full collection reach this % of the budget it set"},
     {"collect_every_scope", "HANDOFF_COLLECT_EVERY_SCOPE", &HeapConfig::collect_every_scope,
-     "torture: collect_every collections are 0 = as the policy decides, 1 = eden, 2 = full"},
+     "torture: collect_every collections are 0 = mixed (every 8th full), 1 = eden, 2 = full"},
 }};
 
 }  // namespace
@@ -57,7 +57,7 @@ HeapConfig HeapConfig::from_environment() {
     throw Error(ErrorCode::kBadTunable, "HANDOFF_GENERATIONAL must be 0 or 1, not " + std::to_string(config.generational));
   }
   if (config.collect_every_scope > 2) {
-    throw Error(ErrorCode::kBadTunable, "HANDOFF_COLLECT_EVERY_SCOPE must be 0 (policy), 1 (eden) or 2 (full), not " +
+    throw Error(ErrorCode::kBadTunable, "HANDOFF_COLLECT_EVERY_SCOPE must be 0 (mixed), 1 (eden) or 2 (full), not " +
                                             std::to_string(config.collect_every_scope));
   }
   return config;

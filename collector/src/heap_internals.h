@@ -152,6 +152,10 @@ class HeapInternals {
   std::uint64_t promoted_since_full = 0; // bytes marked by eden collections since
   std::uint64_t allocated_at_full = 0;   // bytes_allocated when it ran
   std::uint64_t full_budget = 0;         // the allocation budget it set (collection.cpp)
+  std::uint64_t collections_run = 0;
+  // Under HANDOFF_COLLECT_EVERY with collect_every_scope 0, every this-many-th
+  // collection is full and the others are eden.
+  static constexpr std::uint64_t kTortureFullEvery = 8;
   std::uint64_t old_objects = 0;         // objects marked (live_after_full's count + promoted)
   // Old objects a collection found under construction (remembered_set.cpp).
   std::vector<const void*> constructing;

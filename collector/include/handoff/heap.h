@@ -82,8 +82,9 @@ struct HeapConfig {
   // this percentage of B, so that old objects that died are reclaimed (and
   // their finalizers run) even when nothing is promoted.
   std::uint64_t full_allocation_percent = 4000;
-  // Torture: what collect_every collections are: 0 = as the policy decides,
-  // 1 = always eden (when generational), 2 = always full.
+  // Torture: what collect_every collections are: 0 = mixed (every 8th is
+  // full, the others eden), 1 = always eden (when generational), 2 = always
+  // full.
   std::uint64_t collect_every_scope = 0;
 
   AllocatorConfig allocator{};
