@@ -4,13 +4,16 @@
 // protocol in safepoint.cpp.
 #include "heap_internals.h"
 
+#include <handoff/chaos.h>
 #include <handoff/check.h>
+#include <handoff/mutant.h>
 #include <handoff/sanitizer.h>
 
 #include <algorithm>
 #include <array>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 #include <string>
 
 namespace handoff {
@@ -257,7 +260,9 @@ void Heap::record_own_cells(const void* p) noexcept {
   MutatorThread* self = find_current();
   if (self == nullptr || !allocator_.pool().is_handed_out(p)) return;
   const MarkedBlock* block = MarkedBlock::of(p);
-  const BlockStateWord state = block->state();
+  // Unpinned: the block may be freed meanwhile, so only its type-stable state
+  // word is read, and acted on only when the block is our own.
+  const BlockStateWord state = MarkedBlock::state_possibly_freed(block);
   // Our own current block: its cells are recorded in the live bits only when
   // we give it up, so give it up (the next allocation re-claims it).
   if (state.state == BlockState::kOwned && state.owner == self->allocator.owner_id()) {
@@ -266,9 +271,13 @@ void Heap::record_own_cells(const void* p) noexcept {
 }
 
 void* Heap::find_object(const void* p) const noexcept {
+  // Pinned for the whole lookup, the object's header read included: the
+  // sweeper or another thread may free the block meanwhile (invariant 7).
+  std::optional<ScopedPin> pinned;
+  if (!HANDOFF_MUTANT(kFindCellUnprotected)) pinned.emplace(allocator_.epochs());
   void* cell = nullptr;
-  if (allocator_.pool().is_handed_out(p)) {
-    const MarkedBlock* block = MarkedBlock::of(p);
+  if (const MarkedBlock* block = allocator_.lookup_block(p)) {
+    HANDOFF_CHAOS_POINT(kLookup);
     if (block->state().state == BlockState::kOwned) {
       // Another thread's current block: its live bits are not up to date and
       // its free list is private to the owner, so accept a cell whose header

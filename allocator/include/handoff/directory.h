@@ -134,9 +134,9 @@ class Directory {
   static constexpr std::size_t kSegmentBits = 9;
   static constexpr std::size_t kSegmentSlots = std::size_t{1} << kSegmentBits;
   static constexpr std::size_t kMaxSegments = 4096;
-  using Segment = std::array<std::atomic<MarkedBlock*>, kSegmentSlots>;
+  using Segment = std::array<Atomic<MarkedBlock*>, kSegmentSlots>;
 
-  std::atomic<MarkedBlock*>& slot(std::size_t i) const noexcept;
+  Atomic<MarkedBlock*>& slot(std::size_t i) const noexcept;
   bool publish_locked(MarkedBlock* block);
   SweepCounts sweep_one(MarkedBlock& block, BlockStateWord seen, const LivenessPredicate& is_live);
   // Claims (CAS to SWEEPING) and sweeps every block whose state `accepts`.
