@@ -140,10 +140,15 @@ void mutator(Shared& shared, unsigned thread) {
   std::vector<std::pair<Object*, std::size_t>> survivors;
   std::uint64_t serial = 0;
   std::uint64_t ops = 0;
+  std::size_t phase_size = 16;
   while (!shared.stop.load(std::memory_order_relaxed)) {
     // Three size classes keep many blocks per directory in play; objects
-    // fill their cell, so the size is the class's.
-    const std::size_t size = std::size_t{16} << (rng() % 3);
+    // fill their cell, so the size is the class's. Phases of mostly one
+    // class leave the other classes' last blocks (R1) untouched for a while,
+    // long enough for them to be swept, retired, freed and recycled into
+    // another class before the thread comes back for them (R2, R3).
+    if (ops % 2048 == 0) phase_size = std::size_t{16} << (rng() % 3);
+    const std::size_t size = phase_size;
     Object* o = make_object(local.allocate(size), size, (std::uint64_t{thread} << 48) | serial++);
     if (survivors.size() < kKeep) {
       survivors.emplace_back(o, size);
