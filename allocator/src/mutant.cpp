@@ -57,7 +57,7 @@ unsigned from_environment() noexcept {
     std::fprintf(stderr, "handoff: HANDOFF_MUTANT=%s names no mutant\n", name);
     std::abort();
   }
-  std::fprintf(stderr, "handoff: protocol mutant '%s' planted (HANDOFF_MUTANT)\n", name);
+  if (m != Mutant::kNone) std::fprintf(stderr, "handoff: protocol mutant '%s' planted (HANDOFF_MUTANT)\n", name);
   return static_cast<unsigned>(m);
 }
 
