@@ -122,7 +122,7 @@ run_one() {
   start=$(date +%s%N)
   # "none" selects the real code (the Relacy harness then checks only it).
   # A subshell, so that the shell's own "Aborted" note goes nowhere.
-  (HANDOFF_MUTANT="$m" timeout 120 $cmd >"$log" 2>&1) 2>/dev/null
+  (HANDOFF_MUTANT="$m" timeout 120 $cmd >"$log" 2>&1; exit $?) 2>/dev/null
   rc=$?
   took_ms=$(( ($(date +%s%N) - start) / 1000000 ))
   what=""
@@ -137,7 +137,7 @@ run_one() {
   elif grep -q "VIOLATION" "$log"; then
     what="program: $(grep -m1 'VIOLATION' "$log" | sed 's/.*VIOLATION: //' | cut -c1-70)"
   elif grep -q "internal check failed\|check failed" "$log"; then
-    what="check: $(grep -m1 -A1 'check failed' "$log" | tail -1 | sed 's/^ *//' | cut -c1-70)"
+    what="check: $(grep -m1 'check failed' "$log" | sed 's/.*check failed: .* (\(.*\))$/\1/' | cut -c1-80)"
   elif grep -q "\[  FAILED  \]" "$log"; then
     what="gtest: $(grep -m1 '\[  FAILED  \]' "$log" | sed 's/.*\] //' | cut -d' ' -f1)"
   elif [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
@@ -201,7 +201,8 @@ done < <(mutants_table)
 
 if [ -n "$table" ]; then
   export MT_RESULTS="$results" MT_TABLE="$table" MT_SAN="$sanitizer" MT_SECONDS="$seconds" MT_SEEDS="$seeds"
-  export MT_DATE="$(date -u +%Y-%m-%d)" MT_COMMIT="$(git rev-parse --short HEAD 2>/dev/null)"
+  export MT_DATE="$(date -u +%Y-%m-%d)"
+  export MT_COMMIT="$(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD -- . ':!papers' 2>/dev/null || echo ' with uncommitted changes')"
   export MT_CPU="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(nproc) cores"
   python3 - <<'PY' || exit 1
 import os
@@ -220,10 +221,15 @@ w("")
 w("| mutant | what it breaks | caught by | time | in all | report |")
 w("|---|---|---|---|---|---|")
 for m, desc, by, took, total, what, checks in rows:
-    t = "-" if took == "-" else f"{int(took) / 1000:.1f} s"
+    t = "-" if took == "-" else f"{int(took) / 1000:.2f} s"
     w(f"| `{m}` | {desc} | {by} | {t} | {int(total) / 1000:.1f} s | {what.replace('|', '/')} |")
 w("")
-w(f"Caught: **{caught} of {len(rows)}**.")
+by_tool = {}
+for r in rows:
+    tool = r[5].split(":")[0] if r[2] != "-" else "not caught"
+    by_tool[tool] = by_tool.get(tool, 0) + 1
+w(f"Caught: **{caught} of {len(rows)}**. By the kind of report: " +
+  ", ".join(f"{k} {v}" for k, v in sorted(by_tool.items())) + ".")
 text = "\n".join(out)
 begin, end = f"<!-- mutation-table:{san}:begin -->", f"<!-- mutation-table:{san}:end -->"
 path = env["MT_TABLE"]
