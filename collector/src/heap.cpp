@@ -270,6 +270,30 @@ void Heap::record_own_cells(const void* p) noexcept {
   }
 }
 
+namespace {
+
+#if defined(HANDOFF_ASAN)
+#define HANDOFF_LOOKUP_NO_ASAN __attribute__((no_sanitize("address")))
+#else
+#define HANDOFF_LOOKUP_NO_ASAN
+#endif
+
+// Racy by design: between find_cell's live-bit check and this read, a
+// concurrent sweep (the sweeper, or a claimer's lazy sweep) may free the
+// cell, which poisons it under ASan. The lookup is pinned, so the block is
+// not freed and the word is readable; what it holds is only believed if it
+// names a TypeInfo. A free cell's first word may be a free list's link into
+// the heap, never a TypeInfo.
+HANDOFF_LOOKUP_NO_ASAN bool names_a_type(const void* object, const BlockPool& pool) noexcept {
+  const auto* word = static_cast<const std::uintptr_t*>(detail::cell_of(object));
+  const std::uintptr_t header = __atomic_load_n(word, __ATOMIC_RELAXED) & ~detail::kInConstruction;
+  const auto* type = reinterpret_cast<const TypeInfo*>(header);
+  if (type == nullptr || pool.chunk_of(type) != nullptr) return false;
+  return type->magic == TypeInfo::kMagic;
+}
+
+}  // namespace
+
 void* Heap::find_object(const void* p) const noexcept {
   // Pinned for the whole lookup, the object's header read included: the
   // sweeper or another thread may free the block meanwhile (invariant 7).
@@ -297,8 +321,7 @@ void* Heap::find_object(const void* p) const noexcept {
   if (cell == nullptr) return nullptr;
   void* object = detail::object_of(cell);
   if (p < object) return nullptr;  // inside the header word
-  const TypeInfo* type = detail::type_of(object);
-  return type != nullptr && type->magic == TypeInfo::kMagic ? object : nullptr;
+  return names_a_type(object, allocator_.pool()) ? object : nullptr;
 }
 
 bool Heap::is_heap_object(const void* object) const noexcept {
