@@ -429,10 +429,11 @@ TEST(Handles, StaleRootsBesideTheSweeperNeverReadAFreedBlock) {
   config.sweeper.keep_empty_blocks = 0;  // retire and free every emptied block
   config.sweeper.idle_wait_ms = 1;
   Heap heap(config);
-  constexpr std::size_t kStale = 512;
+  const std::size_t kStale = sized(512, 512, 64);
   std::vector<std::atomic<std::uintptr_t>> stale(kStale);
   std::atomic<bool> ready{false};
   std::atomic<bool> done{false};
+  std::atomic<std::size_t> tries{0};
 #if defined(HANDOFF_TEST_HOOKS)
   chaos::configure({11, 200000, 50});
 #endif
@@ -441,7 +442,13 @@ TEST(Handles, StaleRootsBesideTheSweeperNeverReadAFreedBlock) {
     ThreadScope attached(heap);
     std::vector<std::uintptr_t> masked;
     const auto start = std::chrono::steady_clock::now();
-    while (std::chrono::steady_clock::now() - start < budget) {
+    // At least the budget and 200 lookups (a collect-every run makes each
+    // round slow), at most a minute.
+    auto more = [&] {
+      const auto spent = std::chrono::steady_clock::now() - start;
+      return spent < std::chrono::seconds(60) && (spent < budget || tries.load() < 200);
+    };
+    while (more()) {
       masked.clear();
       make_masked_garbage(heap, masked, kStale);
       for (std::size_t i = 0; i < kStale; ++i) stale[i].store(masked[i], std::memory_order_relaxed);
@@ -452,10 +459,9 @@ TEST(Handles, StaleRootsBesideTheSweeperNeverReadAFreedBlock) {
   });
   while (!ready.load()) std::this_thread::yield();
   std::size_t refused = 0;
-  std::size_t tries = 0;
   {
     ThreadScope attached(heap);
-    for (std::size_t i = 0; !done.load(); i = (i + 31) % kStale, ++tries) {
+    for (std::size_t i = 0; !done.load(); i = (i + 31) % kStale, tries.fetch_add(1)) {
       auto* dead = reinterpret_cast<Node*>(stale[i].load(std::memory_order_relaxed) ^ kAddressMask);
       try {
         Root<Node> root(heap, dead);
@@ -471,7 +477,7 @@ TEST(Handles, StaleRootsBesideTheSweeperNeverReadAFreedBlock) {
 #if defined(HANDOFF_TEST_HOOKS)
   chaos::configure({1, 0, 50});
 #endif
-  EXPECT_GT(tries, 0u);
+  EXPECT_GT(tries.load(), 0u);
   EXPECT_GT(refused, 0u) << "no stale pointer was ever refused: the race was not exercised";
 }
 
