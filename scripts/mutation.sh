@@ -36,7 +36,7 @@ pin_store_release|the pin store (A1) is release instead of seq_cst|relacy alloc 
 registry_load_relaxed|the registry loads (A2) are relaxed instead of seq_cst|relacy alloc heap
 limbo_tag_before_unlink|S2 reads the limbo tag before the unlink|relacy alloc heap
 find_cell_unprotected|find_cell / find_object read a block header without pin or state check|lookup alloc heap
-sweeper_ignores_pause|the sweeper neither stops its walk nor waits on pause() (stopped world)|heap alloc
+sweeper_ignores_pause|the sweeper neither stops its walk nor waits on pause() (stopped world)|heap unit_pause alloc
 detach_keeps_record|a detaching thread keeps its epoch record registered|alloc heap unit_epoch
 EOF
 }
@@ -89,6 +89,7 @@ relacy="$build/allocator/tests/relacy/epoch_relacy"
 unit="$build/allocator/tests/handoff_allocator_unit_tests"
 api="$build/allocator/tests/handoff_allocator_api_tests"
 heap_tests="$build/collector/tests/handoff_heap_tests"
+collector_tests="$build/collector/tests/handoff_collector_tests"
 
 # check_runs CHECK: one command line per run of that check.
 check_runs() {
@@ -101,6 +102,7 @@ check_runs() {
             echo "$heap_tests --gtest_filter=Handles.StaleRootsBesideTheSweeperNeverReadAFreedBlock" ;;
     unit_reclaim) echo "$unit --gtest_filter=LastBlockReclaim.*" ;;
     unit_epoch) echo "$unit --gtest_filter=Epoch*:Limbo*" ;;
+    unit_pause) echo "$collector_tests --gtest_filter=ConcurrentSweeper.PauseLeavesNoBlockSweepingAndResumeContinues" ;;
   esac
 }
 check_label() {
@@ -111,6 +113,7 @@ check_label() {
     lookup) echo "stale-lookup tests (gtest)" ;;
     unit_reclaim) echo "LastBlockReclaim.* (gtest)" ;;
     unit_epoch) echo "Epoch*/Limbo* (gtest)" ;;
+    unit_pause) echo "ConcurrentSweeper.PauseLeavesNoBlockSweeping... (gtest)" ;;
   esac
 }
 
