@@ -28,7 +28,10 @@
 // slot = null, then load every L): each side must see the other's store. We
 // use seq_cst for exactly those four operations (pin's store, the registry
 // loads in a claim scan, the unlink store, the scan of L in try_advance) and
-// for E's loads and CAS. There is no standalone std::atomic_thread_fence:
+// for E's loads and CAS. Lookups by address (Allocator::find_cell) pin too,
+// and order a seq_cst load of the block's state word against the seq_cst
+// retire CAS instead of a registry load against the unlink (allocator.h,
+// lookup_block). There is no standalone std::atomic_thread_fence:
 // ThreadSanitizer does not model fences, while it models seq_cst atomics, so
 // what TSan checks is the code that runs.
 //
