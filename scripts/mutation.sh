@@ -225,7 +225,7 @@ w("| mutant | what it breaks | caught by | time | in all | report |")
 w("|---|---|---|---|---|---|")
 for m, desc, by, took, total, what, checks in rows:
     t = "-" if took == "-" else f"{int(took) / 1000:.2f} s"
-    w(f"| `{m}` | {desc} | {by} | {t} | {int(total) / 1000:.1f} s | {what.replace('|', '/')} |")
+    w(f"| `{m}` | {desc} | {by} | {t} | {int(total) / 1000:.2f} s | {what.replace('|', '/')} |")
 w("")
 by_tool = {}
 for r in rows:
