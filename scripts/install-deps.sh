@@ -12,6 +12,7 @@ packages=(
   python3           # benchmark driver
   python3-matplotlib  # plots in papers/evaluation.md (bench/run_eval.py)
   spin              # model checker for papers/handoff.pml
+  relacy-dev        # relaxed-memory checker for the epoch code (allocator/tests/relacy)
   libgtest-dev      # GoogleTest: unit tests
   libgmock-dev      # GoogleMock, shipped beside GoogleTest
   libbenchmark-dev  # Google Benchmark: benchmark harness

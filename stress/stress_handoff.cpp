@@ -1,10 +1,15 @@
 // stress_handoff: the cached-block race.
 //
 // Mutator threads allocate and drop small objects in a few size classes and
-// flush often, so their blocks keep going back to the directories. A
+// flush often, so their blocks keep going back to the directories. Each
+// object fills its whole cell with a pattern of its tag and size, so a cell
+// handed out twice, or a block re-claimed into the wrong size class (cells
+// of another size), corrupts a payload that is checked, in every build. A
 // reclaimer thread runs eager sweeps, so blocks keep becoming EMPTY; the
 // concurrent sweeper retires every EMPTY block at once (retention 0) and
-// frees retired blocks as soon as their grace period ends. Refills therefore
+// frees retired blocks as soon as their grace period ends, and a second
+// freer calls release_empty_blocks beside it (papers/handoff.md "Who may
+// free": safety must not depend on who frees). Refills therefore
 // keep scanning registries whose blocks are being unlinked and freed under
 // them: exactly the window in which Bun's allocator dereferenced a freed
 // block. Chaos delays at the protocol's points widen the window.
@@ -37,6 +42,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -82,11 +88,38 @@ Extra take_extra_flags(int& argc, char** argv) {
   return extra;
 }
 
+// The first 16 bytes of a cell; the rest of its `size` bytes hold payload
+// words derived from the tag.
 struct Object {
   std::atomic<std::uint32_t> state;
   std::uint32_t size;
   std::uint64_t tag;
 };
+
+std::uint64_t payload_word(std::uint64_t tag, std::size_t i) noexcept {
+  std::uint64_t x = tag * 0x9E3779B97F4A7C15ull + i;
+  x = (x ^ (x >> 31)) * 0xBF58476D1CE4E5B9ull;
+  return x ^ (x >> 29);
+}
+
+Object* make_object(void* cell, std::size_t size, std::uint64_t tag) {
+  auto* o = new (cell) Object{{kAlive}, static_cast<std::uint32_t>(size), tag};
+  auto* words = reinterpret_cast<std::uint64_t*>(o + 1);
+  for (std::size_t i = 0; i < (size - sizeof(Object)) / 8; ++i) words[i] = payload_word(tag, i);
+  return o;
+}
+
+// Whole-cell check, in every build: a wrong-class cell overlaps its
+// neighbour, and a cell handed out twice is overwritten by its second owner.
+bool intact(const Object* o, unsigned thread, std::size_t expected_size) {
+  if (o->state.load(std::memory_order_relaxed) != kAlive || (o->tag >> 48) != thread) return false;
+  if (o->size != expected_size) return false;
+  const auto* words = reinterpret_cast<const std::uint64_t*>(o + 1);
+  for (std::size_t i = 0; i < (o->size - sizeof(Object)) / 8; ++i) {
+    if (words[i] != payload_word(o->tag, i)) return false;
+  }
+  return true;
+}
 
 bool is_alive(void* cell) { return static_cast<Object*>(cell)->state.load(std::memory_order_acquire) != kDead; }
 
@@ -97,36 +130,56 @@ struct Shared {
   std::atomic<bool> stop{false};
   std::atomic<std::uint64_t> ops{0};
   std::atomic<std::uint64_t> sweeps{0};
+  std::atomic<std::uint64_t> releases{0};  // by the second freer
 };
 
 void mutator(Shared& shared, unsigned thread) {
   handoff::ThreadAllocator local(shared.heap);
   std::mt19937_64 rng(shared.options.seed * 7919 + thread);
   constexpr std::size_t kKeep = 64;
-  std::vector<Object*> survivors;
+  std::vector<std::pair<Object*, std::size_t>> survivors;
   std::uint64_t serial = 0;
   std::uint64_t ops = 0;
+  std::size_t phase_size = 16;
   while (!shared.stop.load(std::memory_order_relaxed)) {
-    // Three size classes keep many blocks per directory in play.
-    const std::size_t size = std::size_t{16} << (rng() % 3);
-    auto* o = new (local.allocate(size))
-        Object{{kAlive}, static_cast<std::uint32_t>(size), (std::uint64_t{thread} << 48) | serial++};
+    // Three size classes keep many blocks per directory in play; objects
+    // fill their cell, so the size is the class's. Phases of mostly one
+    // class leave the other classes' last blocks (R1) untouched for a while,
+    // long enough for them to be swept, retired, freed and recycled into
+    // another class before the thread comes back for them (R2, R3).
+    if (ops % 2048 == 0) phase_size = std::size_t{16} << (rng() % 3);
+    const std::size_t size = phase_size;
+    Object* o = make_object(local.allocate(size), size, (std::uint64_t{thread} << 48) | serial++);
     if (survivors.size() < kKeep) {
-      survivors.push_back(o);
+      survivors.emplace_back(o, size);
     } else {
-      Object*& slot = survivors[rng() % kKeep];
-      if (slot->state.load(std::memory_order_relaxed) != kAlive || (slot->tag >> 48) != thread) {
-        handoff::stress::fail(info, shared.options, "a survivor was overwritten: a live cell was reused");
+      auto& slot = survivors[rng() % kKeep];
+      if (!intact(slot.first, thread, slot.second)) {
+        handoff::stress::fail(info, shared.options,
+                              "a survivor was overwritten: a live cell was reused or handed out with the wrong size");
       }
-      slot->state.store(kDead, std::memory_order_release);
-      slot = o;
+      slot.first->state.store(kDead, std::memory_order_release);
+      slot = {o, size};
     }
     if (++ops % 512 == 0) {
       local.flush();  // hand blocks back: refills then scan the registries
       shared.ops.fetch_add(512, std::memory_order_relaxed);
     }
   }
-  for (Object* s : survivors) s->state.store(kDead, std::memory_order_release);
+  for (auto& [s, size] : survivors) {
+    if (!intact(s, thread, size)) handoff::stress::fail(info, shared.options, "a survivor was overwritten at exit");
+    s->state.store(kDead, std::memory_order_release);
+  }
+}
+
+// The second freer: retires and frees empty blocks from its own thread while
+// the concurrent sweeper does the same.
+void second_freer(Shared& shared) {
+  while (!shared.stop.load(std::memory_order_relaxed)) {
+    shared.heap.release_empty_blocks();
+    shared.releases.fetch_add(1, std::memory_order_relaxed);
+    std::this_thread::sleep_for(std::chrono::microseconds(100));
+  }
 }
 
 void reclaimer(Shared& shared, handoff::ConcurrentSweeper& sweeper) {
@@ -142,9 +195,9 @@ void reclaimer(Shared& shared, handoff::ConcurrentSweeper& sweeper) {
 void progress(Shared& shared, const handoff::ConcurrentSweeper& sweeper, double elapsed) {
   const handoff::SweeperStats s = sweeper.stats();
   std::printf("[%6.1fs] ops %" PRIu64 " sweeps %" PRIu64 " retired %" PRIu64 " freed %" PRIu64
-              " limbo %zu epoch %" PRIu64 " rss %.1f MiB\n",
+              " limbo %zu epoch %" PRIu64 " releases %" PRIu64 " rss %.1f MiB\n",
               elapsed, shared.ops.load(), shared.sweeps.load(), s.blocks_retired, s.blocks_freed, s.limbo_blocks,
-              shared.heap.epochs().epoch(), handoff::platform::process_rss_bytes() / 1048576.0);
+              shared.heap.epochs().epoch(), shared.releases.load(), handoff::platform::process_rss_bytes() / 1048576.0);
   std::fflush(stdout);
 }
 
@@ -205,11 +258,13 @@ int run_allocator_race(const Options& options, const Extra& extra) {
     std::vector<std::thread> threads;
     for (unsigned t = 0; t < options.threads; ++t) threads.emplace_back(mutator, std::ref(shared), t);
     std::thread reclaim(reclaimer, std::ref(shared), std::ref(sweeper));
+    std::thread freer(second_freer, std::ref(shared));
     const double elapsed = handoff::stress::run_with_progress(
         options.seconds, [&](double t) { progress(shared, sweeper, t); });
     shared.stop.store(true);
     for (auto& t : threads) t.join();
     reclaim.join();
+    freer.join();
     progress(shared, sweeper, elapsed);
   }
   // Everything is dead and every thread has stopped: all blocks must come back.

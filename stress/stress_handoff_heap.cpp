@@ -26,13 +26,27 @@
 namespace handoff::stress {
 namespace {
 
+// An object with `extra` payload bytes after it (make_with_extra), all of
+// them derived from its id, so the whole cell it asked for is checked: a
+// cell of the wrong size class overlaps the next one.
 struct Obj {
   Member<Obj> next;
   std::uint64_t id;
   std::uint64_t check;
-  explicit Obj(std::uint64_t i) : id(i), check(mix(i)) {}
+  std::uint64_t extra;
+  Obj(std::uint64_t i, std::size_t extra_bytes) : id(i), check(mix(i)), extra(extra_bytes) {
+    auto* words = reinterpret_cast<std::uint64_t*>(this + 1);
+    for (std::size_t w = 0; w < extra / 8; ++w) words[w] = mix(id + w + 1);
+  }
   void trace(Visitor& v) const { v.trace(next); }
-  bool intact() const { return check == mix(id); }
+  bool intact() const {
+    if (check != mix(id) || extra > 48) return false;
+    const auto* words = reinterpret_cast<const std::uint64_t*>(this + 1);
+    for (std::size_t w = 0; w < extra / 8; ++w) {
+      if (words[w] != mix(id + w + 1)) return false;
+    }
+    return true;
+  }
 };
 
 struct Shared {
@@ -60,7 +74,8 @@ HeapConfig race_config(const ProgramInfo& info) {
 Obj* make_obj(Heap& heap, std::mt19937_64& rng, std::uint64_t id) {
   // Three size classes keep several directories in play.
   static constexpr std::size_t kExtra[] = {0, 16, 48};
-  return heap.make_with_extra<Obj>(kExtra[rng() % 3], id);
+  const std::size_t extra = kExtra[rng() % 3];
+  return heap.make_with_extra<Obj>(extra, id, extra);
 }
 
 void check_chain(Shared& shared, const Root<Obj>& chain, std::uint64_t first) {

@@ -1,10 +1,13 @@
 #include <handoff/allocator.h>
+#include <handoff/chaos.h>
 #include <handoff/check.h>
+#include <handoff/mutant.h>
 #include <handoff/platform.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <optional>
 #include <string>
 
 namespace handoff {
@@ -117,11 +120,26 @@ bool Allocator::contains(const void* p) const noexcept {
   return pool_.is_handed_out(p) || large_.find(p) != nullptr;
 }
 
+const MarkedBlock* Allocator::lookup_block(const void* p) const noexcept {
+  // In a block of this pool that was handed out at some point, so its
+  // memory is committed (type-stable from then on).
+  if (!pool_.is_handed_out(p)) return nullptr;
+  const MarkedBlock* block = MarkedBlock::of(p);
+  if (HANDOFF_MUTANT(kFindCellUnprotected)) return block;
+  // Unsanitized on purpose: the block may have been freed (poisoned) since
+  // the check above; the state word is type-stable memory.
+  const BlockState state = MarkedBlock::state_possibly_freed(block).state;
+  if (state == BlockState::kPooled || state == BlockState::kRetired) return nullptr;
+  return block;
+}
+
 void* Allocator::find_cell(const void* p) const noexcept {
   if (pool_.chunk_of(p) != nullptr) {
-    // Never touch a block the pool holds: it may be poisoned or purged.
-    if (!pool_.is_handed_out(p)) return nullptr;
-    const MarkedBlock* block = MarkedBlock::of(p);
+    std::optional<ScopedPin> pinned;
+    if (!HANDOFF_MUTANT(kFindCellUnprotected)) pinned.emplace(epochs_);
+    const MarkedBlock* block = lookup_block(p);
+    if (block == nullptr) return nullptr;
+    HANDOFF_CHAOS_POINT(kLookup);
     void* cell = block->cell_start(p);
     if (cell == nullptr || !block->live_bits().get(MarkedBlock::atom_of(cell))) return nullptr;
     return cell;
@@ -130,8 +148,10 @@ void* Allocator::find_cell(const void* p) const noexcept {
 }
 
 std::size_t Allocator::cell_size(const void* cell) const {
-  if (cell != nullptr && find_cell(cell) == cell) {
-    if (pool_.chunk_of(cell) != nullptr) return MarkedBlock::of(cell)->cell_size();
+  if (pool_.chunk_of(cell) != nullptr) {
+    ScopedPin pinned(epochs_);  // the header is read after find_cell's pin ends
+    if (cell != nullptr && find_cell(cell) == cell) return MarkedBlock::of(cell)->cell_size();
+  } else if (cell != nullptr && find_cell(cell) == cell) {
     return large_.size_of(cell);
   }
   char address[32];

@@ -14,6 +14,8 @@ const char* chaos_point_name(ChaosPoint point) noexcept {
     case ChaosPoint::kBeforeClaimCas: return "before_claim_cas";
     case ChaosPoint::kBetweenUnlinkAndRetire: return "between_unlink_and_retire";
     case ChaosPoint::kBeforeFree: return "before_free";
+    case ChaosPoint::kSweeperWalk: return "sweeper_walk";
+    case ChaosPoint::kLookup: return "lookup";
     case ChaosPoint::kCount: break;
   }
   return "invalid";

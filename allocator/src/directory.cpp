@@ -2,6 +2,7 @@
 #include <handoff/chaos.h>
 #include <handoff/check.h>
 #include <handoff/directory.h>
+#include <handoff/mutant.h>
 
 namespace handoff {
 namespace {
@@ -11,6 +12,7 @@ bool claimable(BlockState s) noexcept {
 }
 
 bool sweepable(BlockState s) noexcept {
+  if (HANDOFF_MUTANT(kEagerSweepAcceptsOwned) && s == BlockState::kOwned) return true;
   return s == BlockState::kFull || s == BlockState::kSwept || s == BlockState::kUnswept;
 }
 
@@ -41,14 +43,14 @@ Directory::~Directory() {
   for (auto& segment : segments_) delete segment.load(std::memory_order_relaxed);
 }
 
-std::atomic<MarkedBlock*>& Directory::slot(std::size_t i) const noexcept {
+Atomic<MarkedBlock*>& Directory::slot(std::size_t i) const noexcept {
   Segment* segment = segments_[i >> kSegmentBits].load(std::memory_order_acquire);
   return (*segment)[i & (kSegmentSlots - 1)];
 }
 
 MarkedBlock* Directory::block_at(std::size_t i) const noexcept {
   // seq_cst: A2 of the protocol, ordered against the unlink store of S2.
-  return slot(i).load(std::memory_order_seq_cst);
+  return load_registry_slot(slot(i));
 }
 
 ClaimResult Directory::try_claim(ClaimCursor& cursor, std::uint32_t owner, EpochParticipant& self) noexcept {
@@ -71,25 +73,33 @@ ClaimResult Directory::try_claim(ClaimCursor& cursor, std::uint32_t owner, Epoch
 
 MarkedBlock* Directory::claim_scan(ClaimCursor& cursor, std::uint32_t owner, EpochParticipant& self,
                                    ClaimResult& result) noexcept {
-  EpochGuard pinned(self, epochs_.global());  // A1 .. A7
+  // A1 .. A7. The mutants switch the pin off for the whole scan, or drop it
+  // between the state load and the CAS (test builds only).
+  const bool pin = !HANDOFF_MUTANT(kClaimScanUnpinned);
+  const bool unpin_before_cas = HANDOFF_MUTANT(kClaimUnpinBeforeCas);
+  if (pin) self.pin(epochs_.global());
   HANDOFF_CHAOS_POINT(kAfterPin);
+  MarkedBlock* claimed = nullptr;
   const std::size_t n = block_slots();
-  while (cursor.next < n) {
+  while (claimed == nullptr && cursor.next < n) {
     MarkedBlock* block = block_at(cursor.next++);  // A2
     if (block == nullptr) continue;
     HANDOFF_CHAOS_POINT(kAfterReadCandidate);
     const BlockStateWord seen = block->state();  // A3: pinned, so `block` is not freed
     if (!claimable(seen.state)) continue;
+    if (unpin_before_cas) self.unpin();
     HANDOFF_CHAOS_POINT(kBeforeClaimCas);
     // A5: the one CAS of a refill; the generation is part of `seen`.
-    if (!block->try_transition(seen, seen.with(BlockState::kOwned, owner))) {
+    if (block->try_transition(seen, seen.with(BlockState::kOwned, owner))) {
+      result.lazily_swept = seen.state == BlockState::kUnswept;
+      claimed = block;
+    } else {
       ++result.cas_failures;
-      continue;
     }
-    result.lazily_swept = seen.state == BlockState::kUnswept;
-    return block;
+    if (unpin_before_cas && pin) self.pin(epochs_.global());
   }
-  return nullptr;
+  if (pin) self.unpin();  // A6/A7: a claimed block is OWNED, kept past the pin
+  return claimed;
 }
 
 bool Directory::sweep_unswept(MarkedBlock& block, SweepCounts& counts) {
@@ -207,10 +217,19 @@ std::size_t Directory::retire_empty_blocks(std::size_t keep, Limbo& limbo, std::
     // A stalled reader must not make memory grow without bound: above the
     // cap, empty blocks stay here for reuse instead of waiting in limbo.
     if (limbo.size() >= limbo_cap) break;
-    if (!block->try_transition(seen, seen.with(BlockState::kRetired))) continue;  // S2
-    slot(i).store(nullptr, std::memory_order_seq_cst);  // unlink
-    HANDOFF_CHAOS_POINT(kBetweenUnlinkAndRetire);
-    limbo.push(block, epochs_.epoch());  // tag read after the unlink
+    // S2. seq_cst: a lookup orders its load of the state word against this
+    // CAS (Allocator::find_cell), as a refill orders its slot loads against
+    // the unlink.
+    if (!block->try_transition(seen, seen.with(BlockState::kRetired), std::memory_order_seq_cst)) continue;
+    if (HANDOFF_MUTANT(kRetirePushBeforeUnlink)) {
+      limbo.push(block, epochs_.epoch());
+      HANDOFF_CHAOS_POINT(kBetweenUnlinkAndRetire);
+      slot(i).store(nullptr, std::memory_order_seq_cst);
+    } else {
+      const std::uint64_t tag = unlink_registry_slot(slot(i), epochs_);  // tag read after the unlink
+      HANDOFF_CHAOS_POINT(kBetweenUnlinkAndRetire);
+      limbo.push(block, tag);
+    }
     {
       std::lock_guard lock(mutex_);
       free_slots_.push_back(i);

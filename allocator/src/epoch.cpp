@@ -47,7 +47,9 @@ ScopedPin::~ScopedPin() { domain_.unregister_thread(participant_); }
 
 bool EpochDomain::try_advance() noexcept {
   const std::uint64_t e = global_.load(std::memory_order_seq_cst);
-  for (EpochParticipant* p = head_.load(std::memory_order_seq_cst); p != nullptr; p = p->next_) {
+  EpochParticipant* first = head_.load(std::memory_order_seq_cst);
+  if (HANDOFF_MUTANT(kAdvanceSkipsParticipant) && first != nullptr) first = first->next_;
+  for (EpochParticipant* p = first; p != nullptr; p = p->next_) {
     const std::uint64_t l = p->state_.load(std::memory_order_seq_cst);
     if ((l & 1) != 0 && (l >> 1) != e) {
       failed_advances_.fetch_add(1, std::memory_order_relaxed);
@@ -64,7 +66,8 @@ bool EpochDomain::grace_period_over(std::uint64_t tag) const noexcept {
 #if defined(HANDOFF_TEST_HOOKS)
   if (!grace_enabled_.load(std::memory_order_relaxed)) return true;
 #endif
-  return global_.load(std::memory_order_seq_cst) >= tag + 2;
+  const std::uint64_t grace = HANDOFF_MUTANT(kLimboOneAdvance) ? 1 : 2;
+  return global_.load(std::memory_order_seq_cst) >= tag + grace;
 }
 
 EpochStats EpochDomain::stats() const {

@@ -18,7 +18,7 @@ std::size_t FreeList::build(const MarkedBlock& block) noexcept {
   // Linked mode: walk the free cell starts (start mask minus live bits) and
   // coalesce adjacent ones into intervals, linked in address order.
   FreeInterval* first = nullptr;
-  FreeInterval** link = &first;
+  FreeInterval* last = nullptr;
   char* run_begin = nullptr;
   char* run_end = nullptr;
   std::size_t free_cells = 0;
@@ -27,10 +27,14 @@ std::size_t FreeList::build(const MarkedBlock& block) noexcept {
     HANDOFF_POISON(run_begin, static_cast<std::size_t>(run_end - run_begin));
     HANDOFF_UNPOISON(run_begin, sizeof(FreeInterval));
     auto* interval = reinterpret_cast<FreeInterval*>(run_begin);
-    interval->next = nullptr;
+    interval->next.store(nullptr, std::memory_order_relaxed);
     interval->end = run_end;
-    *link = interval;
-    link = &interval->next;
+    if (last != nullptr) {
+      last->next.store(interval, std::memory_order_relaxed);
+    } else {
+      first = interval;
+    }
+    last = interval;
   };
   char* const base = reinterpret_cast<char*>(const_cast<MarkedBlock*>(&block));
   const auto& starts = block.cell_start_mask();
@@ -54,7 +58,7 @@ std::size_t FreeList::build(const MarkedBlock& block) noexcept {
   cursor_ = limit_ = nullptr;
   head_ = first;
   if (first != nullptr) {
-    head_ = first->next;
+    head_ = first->next.load(std::memory_order_relaxed);
     limit_ = first->end;
     cursor_ = reinterpret_cast<char*>(first);
   }

@@ -112,7 +112,7 @@ MarkedBlock* LocalAllocator::reclaim_last_block() noexcept {
   // into another directory since we gave it up; its memory is still mapped.
   const BlockStateWord seen = MarkedBlock::state_possibly_freed(block);
   // R3: the generation proves it is the block we gave up, not a recycling.
-  if (seen.generation != last_generation_) return nullptr;
+  if (seen.generation != last_generation_ && !HANDOFF_MUTANT(kReclaimWithoutGeneration)) return nullptr;
   if (seen.state != BlockState::kSwept && seen.state != BlockState::kEmpty) return nullptr;
   if (!MarkedBlock::try_transition_possibly_freed(block, seen, seen.with(BlockState::kOwned, owner_))) {
     return nullptr;

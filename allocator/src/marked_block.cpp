@@ -30,7 +30,6 @@ MarkedBlock* MarkedBlock::format(void* memory, Directory* directory, std::size_t
   HANDOFF_ASSERT(cls < kNumSizeClasses);
   HANDOFF_UNPOISON(memory, kBlockHeaderSize);
   auto* block = static_cast<MarkedBlock*>(memory);
-  block->state_.store(initial.pack(), std::memory_order_relaxed);
   block->directory_ = directory;
   block->registry_index_ = 0;
   block->cell_size_ = static_cast<std::uint32_t>(class_size(cls));
@@ -41,6 +40,10 @@ MarkedBlock* MarkedBlock::format(void* memory, Directory* directory, std::size_t
   block->clear_cards();
   block->marks_.clear_all();
   block->live_.clear_all();
+  // Last, and release: a lookup that reads this state under its pin
+  // (Allocator::find_cell) sees the header written above, never a half
+  // formatted one; until then it reads the retired or pooled state.
+  block->state_.store(initial.pack(), std::memory_order_release);
   return block;
 }
 
@@ -53,9 +56,11 @@ MarkedBlock* MarkedBlock::format(void* memory, Directory* directory, std::size_t
 #define HANDOFF_NO_ASAN
 #endif
 
+// seq_cst: a lookup's load after its pin, ordered against the retire CAS
+// (Allocator::find_cell); on x86-64 the same instruction as acquire.
 HANDOFF_NO_ASAN BlockStateWord MarkedBlock::state_possibly_freed(const MarkedBlock* block) noexcept {
   const auto* word = reinterpret_cast<const std::uint64_t*>(&block->state_);
-  return BlockStateWord::unpack(__atomic_load_n(word, __ATOMIC_ACQUIRE));
+  return BlockStateWord::unpack(__atomic_load_n(word, __ATOMIC_SEQ_CST));
 }
 
 HANDOFF_NO_ASAN bool MarkedBlock::try_transition_possibly_freed(MarkedBlock* block, BlockStateWord expected,

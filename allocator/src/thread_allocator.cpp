@@ -31,7 +31,9 @@ ThreadAllocator::ThreadAllocator(Allocator& allocator)
 
 ThreadAllocator::~ThreadAllocator() {
   flush();  // invariant 5: every block handed back first
-  allocator_.epochs().unregister_thread(participant_);  // never delays a grace period again
+  if (!HANDOFF_MUTANT(kDetachKeepsRecord)) {
+    allocator_.epochs().unregister_thread(participant_);  // never delays a grace period again
+  }
   allocator_.detach(this);
 }
 

@@ -4,6 +4,7 @@
 #include "test_support.h"
 
 #include <handoff/allocator.h>
+#include <handoff/chaos.h>
 
 #include <gtest/gtest.h>
 
@@ -184,6 +185,56 @@ TEST(AllocatorFindCell, ConcurrentLookupNeverSeesAFreeCellDuringGiveUp) {
                                       "was being given up (" << rounds_run.load() << " give-ups, " << lookups
                                    << " lookups)";
   EXPECT_EQ(heap.find_cell(cell), nullptr);
+}
+
+// Invariant 7, the second half: a lookup never touches a block that may be
+// freed concurrently. One thread keeps filling blocks, killing every cell
+// and freeing the emptied blocks (release_empty_blocks, any thread may call
+// it); another looks up the stale cell pointers it left behind. A lookup
+// either finds nothing or, when the block was recycled into the same class
+// and the cell allocated again, the cell itself; under AddressSanitizer it
+// must never read a pooled (poisoned) block. Chaos delays (test builds) at
+// the lookup's header read widen the window that an unpinned lookup leaves:
+// without the pin and the state check (the find_cell_unprotected mutant)
+// ASan reports a use-after-poison here within a few rounds.
+TEST(AllocatorFindCell, StaleLookupsBesideAFreerNeverReadAFreedBlock) {
+  Allocator heap(test::default_config());
+  constexpr std::size_t kCells = 4096;  // 64 B cells: about 17 blocks
+  std::vector<std::atomic<void*>> stale(kCells);
+  std::atomic<bool> ready{false};
+  std::atomic<bool> done{false};
+  std::atomic<std::size_t> wrong{0};
+#if defined(HANDOFF_TEST_HOOKS)
+  chaos::configure({7, 200000, 50});
+#endif
+  const auto budget = std::chrono::milliseconds(test::scaled(300, 800));
+  std::thread freer([&] {
+    ThreadAllocator thread(heap);
+    const auto start = std::chrono::steady_clock::now();
+    while (std::chrono::steady_clock::now() - start < budget) {
+      for (auto& slot : stale) slot.store(thread.allocate(64), std::memory_order_relaxed);
+      thread.flush();
+      ready.store(true);
+      heap.sweep([](void*) { return false; });
+      heap.release_empty_blocks();
+    }
+    done.store(true);
+  });
+  while (!ready.load()) std::this_thread::yield();
+  std::size_t lookups = 0;
+  for (std::size_t i = 0; !done.load(); i = (i + 97) % kCells, ++lookups) {
+    void* p = stale[i].load(std::memory_order_relaxed);
+    void* found = heap.find_cell(static_cast<char*>(p) + 8);
+    if (found != nullptr && found != p) wrong.fetch_add(1);
+  }
+  freer.join();
+#if defined(HANDOFF_TEST_HOOKS)
+  chaos::configure({1, 0, 50});
+#endif
+  EXPECT_GT(lookups, 0u);
+  EXPECT_EQ(wrong.load(), 0u) << "a stale interior pointer mapped to another cell";
+  heap.release_empty_blocks();
+  EXPECT_EQ(heap.pool().stats().in_use_bytes, 0u);
 }
 
 // ---- large objects through the facade ----------------------------------------

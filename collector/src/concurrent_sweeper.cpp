@@ -1,7 +1,10 @@
+#include <handoff/chaos.h>
 #include <handoff/concurrent_sweeper.h>
+#include <handoff/mutant.h>
 
 #include <array>
 #include <chrono>
+#include <optional>
 
 namespace handoff {
 namespace {
@@ -78,12 +81,17 @@ bool ConcurrentSweeper::sweep_unswept_blocks() {
   bool did = false;
   for (std::size_t cls = 0; cls < kNumSizeClasses; ++cls) {
     Directory& directory = heap_.directory(cls);
-    ScopedPin pinned(heap_.epochs());  // S1 reads block pointers from the registry
+    // S1 reads block pointers from the registry: pinned, because another
+    // thread (release_empty_blocks) may free blocks while this walk runs.
+    std::optional<ScopedPin> pinned;
+    if (!HANDOFF_MUTANT(kSweeperWalkUnpinned)) pinned.emplace(heap_.epochs());
     const std::size_t n = directory.block_slots();
     for (std::size_t i = 0; i < n; ++i) {
-      if (pause_requested()) return did;  // a safe point: we hold no block
+      // A safe point: we hold no block.
+      if (pause_requested() && !HANDOFF_MUTANT(kSweeperIgnoresPause)) return did;
       MarkedBlock* block = directory.block_at(i);
       if (block == nullptr) continue;
+      HANDOFF_CHAOS_POINT(kSweeperWalk);
       SweepCounts counts;
       if (!directory.sweep_unswept(*block, counts)) continue;
       blocks_swept_.fetch_add(1, std::memory_order_relaxed);
@@ -96,6 +104,7 @@ bool ConcurrentSweeper::sweep_unswept_blocks() {
 
 void ConcurrentSweeper::pause() {
   pause_requested_.store(true, std::memory_order_release);
+  if (HANDOFF_MUTANT(kSweeperIgnoresPause)) return;
   std::unique_lock lock(mutex_);
   idle_cv_.wait(lock, [this] { return !in_pass_; });
 }

@@ -4,13 +4,16 @@
 // protocol in safepoint.cpp.
 #include "heap_internals.h"
 
+#include <handoff/chaos.h>
 #include <handoff/check.h>
+#include <handoff/mutant.h>
 #include <handoff/sanitizer.h>
 
 #include <algorithm>
 #include <array>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 #include <string>
 
 namespace handoff {
@@ -273,7 +276,9 @@ void Heap::record_own_cells(const void* p) noexcept {
   MutatorThread* self = find_current();
   if (self == nullptr || !allocator_.pool().is_handed_out(p)) return;
   const MarkedBlock* block = MarkedBlock::of(p);
-  const BlockStateWord state = block->state();
+  // Unpinned: the block may be freed meanwhile, so only its type-stable state
+  // word is read, and acted on only when the block is our own.
+  const BlockStateWord state = MarkedBlock::state_possibly_freed(block);
   // Our own current block: its cells are recorded in the live bits only when
   // we give it up, so give it up (the next allocation re-claims it).
   if (state.state == BlockState::kOwned && state.owner == self->allocator.owner_id()) {
@@ -281,10 +286,38 @@ void Heap::record_own_cells(const void* p) noexcept {
   }
 }
 
+namespace {
+
+#if defined(HANDOFF_ASAN)
+#define HANDOFF_LOOKUP_NO_ASAN __attribute__((no_sanitize("address")))
+#else
+#define HANDOFF_LOOKUP_NO_ASAN
+#endif
+
+// Racy by design: between find_cell's live-bit check and this read, a
+// concurrent sweep (the sweeper, or a claimer's lazy sweep) may free the
+// cell, which poisons it under ASan. The lookup is pinned, so the block is
+// not freed and the word is readable; what it holds is only believed if it
+// names a TypeInfo. A free cell's first word may be a free list's link into
+// the heap, never a TypeInfo.
+HANDOFF_LOOKUP_NO_ASAN bool names_a_type(const void* object, const BlockPool& pool) noexcept {
+  const auto* word = static_cast<const std::uintptr_t*>(detail::cell_of(object));
+  const std::uintptr_t header = __atomic_load_n(word, __ATOMIC_RELAXED) & ~detail::kInConstruction;
+  const auto* type = reinterpret_cast<const TypeInfo*>(header);
+  if (type == nullptr || pool.chunk_of(type) != nullptr) return false;
+  return type->magic == TypeInfo::kMagic;
+}
+
+}  // namespace
+
 void* Heap::find_object(const void* p) const noexcept {
+  // Pinned for the whole lookup, the object's header read included: the
+  // sweeper or another thread may free the block meanwhile (invariant 7).
+  std::optional<ScopedPin> pinned;
+  if (!HANDOFF_MUTANT(kFindCellUnprotected)) pinned.emplace(allocator_.epochs());
   void* cell = nullptr;
-  if (allocator_.pool().is_handed_out(p)) {
-    const MarkedBlock* block = MarkedBlock::of(p);
+  if (const MarkedBlock* block = allocator_.lookup_block(p)) {
+    HANDOFF_CHAOS_POINT(kLookup);
     if (block->state().state == BlockState::kOwned) {
       // Another thread's current block: its live bits are not up to date and
       // its free list is private to the owner, so accept a cell whose header
@@ -304,8 +337,7 @@ void* Heap::find_object(const void* p) const noexcept {
   if (cell == nullptr) return nullptr;
   void* object = detail::object_of(cell);
   if (p < object) return nullptr;  // inside the header word
-  const TypeInfo* type = detail::type_of(object);
-  return type != nullptr && type->magic == TypeInfo::kMagic ? object : nullptr;
+  return names_a_type(object, allocator_.pool()) ? object : nullptr;
 }
 
 bool Heap::is_heap_object(const void* object) const noexcept {

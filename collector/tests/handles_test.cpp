@@ -9,6 +9,7 @@
 // garbage is made in noinline helpers with the stack scrubbed afterwards.
 #include "heap_test_support.h"
 
+#include <handoff/chaos.h>
 #include <handoff/heap.h>
 #include <handoff/sanitizer.h>
 
@@ -412,6 +413,72 @@ TEST(Handles, RefuseFreedCellsInAnotherThreadsCurrentBlock) {
     owner.join();
   }
   EXPECT_LE(accepted, kDead / 10) << "Roots accepted freed cells of another thread's current block";
+}
+
+// Invariant 7 through the handles: a Root made from a stale pointer while the
+// concurrent sweeper retires and frees blocks throws kNotAHeapPointer (or,
+// when the cell was allocated again, roots the new object); it never reads a
+// freed block. Under AddressSanitizer, without the lookup's pin and state
+// check (the find_cell_unprotected mutant), the lookup reads a pooled block
+// and ASan reports it; chaos delays at the lookup (test builds) widen that
+// window.
+TEST(Handles, StaleRootsBesideTheSweeperNeverReadAFreedBlock) {
+  HeapConfig config = env_config();
+  HANDOFF_SKIP_IF_IMMORTAL(config);
+  config.sweeper.enabled = 1;
+  config.sweeper.keep_empty_blocks = 0;  // retire and free every emptied block
+  config.sweeper.idle_wait_ms = 1;
+  Heap heap(config);
+  const std::size_t kStale = sized(512, 512, 64);
+  std::vector<std::atomic<std::uintptr_t>> stale(kStale);
+  std::atomic<bool> ready{false};
+  std::atomic<bool> done{false};
+  std::atomic<std::size_t> tries{0};
+#if defined(HANDOFF_TEST_HOOKS)
+  chaos::configure({11, 200000, 50});
+#endif
+  const auto budget = std::chrono::milliseconds(kSanitized ? 800 : 300);
+  std::thread mutator([&] {
+    ThreadScope attached(heap);
+    std::vector<std::uintptr_t> masked;
+    const auto start = std::chrono::steady_clock::now();
+    // At least the budget and 200 lookups (a collect-every run makes each
+    // round slow), at most a minute.
+    auto more = [&] {
+      const auto spent = std::chrono::steady_clock::now() - start;
+      return spent < std::chrono::seconds(60) && (spent < budget || tries.load() < 200);
+    };
+    while (more()) {
+      masked.clear();
+      make_masked_garbage(heap, masked, kStale);
+      for (std::size_t i = 0; i < kStale; ++i) stale[i].store(masked[i], std::memory_order_relaxed);
+      ready.store(true);
+      scrub_and_collect(heap, 1);  // frees them; the sweeper frees their blocks
+    }
+    done.store(true);
+  });
+  while (!ready.load()) std::this_thread::yield();
+  std::size_t refused = 0;
+  {
+    ThreadScope attached(heap);
+    for (std::size_t i = 0; !done.load(); i = (i + 31) % kStale, tries.fetch_add(1)) {
+      auto* dead = reinterpret_cast<Node*>(stale[i].load(std::memory_order_relaxed) ^ kAddressMask);
+      try {
+        Root<Node> root(heap, dead);
+      } catch (const Error& e) {
+        EXPECT_EQ(e.code(), ErrorCode::kNotAHeapPointer);
+        ++refused;
+      }
+      heap.safepoint();
+    }
+    ParkedScope parked(heap);
+    mutator.join();
+  }
+#if defined(HANDOFF_TEST_HOOKS)
+  chaos::configure({1, 0, 50});
+#endif
+  EXPECT_GT(tries.load(), 0u);
+  EXPECT_GT(refused, 0u) << "no stale pointer was ever refused: the race was not exercised";
 }
 
 TEST(Handles, ReleaseTwiceIsMisuse) {

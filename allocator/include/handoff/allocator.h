@@ -92,14 +92,28 @@ class Allocator {
   // Returns idle pool memory to the OS (all cached blocks when `force`).
   std::size_t purge(bool force = false) { return pool_.purge(force); }
 
-  // Lookups, from any thread, provided no block is being freed meanwhile
-  // (no reclaim_retired / release_empty_blocks running, a ConcurrentSweeper
-  // paused): the lookup reads the header of a block found through the chunk
-  // map, outside any grace period. find_cell maps an interior pointer to the
-  // start of the allocated cell containing it, or nullptr: for free cells,
-  // headers, memory outside this heap, and cells a thread allocated from its
-  // current block since its last flush (not yet recorded).
+  // Lookups, from any thread, beside allocating threads, the concurrent
+  // sweeper and any freer (DESIGN.md invariant 7: a lookup never reads a
+  // block that may be freed concurrently). find_cell maps an interior
+  // pointer to the start of the allocated cell containing it, or nullptr:
+  // for free cells, headers, memory outside this heap, blocks retired or
+  // pooled, and cells a thread allocated from its current block since its
+  // last flush (not yet recorded). It pins the epoch (registering the
+  // calling thread for the lookup) and reads a block's header only once
+  // lookup_block() said it may.
   void* find_cell(const void* p) const noexcept;
+  // The block containing `p` when its header may be read: the caller holds
+  // a pin (ScopedPin on epochs()) for as long as it reads the block. Null
+  // when `p` is not in a block of this pool, or the block is pooled or
+  // retired. Why the pin suffices: a lookup is not a registry reader, since
+  // a retired block stays "handed out" in the chunk map until it is freed.
+  // What protects it is the state load below, seq_cst after the pin, against
+  // the seq_cst retire CAS: if the retire came first, the load sees RETIRED
+  // (or a later format, release-ordered after the header it wrote) and the
+  // header is not read; if the load came first, the retire's tag is at
+  // least the lookup's pin epoch, so the block cannot be freed before the
+  // lookup unpins (two advances past the tag need the lookup to move on).
+  const MarkedBlock* lookup_block(const void* p) const noexcept;
   bool is_live_cell(const void* p) const noexcept { return p != nullptr && find_cell(p) == p; }
   bool contains(const void* p) const noexcept;
   // Usable size of the allocated cell starting at `cell`; throws
@@ -115,7 +129,7 @@ class Allocator {
   BlockPool& pool() noexcept { return pool_; }
   const BlockPool& pool() const noexcept { return pool_; }
   HeapBudget& budget() noexcept { return budget_; }
-  EpochDomain& epochs() noexcept { return epochs_; }
+  EpochDomain& epochs() const noexcept { return epochs_; }  // mutable: lookups pin
   const Limbo& limbo() const noexcept { return limbo_; }
   LargeObjectSpace& large_objects() noexcept { return large_; }
 
@@ -128,7 +142,7 @@ class Allocator {
   const AllocatorConfig config_;
   HeapBudget budget_;
   BlockPool pool_;
-  EpochDomain epochs_;
+  mutable EpochDomain epochs_;  // const lookups pin (find_cell)
   Limbo limbo_;
   std::array<std::unique_ptr<Directory>, kNumSizeClasses> directories_;
   LargeObjectSpace large_;

@@ -8,6 +8,10 @@
 //   before_claim_cas          A4: the state word was read, the CAS not yet tried
 //   between_unlink_and_retire S2: slot cleared, block not yet in limbo
 //   before_free               S4: grace period judged over, block not yet freed
+//   sweeper_walk              S1: the concurrent sweeper read a block pointer
+//                             from the registry, not yet its state word
+//   lookup                    find_cell: the block was judged readable, its
+//                             header not yet read
 #pragma once
 
 #include <cstddef>
@@ -21,6 +25,8 @@ enum class ChaosPoint : unsigned {
   kBeforeClaimCas,
   kBetweenUnlinkAndRetire,
   kBeforeFree,
+  kSweeperWalk,
+  kLookup,
   kCount,
 };
 

@@ -27,8 +27,10 @@
 //
 //   Blocks leave a directory only through retire_empty_blocks: EMPTY ->
 //   RETIRED by CAS, then the slot is cleared (seq_cst) and the block goes to
-//   the limbo tagged with the epoch. A claim scan runs pinned (EpochGuard),
-//   so a block whose pointer it read cannot be freed before it unpins; the
+//   the limbo tagged with the epoch. A claim scan runs pinned (claim_scan
+//   pins before its first slot load and unpins after its CAS; it is
+//   noexcept), so a block whose pointer it read cannot be freed before it
+//   unpins; the
 //   scan's slot loads are seq_cst against the unlink store (epoch.h explains
 //   the store-buffering argument). A claimed block is checked to belong to
 //   this directory: that check can only fail if a block was freed and
@@ -134,9 +136,9 @@ class Directory {
   static constexpr std::size_t kSegmentBits = 9;
   static constexpr std::size_t kSegmentSlots = std::size_t{1} << kSegmentBits;
   static constexpr std::size_t kMaxSegments = 4096;
-  using Segment = std::array<std::atomic<MarkedBlock*>, kSegmentSlots>;
+  using Segment = std::array<Atomic<MarkedBlock*>, kSegmentSlots>;
 
-  std::atomic<MarkedBlock*>& slot(std::size_t i) const noexcept;
+  Atomic<MarkedBlock*>& slot(std::size_t i) const noexcept;
   bool publish_locked(MarkedBlock* block);
   SweepCounts sweep_one(MarkedBlock& block, BlockStateWord seen, const LivenessPredicate& is_live);
   // Claims (CAS to SWEEPING) and sweeps every block whose state `accepts`.

@@ -28,7 +28,10 @@
 // slot = null, then load every L): each side must see the other's store. We
 // use seq_cst for exactly those four operations (pin's store, the registry
 // loads in a claim scan, the unlink store, the scan of L in try_advance) and
-// for E's loads and CAS. There is no standalone std::atomic_thread_fence:
+// for E's loads and CAS. Lookups by address (Allocator::find_cell) pin too,
+// and order a seq_cst load of the block's state word against the seq_cst
+// retire CAS instead of a registry load against the unlink (allocator.h,
+// lookup_block). There is no standalone std::atomic_thread_fence:
 // ThreadSanitizer does not model fences, while it models seq_cst atomics, so
 // what TSan checks is the code that runs.
 //
@@ -38,11 +41,18 @@
 //
 // Layering. DESIGN.md places epochs in collector/; they live here because the
 // allocator's refill path pins, and allocator/ never includes collector/.
+//
+// Relaxed-memory check. Every shared word here is an Atomic<T>
+// (handoff/atomic.h): std::atomic<T> in every build of the library, and
+// Relacy's rl::atomic<T> in allocator/tests/relacy/, which compiles this
+// header and epoch.cpp unchanged and explores their weak-memory behaviours
+// (the pin, unpin, try_advance, the registry load and the unlink below).
 #pragma once
 
+#include <handoff/atomic.h>
+#include <handoff/mutant.h>
 #include <handoff/sanitizer.h>
 
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
@@ -58,9 +68,10 @@ class EpochParticipant {
  public:
   // A1: read E, publish "pinned at E". The seq_cst store orders it before the
   // seq_cst registry loads that follow (store-buffering with retire).
-  void pin(const std::atomic<std::uint64_t>& global) noexcept {
+  void pin(const Atomic<std::uint64_t>& global) noexcept {
     const std::uint64_t e = global.load(std::memory_order_seq_cst);
-    state_.store((e << 1) | 1, std::memory_order_seq_cst);
+    state_.store((e << 1) | 1,
+                 HANDOFF_MUTANT(kPinStoreRelease) ? std::memory_order_release : std::memory_order_seq_cst);
   }
   // A7: quiescent again. Release: our reads of blocks happen before any
   // advance that observes the unpin.
@@ -70,15 +81,15 @@ class EpochParticipant {
 
  private:
   friend class EpochDomain;
-  std::atomic<std::uint64_t> state_{0};
-  std::atomic<bool> in_use_{false};
+  Atomic<std::uint64_t> state_{0};
+  Atomic<bool> in_use_{false};
   EpochParticipant* next_ = nullptr;  // immutable once linked
 };
 
 // RAII pin for one critical section.
 class EpochGuard {
  public:
-  EpochGuard(EpochParticipant& participant, const std::atomic<std::uint64_t>& global) noexcept
+  EpochGuard(EpochParticipant& participant, const Atomic<std::uint64_t>& global) noexcept
       : participant_(participant) {
     participant_.pin(global);
   }
@@ -121,7 +132,7 @@ class EpochDomain {
   EpochParticipant* register_thread();
   void unregister_thread(EpochParticipant* participant) noexcept;
 
-  const std::atomic<std::uint64_t>& global() const noexcept { return global_; }
+  const Atomic<std::uint64_t>& global() const noexcept { return global_; }
   std::uint64_t epoch() const noexcept { return global_.load(std::memory_order_seq_cst); }
 
   // S3: advances E by one if every pinned participant is pinned at E.
@@ -140,15 +151,40 @@ class EpochDomain {
 #endif
 
  private:
-  std::atomic<std::uint64_t> global_{0};
-  std::atomic<EpochParticipant*> head_{nullptr};
-  std::atomic<std::uint64_t> advances_{0};
-  std::atomic<std::uint64_t> failed_advances_{0};
-  std::atomic<std::size_t> registered_{0};
+  Atomic<std::uint64_t> global_{0};
+  Atomic<EpochParticipant*> head_{nullptr};
+  Atomic<std::uint64_t> advances_{0};
+  Atomic<std::uint64_t> failed_advances_{0};
+  Atomic<std::size_t> registered_{0};
   std::mutex register_mutex_;
 #if defined(HANDOFF_TEST_HOOKS)
-  std::atomic<bool> grace_enabled_{true};
+  Atomic<bool> grace_enabled_{true};
 #endif
 };
+
+// The registry side of the store-buffering pair (papers/handoff.md A2, S2).
+// A registry slot is an Atomic<T*>; these are the only accesses to it that
+// the grace-period argument relies on, kept here beside the pin so that the
+// relaxed-memory check runs exactly this code.
+//
+// A2: a reader's load of a slot, inside a pin. seq_cst against the unlink.
+template <class T>
+T* load_registry_slot(const Atomic<T*>& slot) noexcept {
+  return slot.load(HANDOFF_MUTANT(kRegistryLoadRelaxed) ? std::memory_order_relaxed : std::memory_order_seq_cst);
+}
+
+// S2: unlinks a slot, then reads the limbo tag. The tag must be read after
+// the unlink: a reader that still loads the pointer then pinned at an epoch
+// no later than the tag (epoch.h's argument above).
+template <class T>
+std::uint64_t unlink_registry_slot(Atomic<T*>& slot, const EpochDomain& epochs) noexcept {
+  if (HANDOFF_MUTANT(kLimboTagBeforeUnlink)) {
+    const std::uint64_t early = epochs.epoch();
+    slot.store(nullptr, std::memory_order_seq_cst);
+    return early;
+  }
+  slot.store(nullptr, std::memory_order_seq_cst);
+  return epochs.epoch();
+}
 
 }  // namespace handoff

@@ -19,6 +19,7 @@
 
 #include <handoff/sanitizer.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
@@ -26,8 +27,13 @@ namespace handoff {
 
 class MarkedBlock;
 
+// Written into the first free cell of each run. `next` overlaps the header
+// word of the object that cell may later hold, which a lookup on another
+// thread may read while this thread owns the block (Heap::find_object on
+// another thread's current block): so it is an atomic, relaxed on both
+// sides (a plain mov on x86-64, the fast path's code is unchanged).
 struct FreeInterval {
-  FreeInterval* next;
+  std::atomic<FreeInterval*> next;
   char* end;
 };
 
@@ -61,7 +67,7 @@ class FreeList {
   template <class F>
   void for_each_remaining_cell(F&& f) const {
     for (char* c = cursor_; c < limit_; c += cell_size_) f(static_cast<void*>(c));
-    for (const FreeInterval* iv = head_; iv != nullptr; iv = iv->next) {
+    for (const FreeInterval* iv = head_; iv != nullptr; iv = iv->next.load(std::memory_order_relaxed)) {
       for (char* c = const_cast<char*>(reinterpret_cast<const char*>(iv)); c < iv->end; c += cell_size_) {
         f(static_cast<void*>(c));
       }
@@ -73,7 +79,7 @@ class FreeList {
   HANDOFF_ALWAYS_INLINE void* next_interval_or(SlowPath& slow) {
     FreeInterval* interval = head_;
     if (interval == nullptr) return slow();
-    head_ = interval->next;
+    head_ = interval->next.load(std::memory_order_relaxed);
     char* cell = reinterpret_cast<char*>(interval);
     limit_ = interval->end;
     cursor_ = cell + cell_size_;

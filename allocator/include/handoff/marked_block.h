@@ -114,10 +114,12 @@ class MarkedBlock {
   BlockStateWord state(std::memory_order order = std::memory_order_acquire) const noexcept {
     return BlockStateWord::unpack(state_.load(order));
   }
-  bool try_transition(BlockStateWord expected, BlockStateWord desired) noexcept {
+  // `order` is seq_cst only for the retire (EMPTY -> RETIRED), which
+  // lookups order against their pin (Allocator::find_cell).
+  bool try_transition(BlockStateWord expected, BlockStateWord desired,
+                      std::memory_order order = std::memory_order_acq_rel) noexcept {
     std::uint64_t e = expected.pack();
-    return state_.compare_exchange_strong(e, desired.pack(), std::memory_order_acq_rel,
-                                          std::memory_order_acquire);
+    return state_.compare_exchange_strong(e, desired.pack(), order, std::memory_order_acquire);
   }
   // R2/R3 of the protocol: the state word of a block that may have been
   // freed since the caller last owned it. Block memory is type-stable (the
