@@ -244,6 +244,17 @@ void Heap::verify() {
   internals_->collect(self, detail::CollectionKind::kVerify);
 }
 
+void Heap::add_root_scanner(RootScanner scan, void* context) {
+  auto& in = *internals_;
+  for (;;) {
+    safepoint();  // an attached caller must not wait for a collection that waits for it
+    std::lock_guard lock(in.mutex);
+    if (in.collecting) continue;
+    in.root_scanners.emplace_back(scan, context);
+    return;
+  }
+}
+
 #if defined(HANDOFF_TEST_HOOKS)
 void Heap::set_test_hooks(const TestHooks& hooks) noexcept {
   std::lock_guard lock(internals_->mutex);  // the collector reads them under it

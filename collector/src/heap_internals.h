@@ -120,6 +120,7 @@ class HeapInternals {
   std::uint32_t mark_version = 0;  // the collector's (mutex)
 
   HandleTable handles;
+  std::vector<std::pair<Heap::RootScanner, void*>> root_scanners;  // mutex
 
   std::mutex finalizer_mutex;
   std::vector<void*> finalizable;      // registered, not yet found unreachable

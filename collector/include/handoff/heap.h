@@ -168,6 +168,15 @@ class Heap {
   // Runs the verifier now (a full collection with verification).
   void verify();
 
+  // Extra roots held outside stacks and handles (a language runtime's
+  // globals, a C library's data segments): every collection's root phase
+  // calls scan(visitor, context), world stopped, on the collecting thread.
+  // It reports roots with visitor.trace_raw / trace_conservative and must
+  // not touch the heap otherwise (no allocation, no handles, no locks a
+  // stopped thread may hold). Scanners cannot be removed.
+  using RootScanner = void (*)(Visitor& visitor, void* context);
+  void add_root_scanner(RootScanner scan, void* context);
+
 #if defined(HANDOFF_TEST_HOOKS)
   // Negative controls (test builds only): each switch turns one safety
   // mechanism off so a test can show the failure it prevents.
