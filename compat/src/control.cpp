@@ -114,6 +114,7 @@ void GC_gcollect(void) {
   if (GC_dont_gc != 0) return;
   h.collect();
   gc_number();
+  after_collection();
 }
 int GC_try_to_collect(GC_stop_func) {
   if (GC_dont_gc != 0) return 0;

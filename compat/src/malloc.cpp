@@ -73,6 +73,7 @@ int kind_of(const void* object) noexcept {
 
 void* allocate(std::size_t size, Kind kind) {
   Heap& h = attached_heap();
+  if (finalizers_pending()) [[unlikely]] after_collection();
   void* object;
   try {
     object = make(h, size, kind);

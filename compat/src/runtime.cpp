@@ -9,6 +9,7 @@
 //                             GC_register_has_static_roots_callback function
 //     -> GC_add_roots ranges  conservatively
 //     -> uncollectable objects, marked (and so traced by their kind)
+//     -> objects queued for finalization (finalize.cpp)
 // The registries it reads sit behind `registry_mutex`, which no thread holds
 // across an allocation or a safepoint, so a stopped thread never holds it.
 #include "runtime.h"
@@ -105,6 +106,7 @@ void scan_roots(Visitor& visitor, void*) {
     visitor.trace_conservative(reinterpret_cast<void*>(range.begin), reinterpret_cast<void*>(range.end));
   }
   for (void* object : r.uncollectable) visitor.trace_raw(object);
+  scan_finalizer_queue(visitor);
 }
 
 void create_heap() {
@@ -113,6 +115,7 @@ void create_heap() {
   // generational GC off: C stores have no write barrier
   static Heap* heap = new Heap(config);  // never destroyed (see runtime.h)
   heap->add_root_scanner(&scan_roots, nullptr);
+  heap->add_post_mark_hook(&finalization_post_mark, nullptr);
   the_heap.store(heap, std::memory_order_release);
 }
 

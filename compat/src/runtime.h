@@ -60,6 +60,14 @@ std::size_t capacity_of(const void* object) noexcept;
 void add_uncollectable(void* object);
 bool remove_uncollectable(void* object);
 
+// Finalization (finalize.cpp): the post-mark hook, the queue's roots, and
+// running queued finalizers on a mutator (allocation, GC_gcollect).
+void finalization_post_mark(Heap::MarkPhase& phase, void* context);
+void scan_finalizer_queue(Visitor& visitor);
+bool finalizers_pending() noexcept;
+int invoke_finalizers();
+void after_collection();
+
 // Messages through the client's warn procedure (GC_set_warn_proc).
 void warn(const char* format, std::uintptr_t arg);
 // "not supported by handoff's libgc: NAME" on stderr, then abort.

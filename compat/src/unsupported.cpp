@@ -6,29 +6,20 @@
 // Left out on purpose: custom object kinds and mark procedures (gc_mark.h),
 // which need a mark-procedure interface the collector does not offer;
 // thread suspension by the client; toggle references; the disclaim-based
-// finalized allocator; finalization (not built yet).
+// finalized allocator.
 #include "runtime.h"
 
 #define HANDOFF_GC_UNSUPPORTED(name) \
   extern "C" void name() { handoff::compat::unsupported(#name); }
 
 HANDOFF_GC_UNSUPPORTED(GC_clear_mark_bit)
-HANDOFF_GC_UNSUPPORTED(GC_debug_register_finalizer)
-HANDOFF_GC_UNSUPPORTED(GC_debug_register_finalizer_ignore_self)
-HANDOFF_GC_UNSUPPORTED(GC_debug_register_finalizer_no_order)
-HANDOFF_GC_UNSUPPORTED(GC_debug_register_finalizer_unreachable)
-HANDOFF_GC_UNSUPPORTED(GC_dump_finalization)
 HANDOFF_GC_UNSUPPORTED(GC_enumerate_reachable_objects_inner)
-HANDOFF_GC_UNSUPPORTED(GC_finalize_all)
 HANDOFF_GC_UNSUPPORTED(GC_finalized_malloc)
-HANDOFF_GC_UNSUPPORTED(GC_general_register_disappearing_link)
 HANDOFF_GC_UNSUPPORTED(GC_init_finalized_malloc)
 HANDOFF_GC_UNSUPPORTED(GC_is_marked)
 HANDOFF_GC_UNSUPPORTED(GC_is_thread_suspended)
 HANDOFF_GC_UNSUPPORTED(GC_is_tmp_root)
 HANDOFF_GC_UNSUPPORTED(GC_mark_and_push)
-HANDOFF_GC_UNSUPPORTED(GC_move_disappearing_link)
-HANDOFF_GC_UNSUPPORTED(GC_move_long_link)
 HANDOFF_GC_UNSUPPORTED(GC_new_free_list)
 HANDOFF_GC_UNSUPPORTED(GC_new_free_list_inner)
 HANDOFF_GC_UNSUPPORTED(GC_new_kind)
@@ -41,18 +32,10 @@ HANDOFF_GC_UNSUPPORTED(GC_push_all_eager)
 HANDOFF_GC_UNSUPPORTED(GC_push_conditional)
 HANDOFF_GC_UNSUPPORTED(GC_push_finalizer_structures)
 HANDOFF_GC_UNSUPPORTED(GC_register_describe_type_fn)
-HANDOFF_GC_UNSUPPORTED(GC_register_disappearing_link)
 HANDOFF_GC_UNSUPPORTED(GC_register_disclaim_proc)
-HANDOFF_GC_UNSUPPORTED(GC_register_finalizer)
-HANDOFF_GC_UNSUPPORTED(GC_register_finalizer_ignore_self)
-HANDOFF_GC_UNSUPPORTED(GC_register_finalizer_no_order)
-HANDOFF_GC_UNSUPPORTED(GC_register_finalizer_unreachable)
-HANDOFF_GC_UNSUPPORTED(GC_register_long_link)
 HANDOFF_GC_UNSUPPORTED(GC_resume_thread)
 HANDOFF_GC_UNSUPPORTED(GC_set_mark_bit)
 HANDOFF_GC_UNSUPPORTED(GC_start_world_external)
 HANDOFF_GC_UNSUPPORTED(GC_stop_world_external)
 HANDOFF_GC_UNSUPPORTED(GC_suspend_thread)
 HANDOFF_GC_UNSUPPORTED(GC_toggleref_add)
-HANDOFF_GC_UNSUPPORTED(GC_unregister_disappearing_link)
-HANDOFF_GC_UNSUPPORTED(GC_unregister_long_link)

@@ -177,6 +177,25 @@ class Heap {
   using RootScanner = void (*)(Visitor& visitor, void* context);
   void add_root_scanner(RootScanner scan, void* context);
 
+  // What a post-mark hook sees: the marks of the collection in progress.
+  class MarkPhase {
+   public:
+    // `object` is the start of a live object (of the collection's view).
+    virtual bool is_marked(const void* object) const = 0;
+    // Mark as a root would, tracing everything newly reachable before returning.
+    virtual void mark(const void* object) = 0;
+    virtual void mark_conservative(const void* begin, const void* end) = 0;
+
+   protected:
+    ~MarkPhase() = default;
+  };
+  // A runtime's own weak and finalization semantics: called once per
+  // collection after marking, before weak references are cleared and
+  // finalizable objects are queued (world stopped, collecting thread; not in
+  // the immortal torture mode). Same rules as a root scanner.
+  using PostMarkHook = void (*)(MarkPhase& phase, void* context);
+  void add_post_mark_hook(PostMarkHook hook, void* context);
+
 #if defined(HANDOFF_TEST_HOOKS)
   // Negative controls (test builds only): each switch turns one safety
   // mechanism off so a test can show the failure it prevents.
