@@ -23,6 +23,7 @@ packages=(
   mmv               # libgc clients run on handoff's libgc (compat/tests)
   chase
   w3m
+  poke              # libgc client (libpoke) run on handoff's libgc
 )
 
 missing=()

@@ -7,6 +7,8 @@
 #   clients.sh LIBDIR chase [HOPS]        resolve a chain of HOPS symlinks
 #   clients.sh LIBDIR w3m  BYTES          dump a generated page of BYTES bytes;
 #                                         byte-identical to the run on Debian's libgc
+#   clients.sh LIBDIR poke                run workload.pk; output identical to
+#                                         the run on Debian's libgc
 # HANDOFF_* variables in the environment reach handoff's libgc (torture,
 # verification). Exit 77 (CTest's skip code) when the program is missing.
 set -euo pipefail
@@ -99,6 +101,13 @@ case "$client" in
     run_w3m LD_LIBRARY_PATH="$libdir" "${handoff_env[@]}" > "$work/got" || fail "w3m exited with $?"
     cmp "$work/expected" "$work/got" || fail "the dump differs from the run on Debian's libgc"
     echo "w3m: $(wc -c < "$work/got") bytes of dump identical to Debian's libgc (page of $bytes bytes)"
+    ;;
+  poke)
+    run_poke() { poke -q --no-init-file -l "$here/workload.pk" -c '.exit'; }
+    run_poke > "$work/expected" 2>&1 || fail "poke on Debian's libgc failed"
+    on_handoff run_poke > "$work/got" 2>&1 || fail "poke exited with $?: $(head -c 500 "$work/got")"
+    cmp "$work/expected" "$work/got" || fail "output differs from the run on Debian's libgc"
+    echo "poke: $(cat "$work/got")"
     ;;
   *)
     echo "clients.sh: unknown client $client" >&2
