@@ -14,6 +14,15 @@
 namespace handoff::test {
 namespace {
 
+// Whether an object that lost its last reference can be expected gone after a
+// collection. Not under AddressSanitizer: a dead fake-stack frame that a
+// stale stack word still points into is scanned and may keep it.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kExactReclaim = false;
+#else
+constexpr bool kExactReclaim = true;
+#endif
+
 // Untyped memory outside the heap, scanned word by word by a root scanner.
 struct Area {
   std::uintptr_t words[8] = {};
@@ -55,10 +64,10 @@ TEST(RuntimeHooks, RootScannersReportConservativeRangesAndObjects) {
   scrub_and_collect(heap, 2);
   EXPECT_NE(interior->get(), nullptr);
   EXPECT_NE(precise->get(), nullptr);
-  EXPECT_EQ(dropped->get(), nullptr);
+  if (kExactReclaim) EXPECT_EQ(dropped->get(), nullptr);
   area = Area{};
   scrub_and_collect(heap, 2);
-  EXPECT_EQ(interior->get(), nullptr);
+  if (kExactReclaim) EXPECT_EQ(interior->get(), nullptr);
 }
 
 // A post-mark hook that resurrects every object it was told to watch.
@@ -101,7 +110,7 @@ TEST(RuntimeHooks, PostMarkHooksSeeAndExtendTheMarks) {
   EXPECT_TRUE(tail->get()->intact(2));
   watch.objects.clear();
   scrub_and_collect(heap, 2);
-  EXPECT_EQ(head->get(), nullptr);
+  if (kExactReclaim) EXPECT_EQ(head->get(), nullptr);
 }
 
 }  // namespace

@@ -23,7 +23,8 @@
 extern "C" {
 GC_word GC_gc_no = 0;
 int GC_parallel = 0;
-GC_oom_func GC_oom_fn = nullptr;  // libgc's default returns NULL
+static void* default_oom_fn(size_t) { return nullptr; }  // libgc's default: NULL
+GC_oom_func GC_oom_fn = &default_oom_fn;
 GC_on_heap_resize_proc GC_on_heap_resize = nullptr;
 int GC_find_leak = 0;
 int GC_all_interior_pointers = 1;

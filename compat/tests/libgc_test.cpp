@@ -273,13 +273,16 @@ TEST_F(LibGc, CountersReportTheHeap) {
 
 TEST_F(LibGc, OutOfMemoryCallsTheOomFunction) {
   static std::size_t requested = 0;
+  const GC_oom_func old = GC_get_oom_fn();
+  ASSERT_NE(old, nullptr);
   GC_set_oom_fn([](std::size_t n) -> void* {
     requested = n;
     return nullptr;
   });
   EXPECT_EQ(GC_malloc(static_cast<std::size_t>(1) << 62), nullptr);
   EXPECT_EQ(requested, static_cast<std::size_t>(1) << 62);
-  GC_set_oom_fn(nullptr);
+  GC_set_oom_fn(old);
+  EXPECT_EQ(GC_malloc(static_cast<std::size_t>(1) << 62), nullptr) << "the default returns NULL";
 }
 
 TEST_F(LibGc, MemalignAlignsInteriorPointers) {
