@@ -11,7 +11,9 @@
 // parked (ParkedScope). Stopped threads hand back their current blocks (JSC's
 // stopAllocating), so every block's live bits are exact while marking. Roots
 // are each attached thread's stack and saved registers, scanned
-// conservatively, plus Root<T> handles and objects waiting for a finalizer.
+// conservatively, plus Root<T> handles, objects waiting for a finalizer and
+// whatever root scanners report (add_root_scanner; compat/ uses one for a C
+// program's data segments).
 // Marking uses an explicit mark stack and versioned mark bits. Then weak
 // references to unmarked objects are cleared, unreachable finalizable
 // objects are kept for one more cycle and queued, and sweeping begins: lazy
