@@ -15,9 +15,10 @@ namespace handoff::test {
 namespace {
 
 // Whether an object that lost its last reference can be expected gone after a
-// collection. Not under AddressSanitizer: a dead fake-stack frame that a
-// stale stack word still points into is scanned and may keep it.
-#if defined(__SANITIZE_ADDRESS__)
+// collection. Not under AddressSanitizer (a dead fake-stack frame that a
+// stale stack word still points into is scanned and may keep it) and not
+// unoptimised (-O0 keeps copies in stack slots the scrub does not reach).
+#if defined(__SANITIZE_ADDRESS__) || !defined(__OPTIMIZE__)
 constexpr bool kExactReclaim = false;
 #else
 constexpr bool kExactReclaim = true;
@@ -103,7 +104,7 @@ TEST(RuntimeHooks, PostMarkHooksSeeAndExtendTheMarks) {
   Weaks head, tail;
   make_watched(heap, watch, head, tail);
   scrub_and_collect(heap, 2);
-  EXPECT_GE(watch.unmarked_seen, 1);
+  if (kExactReclaim) EXPECT_GE(watch.unmarked_seen, 1);
   ASSERT_NE(head->get(), nullptr);
   ASSERT_NE(tail->get(), nullptr);
   EXPECT_TRUE(head->get()->intact(1));
