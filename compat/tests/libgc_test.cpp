@@ -159,6 +159,7 @@ TEST_F(LibGc, AtomicObjectsAreNeverScanned) {
   static void* normal_root;
   normal_root = normal;
   collect();
+  ASSERT_EQ(GC_base(normal_root), normal_root) << "the holder itself is rooted";
   for (int i = 0; i < 8; ++i) {
     EXPECT_NE(GC_base(reveal(hidden_normal[i])), nullptr) << "referenced from a GC_malloc object";
   }
