@@ -20,7 +20,11 @@ packages=(
   libjemalloc-dev   # jemalloc baseline
   libmimalloc-dev   # mimalloc baseline
   libgoogle-perftools-dev  # tcmalloc baseline
-  libgc-dev         # Boehm-Demers-Weiser GC baseline
+  libgc-dev         # Boehm-Demers-Weiser GC baseline; gc.h for handoff's libgc (compat/)
+  mmv               # libgc clients run on handoff's libgc (compat/tests)
+  chase
+  w3m
+  poke              # libgc client (libpoke) run on handoff's libgc
 )
 
 missing=()

@@ -145,6 +145,7 @@ void HeapInternals::drop_one_mark() {
 #endif
 
 void HeapInternals::process_weak_and_finalizable(Marker& marker) {
+  run_post_mark_hooks(*this, marker);
   std::uint64_t cleared = 0;
   handles.for_each([&](HandleBase& handle) {
     if (HandleTable::kind(handle) != HandleBase::Kind::kWeak) return;

@@ -3,6 +3,7 @@
 // stats. Collection itself is in collection.cpp, the stop-the-world
 // protocol in safepoint.cpp.
 #include "heap_internals.h"
+#include "marker.h"
 
 #include <handoff/chaos.h>
 #include <handoff/check.h>
@@ -262,6 +263,51 @@ void Heap::verify() {
   MutatorThread* self = find_current();
   internals_->collect(self, detail::CollectionKind::kVerify);
 }
+
+void Heap::add_root_scanner(RootScanner scan, void* context) {
+  auto& in = *internals_;
+  for (;;) {
+    safepoint();  // an attached caller must not wait for a collection that waits for it
+    std::lock_guard lock(in.mutex);
+    if (in.collecting) continue;
+    in.root_scanners.emplace_back(scan, context);
+    return;
+  }
+}
+
+void Heap::add_post_mark_hook(PostMarkHook hook, void* context) {
+  auto& in = *internals_;
+  for (;;) {
+    safepoint();
+    std::lock_guard lock(in.mutex);
+    if (in.collecting) continue;
+    in.post_mark_hooks.emplace_back(hook, context);
+    return;
+  }
+}
+
+namespace detail {
+
+void run_post_mark_hooks(HeapInternals& heap, Marker& marker) {
+  struct Phase final : Heap::MarkPhase {
+    Phase(HeapInternals& h, Marker& m) : heap(h), marker(m) {}
+    bool is_marked(const void* object) const override { return heap.is_marked(object); }
+    void mark(const void* object) override {
+      marker.visit(object);
+      marker.drain();
+    }
+    void mark_conservative(const void* begin, const void* end) override {
+      marker.scan_words(begin, end);
+      marker.drain();
+    }
+    HeapInternals& heap;
+    Marker& marker;
+  };
+  Phase phase(heap, marker);
+  for (const auto& [hook, context] : heap.post_mark_hooks) hook(phase, context);
+}
+
+}  // namespace detail
 
 #if defined(HANDOFF_TEST_HOOKS)
 void Heap::set_test_hooks(const TestHooks& hooks) noexcept {

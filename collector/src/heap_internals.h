@@ -161,6 +161,8 @@ class HeapInternals {
   std::vector<const void*> constructing;
 
   HandleTable handles;
+  std::vector<std::pair<Heap::RootScanner, void*>> root_scanners;  // mutex
+  std::vector<std::pair<Heap::PostMarkHook, void*>> post_mark_hooks;  // mutex
 
   std::mutex finalizer_mutex;
   std::vector<void*> finalizable;      // registered, not yet found unreachable
@@ -180,6 +182,9 @@ class HeapInternals {
 // The verifier (verifier.cpp): world stopped, after marking, before the
 // sweep begins. Aborts with a description on the first violation.
 void verify_heap(HeapInternals& heap);
+
+// Calls the post-mark hooks (Heap::add_post_mark_hook) with `marker`'s marks.
+void run_post_mark_hooks(HeapInternals& heap, class Marker& marker);
 
 // A cell's destructor, called by sweeps for every dead cell.
 void run_destructor(void* cell);

@@ -128,6 +128,7 @@ void Marker::mark_roots() {
     if (HandleTable::kind(handle) != HandleBase::Kind::kRoot) return;
     if (const void* object = HandleTable::object(handle)) visit(object);
   });
+  for (const auto& [scan, context] : heap_.root_scanners) scan(*this, context);
   std::lock_guard lock(heap_.finalizer_mutex);
   for (void* object : heap_.finalizer_queue) visit(object);
   for (void* object : heap_.finalizing) visit(object);

@@ -53,6 +53,7 @@ class Marker final : public Visitor {
   void drain();
   // Marks and queues `object` (the start of a live object).
   void visit(const void* object) override;
+  void visit_conservative(const void* begin, const void* end) override { scan_words(begin, end); }
   // Conservative: marks the live object containing `word`, if any.
   void visit_word(std::uintptr_t word);
   // `fake_stack`: the scanned thread's ASan fake stack, if any; a word that

@@ -11,7 +11,9 @@
 // parked (ParkedScope). Stopped threads hand back their current blocks (JSC's
 // stopAllocating), so every block's live bits are exact while marking. Roots
 // are each attached thread's stack and saved registers, scanned
-// conservatively, plus Root<T> handles and objects waiting for a finalizer.
+// conservatively, plus Root<T> handles, objects waiting for a finalizer and
+// whatever root scanners report (add_root_scanner; compat/ uses one for a C
+// program's data segments).
 // Marking uses an explicit mark stack and versioned mark bits. Then weak
 // references to unmarked objects are cleared, unreachable finalizable
 // objects are kept for one more cycle and queued, and sweeping begins: lazy
@@ -198,6 +200,34 @@ class Heap {
   void* find_object(const void* p) const noexcept;
   // Runs the verifier now (a full collection with verification).
   void verify();
+
+  // Extra roots held outside stacks and handles (a language runtime's
+  // globals, a C library's data segments): every collection's root phase
+  // calls scan(visitor, context), world stopped, on the collecting thread.
+  // It reports roots with visitor.trace_raw / trace_conservative and must
+  // not touch the heap otherwise (no allocation, no handles, no locks a
+  // stopped thread may hold). Scanners cannot be removed.
+  using RootScanner = void (*)(Visitor& visitor, void* context);
+  void add_root_scanner(RootScanner scan, void* context);
+
+  // What a post-mark hook sees: the marks of the collection in progress.
+  class MarkPhase {
+   public:
+    // `object` is the start of a live object (of the collection's view).
+    virtual bool is_marked(const void* object) const = 0;
+    // Mark as a root would, tracing everything newly reachable before returning.
+    virtual void mark(const void* object) = 0;
+    virtual void mark_conservative(const void* begin, const void* end) = 0;
+
+   protected:
+    ~MarkPhase() = default;
+  };
+  // A runtime's own weak and finalization semantics: called once per
+  // collection after marking, before weak references are cleared and
+  // finalizable objects are queued (world stopped, collecting thread; not in
+  // the immortal torture mode). Same rules as a root scanner.
+  using PostMarkHook = void (*)(MarkPhase& phase, void* context);
+  void add_post_mark_hook(PostMarkHook hook, void* context);
 
 #if defined(HANDOFF_TEST_HOOKS)
   // Negative controls (test builds only): each switch turns one safety

@@ -152,11 +152,15 @@ class Visitor {
   void trace_raw(const void* object) {
     if (object != nullptr) visit(object);
   }
+  // Every aligned word in [begin, end) that points into a live object keeps
+  // it alive (interior pointers too), as for stacks: for untyped memory.
+  void trace_conservative(const void* begin, const void* end) { visit_conservative(begin, end); }
 
  protected:
   Visitor() = default;
   ~Visitor() = default;
   virtual void visit(const void* object) = 0;
+  virtual void visit_conservative(const void* begin, const void* end) = 0;
 };
 
 // A heap array with trailing elements: Array<double>, Array<Member<Node>>.
