@@ -66,10 +66,14 @@ TEST(RuntimeHooks, RootScannersReportConservativeRangesAndObjects) {
   scrub_and_collect(heap, 2);
   EXPECT_NE(interior->get(), nullptr);
   EXPECT_NE(precise->get(), nullptr);
-  if (kExactReclaim) EXPECT_EQ(dropped->get(), nullptr);
+  if (kExactReclaim) {
+    EXPECT_EQ(dropped->get(), nullptr);
+  }
   area = Area{};
   scrub_and_collect(heap, 2);
-  if (kExactReclaim) EXPECT_EQ(interior->get(), nullptr);
+  if (kExactReclaim) {
+    EXPECT_EQ(interior->get(), nullptr);
+  }
 }
 
 // A post-mark hook that resurrects every object it was told to watch.
@@ -105,14 +109,18 @@ TEST(RuntimeHooks, PostMarkHooksSeeAndExtendTheMarks) {
   Weaks head, tail;
   make_watched(heap, watch, head, tail);
   scrub_and_collect(heap, 2);
-  if (kExactReclaim) EXPECT_GE(watch.unmarked_seen, 1);
+  if (kExactReclaim) {
+    EXPECT_GE(watch.unmarked_seen, 1);
+  }
   ASSERT_NE(head->get(), nullptr);
   ASSERT_NE(tail->get(), nullptr);
   EXPECT_TRUE(head->get()->intact(1));
   EXPECT_TRUE(tail->get()->intact(2));
   watch.objects.clear();
   scrub_and_collect(heap, 2);
-  if (kExactReclaim) EXPECT_EQ(head->get(), nullptr);
+  if (kExactReclaim) {
+    EXPECT_EQ(head->get(), nullptr);
+  }
 }
 
 }  // namespace
