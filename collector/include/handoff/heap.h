@@ -14,7 +14,12 @@
 // conservatively, plus Root<T> handles, objects waiting for a finalizer and
 // whatever root scanners report (add_root_scanner; compat/ uses one for a C
 // program's data segments).
-// Marking uses an explicit mark stack and versioned mark bits. Then weak
+// Marking uses an explicit mark stack and versioned mark bits. Most
+// triggered collections are eden collections: objects that survived one
+// keep their marks and are not traced again, and the write barrier
+// (write_barrier.h) remembers old objects that Member assignments wrote
+// into; collect() and the policy's occasional full collections trace
+// everything (papers/collector.md, "Generations"). Then weak
 // references to unmarked objects are cleared, unreachable finalizable
 // objects are kept for one more cycle and queued, and sweeping begins: lazy
 // by default (each block is swept by the allocator that claims it, the rest
