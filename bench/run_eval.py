@@ -249,6 +249,23 @@ def heapsize_configs(plan, live):
     return configs
 
 
+def run_gbench(argv, prefix, timeout):
+    """Runs a Google Benchmark program with JSON output to a temporary file;
+    returns its record (argv as run, return code, benchmarks, stderr tail)."""
+    with tempfile.NamedTemporaryFile(prefix=prefix, suffix=".json", delete=False) as tmp:
+        path = Path(tmp.name)
+    full = argv + [f"--benchmark_out={path}", "--benchmark_out_format=json"]
+    proc = subprocess.run(full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout)
+    try:
+        data = json.loads(path.read_text()) if proc.returncode == 0 else {}
+    except (OSError, json.JSONDecodeError):
+        data = {}
+    path.unlink(missing_ok=True)
+    recorded = argv + ["--benchmark_out=<tmp>.json", "--benchmark_out_format=json"]
+    return {"returncode": proc.returncode, "argv": [a.replace(str(REPO_ROOT) + "/", "") for a in recorded],
+            "benchmarks": data.get("benchmarks", []), "stderr_tail": proc.stderr[-1000:]}
+
+
 def run_micro(plan, build_dir, reps):
     """Google Benchmark JSON from every family, interleaved over repetitions."""
     out = []
@@ -258,22 +275,10 @@ def run_micro(plan, build_dir, reps):
     for rep in range(1, reps + 1):
         for family in FAMILIES:
             progress(done, total, started, f"micro rep {rep} {family}")
-            with tempfile.NamedTemporaryFile(prefix=f"micro_{family}_", suffix=".json", delete=False) as tmp:
-                path = Path(tmp.name)
-            argv = [str(build_dir / "bench" / f"bench_micro_{family}"), f"--benchmark_min_time={plan.micro_min_time}",
-                    f"--benchmark_out={path}", "--benchmark_out_format=json"]
+            argv = [str(build_dir / "bench" / f"bench_micro_{family}"), f"--benchmark_min_time={plan.micro_min_time}"]
             if plan.micro_filter:
                 argv.append(f"--benchmark_filter={plan.micro_filter}")
-            proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=900)
-            try:
-                data = json.loads(path.read_text()) if proc.returncode == 0 else {}
-            except (OSError, json.JSONDecodeError):
-                data = {}
-            path.unlink(missing_ok=True)
-            recorded = [a if not a.startswith("--benchmark_out=") else "--benchmark_out=<tmp>.json" for a in argv]
-            out.append({"rep": rep, "family": family, "returncode": proc.returncode,
-                        "argv": [a.replace(str(REPO_ROOT) + "/", "") for a in recorded],
-                        "benchmarks": data.get("benchmarks", []), "stderr_tail": proc.stderr[-1000:]})
+            out.append({"rep": rep, "family": family, **run_gbench(argv, f"micro_{family}_", 900)})
             done += 1
     progress(done, total, started, "micro done")
     print()
@@ -302,18 +307,8 @@ def run_barrier(plan, build_dir, reps):
     out = []
     for rep in range(1, reps + 1):
         print(f"barrier rep {rep} ...", flush=True)
-        with tempfile.NamedTemporaryFile(prefix="barrier_", suffix=".json", delete=False) as tmp:
-            path = Path(tmp.name)
-        argv = [str(build_dir / "bench" / "bench_barrier"), f"--benchmark_min_time={plan.micro_min_time}",
-                f"--benchmark_out={path}", "--benchmark_out_format=json"]
-        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600)
-        try:
-            data = json.loads(path.read_text()) if proc.returncode == 0 else {}
-        except (OSError, json.JSONDecodeError):
-            data = {}
-        path.unlink(missing_ok=True)
-        out.append({"rep": rep, "returncode": proc.returncode, "benchmarks": data.get("benchmarks", []),
-                    "stderr_tail": proc.stderr[-1000:]})
+        argv = [str(build_dir / "bench" / "bench_barrier"), f"--benchmark_min_time={plan.micro_min_time}"]
+        out.append({"rep": rep, **run_gbench(argv, "barrier_", 600)})
     return out
 
 
