@@ -10,6 +10,8 @@
 //   before_free               S4: grace period judged over, block not yet freed
 #pragma once
 
+#include <handoff/config.h>
+
 #include <cstddef>
 #include <cstdint>
 

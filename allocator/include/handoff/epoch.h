@@ -40,6 +40,7 @@
 // allocator's refill path pins, and allocator/ never includes collector/.
 #pragma once
 
+#include <handoff/config.h>
 #include <handoff/sanitizer.h>
 
 #include <atomic>
