@@ -15,6 +15,7 @@
 //     2. waits on `cv` until every other attached thread is stopped or
 //        parked (each published its stack top and registers first; a thread
 //        that parks after step 1 does so under the mutex and counts itself),
+//        naming on stderr, every stall_warn_ms, a thread that is neither,
 //     3. keeps the mutex for the whole collection, so no thread can attach,
 //        detach or open a DeferGC meanwhile (each of those waits on `cv`,
 //        releasing the mutex, until collecting is false), and no parked

@@ -72,7 +72,8 @@
 //   Heap::collect / allocation slow path / DeferGC's last close
 //     -> HeapInternals::collect(self, kind)         noinline; captures stack
 //          -> mutex; request_stop: fetch_or F on each other thread
-//          -> wait until others are stopped or parked
+//          -> wait_for_world: until others are stopped or parked
+//               (report_stall names a thread that is neither, on stderr)
 //          -> HeapInternals::run_collection          (collection.cpp)
 //          -> release_stop: fetch_and ~F; notify; run finalizers on self
 //   Heap::safepoint (poll) -> Heap::safepoint_slow -> stop_at_safepoint

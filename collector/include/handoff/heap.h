@@ -190,7 +190,9 @@ class Heap {
   // thread; it runs when the last one closes, as the policy decides).
   // Aborts when called inside a ForbidGC scope on this thread.
   bool collect(CollectionScope scope = CollectionScope::kFull);
-  // A poll for threads that run long without allocating.
+  // A poll for threads that run long without allocating. A thread that
+  // neither polls nor parks holds up every collection; after stall_warn_ms
+  // (HANDOFF_STALL_WARN_MS) the collection names it on stderr.
   void safepoint() {
     if (stop_requested_.load(std::memory_order_acquire)) [[unlikely]] safepoint_slow();
   }
