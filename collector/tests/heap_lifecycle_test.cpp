@@ -97,7 +97,7 @@ TEST(MakeInitialisation, ObjectWithoutUserConstructorIsZeroedEvenInAReusedCell) 
   std::vector<std::uintptr_t> old_cells;
   for (int i = 0; i < kCount; ++i) {
     Plain* p = heap.make<Plain>();
-    for (auto& w : p->words) w = 0xabababababababababull;
+    for (auto& w : p->words) w = 0xababababababababull;
     old_cells.push_back(reinterpret_cast<std::uintptr_t>(p) ^ 1);  // hidden from the stack scan
   }
   heap.collect();
