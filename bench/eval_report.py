@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import alloc_report  # noqa: E402
 
 MALLOC = ["glibc", "jemalloc", "mimalloc", "tcmalloc", "tbbmalloc"]
-GC = ["boehm", "boehm-incremental", "handoff", "handoff-nosweeper"]
+GC = ["boehm", "boehm-incremental", "handoff", "handoff-nosweeper", "handoff-nogen"]
 HEADLINE_WORKLOADS = ["gcbench", "binary-trees"]
 MIB = 1048576.0
 
@@ -195,8 +195,9 @@ def section_method(data):
         "Backends: `glibc`, `jemalloc`, `mimalloc`, `tcmalloc`, `tbbmalloc` (the malloc baselines), `boehm` "
         "(Boehm GC as a collector: `GC_MALLOC`, `GC_MALLOC_ATOMIC` for pointer-free payloads, stop-the-world "
         "with its parallel marker), `boehm-incremental` (`GC_enable_incremental`), `handoff` (default "
-        "configuration: concurrent sweeper on, lazy sweeping) and `handoff-nosweeper` "
-        "(`HeapConfig.sweeper.enabled = 0`).",
+        "configuration: generational, concurrent sweeper on, lazy sweeping), `handoff-nosweeper` "
+        "(`HeapConfig.sweeper.enabled = 0`) and `handoff-nogen` (`HeapConfig.generational = 0`: every "
+        "collection full).",
         "",
         "The stretch trees of GCBench and binary-trees are built, checked and dropped inside a function of "
         "their own (`stretch_tree`, not inlined) on every backend: with the stretch tree built in the frame "
@@ -264,11 +265,13 @@ def macro_tables(data, cells):
             row.append("-" if c is None or not c.complete else
                        f"{fmt(c.wall_med(), 2)} / {fmt(c.cpu_med(), 2)} / {fmt(c.rss_med(), 0)}")
         lines.append(f"| {label(w, t)} | " + " | ".join(row) + " |")
-    lines += ["", "### Ratios to every baseline: time ratio (RSS ratio), handoff and handoff-nosweeper", "",
+    lines += ["", "### Ratios to every baseline: time ratio (RSS ratio), handoff and its variants", "",
               "Each cell divides the collector's median by the baseline's median in the same run; "
               "below 1.0 the collector is faster (smaller).", ""]
     baselines = MALLOC + ["boehm", "boehm-incremental"]
-    for variant in ("handoff", "handoff-nosweeper"):
+    for variant in ("handoff", "handoff-nosweeper", "handoff-nogen"):
+        if not any(cells.get((w, t, variant)) for (w, t) in configs):
+            continue
         lines += [f"**{variant}**", "", "| workload | " + " | ".join(baselines) + " |",
                   "|---|" + "---:|" * len(baselines)]
         for (w, t) in configs:
@@ -322,7 +325,7 @@ def counters_section(data, cells):
              "| GC share of wall | sweep off mutators | RMW / M alloc | shared stores / M alloc |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for (w, t) in configs_in_order(data["runs"], "macro"):
-        for b in ("handoff", "handoff-nosweeper", "boehm", "boehm-incremental"):
+        for b in ("handoff", "handoff-nosweeper", "handoff-nogen", "boehm", "boehm-incremental"):
             c = cells.get((w, t, b))
             if not c or not c.complete:
                 continue
@@ -548,6 +551,79 @@ def mark_section(data):
     return lines + [""]
 
 
+def marked_per_allocated(cell):
+    return cell.value_med(lambda x: x["counters"]["marked_bytes_total"] / x["counters"]["bytes_allocated"]
+                          if x["counters"].get("bytes_allocated") else None)
+
+
+def generational_section(data, cells):
+    """handoff (generational) against handoff-nogen (every collection full), same run."""
+    configs = [(w, t) for (w, t) in configs_in_order(data["runs"], "macro")
+               if cells.get((w, t, "handoff")) and cells.get((w, t, "handoff-nogen"))]
+    if not configs:
+        return []
+    lines = ["## Generational collection on and off", "",
+             "`handoff` runs eden collections (sticky marks, write barrier) as the policy decides; "
+             "`handoff-nogen` is the same build with `HeapConfig.generational = 0`, so every collection is "
+             "full. Medians over the macro repetitions. *marked / allocated*: `marked_bytes_total / "
+             "bytes_allocated` (bytes newly marked by all collections over bytes allocated). *old retraced*: "
+             "old objects traced again for dirty cards, old large objects and objects under construction "
+             "(`remembered_objects`). *eden / full*: collections of each kind.", "",
+             "| workload | variant | wall s | vs mimalloc | peak RSS MiB | RSS vs best malloc | marked / allocated "
+             "| eden / full | old retraced | mark s | max pause ms |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for (w, t) in configs:
+        m = cells.get((w, t, "mimalloc"))
+        br = best_malloc(cells, w, t, lambda c: c.rss_med())
+        for b in ("handoff", "handoff-nogen"):
+            c = cells[(w, t, b)]
+            if not c.complete:
+                lines.append(f"| {label(w, t)} | {b} | DNF | | | | | | | | |")
+                continue
+            eden = c.counter_med("eden_collections")
+            full = c.counter_med("full_collections")
+            lines.append(
+                f"| {label(w, t)} | {b} | {fmt(c.wall_med(), 3)} "
+                f"| {fmt(c.wall_med() / m.wall_med() if m and m.complete else None)} | {fmt(c.rss_med(), 1)} "
+                f"| {fmt(c.rss_med() / br[1] if br else None)} | {fmt(marked_per_allocated(c), 3)} "
+                f"| {fmt(eden, 0)} / {fmt(full, 0)} | {fmt(c.counter_med('remembered_objects'), 0)} "
+                f"| {fmt(c.value_med(lambda x: x['counters']['mark_ns_total'] / 1e9), 3)} "
+                f"| {fmt(c.value_med(lambda x: x['counters']['pause_ns_max'] / 1e6), 1)} |")
+    return lines + [""]
+
+
+def barrier_costs(data):
+    """Per-store CPU ns of each bench_barrier benchmark: median over repetitions."""
+    per = {}
+    for rep in data.get("barrier") or []:
+        for b in rep.get("benchmarks", []):
+            if b.get("run_type", "iteration") != "iteration" or not b.get("items_per_second"):
+                continue
+            per.setdefault(b["name"], []).append(1e9 / b["items_per_second"])
+    return {name: (median(v), min(v), max(v), len(v)) for name, v in per.items()}
+
+
+def barrier_section(data):
+    costs = barrier_costs(data)
+    if not costs:
+        return []
+    raw = costs.get("RawStore")
+    lines = ["## Write barrier cost (`bench_barrier`)", "",
+             "One store into a field of each of 4096 heap objects in turn; CPU ns per store from Google "
+             "Benchmark's items/s, median [min, max] over the repetitions, and the difference to a plain "
+             "pointer store into the same objects (`RawStore`). See `bench/barrier_cost.cpp` for what each "
+             "case exercises.", "",
+             "| benchmark | ns / store | minus RawStore, ns |", "|---|---:|---:|"]
+    for name in ("RawStore", "MemberStoreOld", "MemberStoreOldClean", "MemberStoreNew", "MemberStoreOffHeap",
+                 "MemberStoreNull"):
+        if name not in costs:
+            continue
+        med, lo, hi, _ = costs[name]
+        extra = med - raw[0] if raw else None
+        lines.append(f"| {name} | {fmt(med, 2)} [{fmt(lo, 2)}, {fmt(hi, 2)}] | {fmt(extra, 2)} |")
+    return lines + [""]
+
+
 def targets_section(data, cells, fast):
     lines = ["## Targets", "",
              "Each target is checked against medians from this run; ratio = handoff (default configuration) "
@@ -570,6 +646,19 @@ def targets_section(data, cells, fast):
         ht = h.wall_med() if h else None
         bt = b.wall_med() if b else None
         row("time <= 0.5x Boehm GC", label(w, t), ht / bt if ht and bt else None, 0.5)
+    for (w, t) in configs:
+        h = cells.get((w, t, "handoff"))
+        m = cells.get((w, t, "mimalloc"))
+        ok = h and m and h.complete and m.complete
+        row("time <= 1.0x mimalloc", label(w, t), h.wall_med() / m.wall_med() if ok else None, 1.0)
+    for (w, t) in configs:
+        h = cells.get((w, t, "handoff"))
+        row("marked / allocated bytes <= 0.15", label(w, t),
+            marked_per_allocated(h) if h and h.complete else None, 0.15)
+    costs = barrier_costs(data)
+    if "RawStore" in costs and "MemberStoreOld" in costs:
+        row("barrier, common case: ns over a plain store <= 1.0", "MemberStoreOld",
+            costs["MemberStoreOld"][0] - costs["RawStore"][0], 1.0)
     for (w, t) in configs:
         h = cells.get((w, t, "handoff"))
         bm = best_malloc(cells, w, t, lambda c: c.wall_med())
@@ -723,7 +812,8 @@ def rel(path, out):
 
 STYLE = {"glibc": ("tab:gray", "o"), "jemalloc": ("tab:olive", "s"), "mimalloc": ("tab:green", "^"),
          "tcmalloc": ("tab:cyan", "v"), "tbbmalloc": ("tab:purple", "D"), "boehm": ("tab:orange", "x"),
-         "boehm-incremental": ("tab:brown", "+"), "handoff": ("tab:red", "*"), "handoff-nosweeper": ("tab:pink", "P")}
+         "boehm-incremental": ("tab:brown", "+"), "handoff": ("tab:red", "*"), "handoff-nosweeper": ("tab:pink", "P"),
+         "handoff-nogen": ("tab:blue", "X")}
 
 
 def plot_scaling(cells, workloads, threads, backends, figures):
@@ -883,11 +973,13 @@ def render(data, alloc, out, figures):
             path = plot_macro(data, cells, figures)
             body += [f"![macro workloads relative to the best malloc]({rel(path, out)})", ""]
         body += counters_section(data, cells)
+        body += generational_section(data, cells)
     sc = scaling_section(data, figures, plots)
     hs = heapsize_section(data, figures, plots)
     body += [re.sub(r"\]\((/[^)]+)\)", lambda m: "](" + rel(m.group(1), out) + ")", l) for l in sc + hs]
     body += [re.sub(r"\]\((/[^)]+)\)", lambda m: "](" + rel(m.group(1), out) + ")", l) for l in micro_lines]
     body += mark_section(data)
+    body += barrier_section(data)
     if alloc:
         text = alloc_report.render(alloc)
         text = text.replace("\n### ", "\n#### ").replace("## Allocation and reclaim against malloc baselines",

@@ -9,13 +9,16 @@ untimed warm-up pass first:
             2 threads, larson, prodcons, steady) on every backend:
             glibc, jemalloc, mimalloc, tcmalloc, tbbmalloc (malloc
             baselines), boehm, boehm-incremental (Boehm GC as a collector),
-            handoff, handoff-nosweeper
+            handoff, handoff-nosweeper, handoff-nogen (generational
+            collection off: every collection full)
   scaling   binary-trees and larson at 1, 2, 4 and 8 threads
   heapsize  gcbench and binary-trees under heap limits of k x the live size
             (k in 1.25, 1.5, 2, 3, 4, 6) on handoff and Boehm GC; the live
             size is measured first with --live-probe
   micro     bench_micro_<family> (Google Benchmark) for every family
   mark      bench_mark_pause (mark throughput and pauses on ~100 MB live)
+  barrier   bench_barrier (Google Benchmark): the write barrier's cost per
+            Member store against a plain pointer store
 
 Every process prints one JSON line (wall, CPU, peak RSS, counters); this
 script stores them all in papers/results/eval.json (raw, every run, the
@@ -42,10 +45,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run_alloc_bench  # noqa: E402  (machine_info, cmake_build_type)
 
 MALLOC_BASELINES = ["glibc", "jemalloc", "mimalloc", "tcmalloc", "tbbmalloc"]
-COLLECTORS = ["boehm", "boehm-incremental", "handoff", "handoff-nosweeper"]
+COLLECTORS = ["boehm", "boehm-incremental", "handoff", "handoff-nosweeper", "handoff-nogen"]
 BACKENDS = MALLOC_BASELINES + COLLECTORS
 FAMILY = {b: b for b in MALLOC_BASELINES}
-FAMILY.update({"boehm": "boehm", "boehm-incremental": "boehm", "handoff": "handoff", "handoff-nosweeper": "handoff"})
+FAMILY.update({"boehm": "boehm", "boehm-incremental": "boehm", "handoff": "handoff", "handoff-nosweeper": "handoff",
+               "handoff-nogen": "handoff"})
 FAMILIES = ["glibc", "jemalloc", "mimalloc", "tcmalloc", "tbbmalloc", "boehm", "handoff"]
 HEAP_FACTORS = [1.25, 1.5, 2, 3, 4, 6]
 SCALING_THREADS = [1, 2, 4, 8]
@@ -66,7 +70,7 @@ def parse_args(argv):
                         "papers/results/quick/ (the full report is left alone)")
     p.add_argument("--reps", type=int, default=None, help="timed repetitions per configuration "
                    "(default 5 for macro, 3 for scaling and heapsize; 1 with --quick)")
-    p.add_argument("--sections", default="macro,scaling,heapsize,micro,mark",
+    p.add_argument("--sections", default="macro,scaling,heapsize,micro,mark,barrier",
                    help="comma list of sections to run (default: all)")
     p.add_argument("--alloc", action="store_true",
                    help="also rerun bench/run_alloc_bench.py (about 2.5 minutes) instead of folding in "
@@ -77,7 +81,7 @@ def parse_args(argv):
     p.add_argument("--no-report", action="store_true", help="run and store, do not write the report")
     args = p.parse_args(argv)
     args.sections = [s.strip() for s in args.sections.split(",") if s.strip()]
-    unknown = set(args.sections) - {"macro", "scaling", "heapsize", "micro", "mark"}
+    unknown = set(args.sections) - {"macro", "scaling", "heapsize", "micro", "mark", "barrier"}
     if unknown:
         p.error(f"unknown section(s): {', '.join(sorted(unknown))}")
     return args
@@ -137,6 +141,8 @@ def check_executables(build_dir, sections):
         needed += [build_dir / "bench" / f"bench_micro_{f}" for f in FAMILIES]
     if "mark" in sections:
         needed.append(build_dir / "bench" / "bench_mark_pause")
+    if "barrier" in sections:
+        needed.append(build_dir / "bench" / "bench_barrier")
     missing = [str(p) for p in needed if not p.is_file()]
     if missing:
         fail("missing executable(s):\n  " + "\n  ".join(missing) +
@@ -291,6 +297,26 @@ def run_mark(plan, build_dir, reps):
     return out
 
 
+def run_barrier(plan, build_dir, reps):
+    """bench_barrier's Google Benchmark JSON, one process per repetition."""
+    out = []
+    for rep in range(1, reps + 1):
+        print(f"barrier rep {rep} ...", flush=True)
+        with tempfile.NamedTemporaryFile(prefix="barrier_", suffix=".json", delete=False) as tmp:
+            path = Path(tmp.name)
+        argv = [str(build_dir / "bench" / "bench_barrier"), f"--benchmark_min_time={plan.micro_min_time}",
+                f"--benchmark_out={path}", "--benchmark_out_format=json"]
+        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600)
+        try:
+            data = json.loads(path.read_text()) if proc.returncode == 0 else {}
+        except (OSError, json.JSONDecodeError):
+            data = {}
+        path.unlink(missing_ok=True)
+        out.append({"rep": rep, "returncode": proc.returncode, "benchmarks": data.get("benchmarks", []),
+                    "stderr_tail": proc.stderr[-1000:]})
+    return out
+
+
 # ---- the environment ----------------------------------------------------
 
 def package_versions():
@@ -417,6 +443,8 @@ def main(argv):
         data["micro"] = run_micro(plan, build_dir, plan.other_reps)
     if "mark" in args.sections:
         data["mark_pause"] = run_mark(plan, build_dir, plan.other_reps)
+    if "barrier" in args.sections:
+        data["barrier"] = run_barrier(plan, build_dir, plan.other_reps)
     if args.alloc:
         alloc_args = ["--build-dir", str(build_dir), "--out", str(out_dir / "alloc_reclaim.json")]
         if args.quick:

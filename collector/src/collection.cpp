@@ -72,9 +72,10 @@ bool HeapInternals::choose_eden(CollectionKind kind) const noexcept {
 // about L + B before the next collection, as without generations. Bytes an
 // eden collection promotes (marks) stay until the next full one, so each
 // eden collection allows B minus what was promoted since the full one: the
-// heap keeps the same bound, and the policy turns to a full collection once
-// promotion has eaten full_growth_percent of B (at 50, every eden
-// collection still allows at least half of B).
+// heap keeps about the same bound, and the policy turns to a full collection
+// once promotion has eaten full_growth_percent of B. Every eden collection
+// allows at least half of B, so at the default of 100 the heap may reach
+// about L + 1.5 B just before a full collection.
 void HeapInternals::set_trigger() noexcept {
   const std::uint64_t floor = full_budget / 2;
   const std::uint64_t left = full_budget > promoted_since_full ? full_budget - promoted_since_full : 0;

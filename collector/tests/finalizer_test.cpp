@@ -222,7 +222,7 @@ TEST(Finalizers, RunFinalizersDrainsWhatAllocationTriggeredCollectionsQueued) {
   HANDOFF_SKIP_IF_IMMORTAL(config);
   // Small, so that the policy's allocation criterion runs full collections
   // soon even when every collection is triggered (HANDOFF_COLLECT_EVERY).
-  config.initial_heap_bytes = 64 << 10;
+  config.initial_heap_bytes = 16 << 10;
   const std::size_t n = sized(500, 300, 100);
   Tally tally(n);
   g_tally = &tally;

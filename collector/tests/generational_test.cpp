@@ -229,6 +229,103 @@ TEST(Generational, AMemberOutsideTheHeapTakesTheBarrierHarmlessly) {
   EXPECT_TRUE(node->intact(5));
 }
 
+// Old objects in many blocks, a few new ones in one: after an eden
+// collection only blocks that received new cells are left to sweep.
+TEST(Generational, BlocksWithoutNewCellsNeedNoSweepAfterEden) {
+  HeapConfig config = generational_config();
+  config.verify = 0;
+  config.sweeper.enabled = 0;  // the lazy sweep's blocks stay for finish_lazy_sweep to count
+  Heap heap(config);
+  ThreadScope attached(heap);
+  const std::size_t n = 20'000;  // about 60 blocks of Node cells
+  Root<NodeArray> old(heap, heap.make_array<Member<Node>>(n));
+  for (std::size_t i = 0; i < n; ++i) (*old)[i] = heap.make<Node>(i);
+  heap.collect();  // full; then finish its lazy sweep, so every block is swept
+  heap.allocator().finish_lazy_sweep();
+  for (std::uint64_t i = 0; i < 10; ++i) heap.make<Node>(n + i);  // garbage in one block
+  heap.collect(CollectionScope::kEden);
+  const SweepTotals swept = heap.allocator().finish_lazy_sweep();
+  EXPECT_LE(swept.blocks_swept, 2u) << "an eden collection left blocks with only old cells to sweep";
+  heap.collect();  // a full one: old cells die only here, but nothing died
+  const SweepTotals after_full = heap.allocator().finish_lazy_sweep();
+  EXPECT_LE(after_full.blocks_swept, 2u);
+  for (std::size_t i = 0; i < n; i += 101) ASSERT_TRUE((*old)[i]->intact(i));
+}
+
+// `n` nodes that survive a full collection and then die; a weak reference
+// to one of them.
+[[gnu::noinline]] std::unique_ptr<Weak<Node>> make_dead_old_nodes(Heap& heap, std::size_t n) {
+  Root<NodeArray> old(heap, heap.make_array<Member<Node>>(n));
+  for (std::size_t i = 0; i < n; ++i) (*old)[i] = heap.make<Node>(i);
+  heap.collect();  // full: all old
+  return weak_to(heap, (*old)[n / 2].get());
+}
+
+// Old objects that died fill the heap to its limit; an eden collection
+// cannot free them, so the last-resort collection must be full.
+TEST(Generational, TheLastResortCollectionIsFullAndFreesDeadOldObjects) {
+  HeapConfig config = generational_config();
+  config.verify = 0;
+  config.max_heap_bytes = 8 << 20;
+  config.initial_heap_bytes = 1 << 20;
+  config.full_growth_percent = 100000;     // the policy would never choose a full collection
+  config.full_allocation_percent = 100000;
+  Heap heap(config);
+  ThreadScope attached(heap);
+  auto watched = make_dead_old_nodes(heap, 100'000);  // about 5 MiB; the trigger allows as much again
+  scrub_stack();
+  // Keep allocating garbage: eden collections never free the dead old
+  // objects, so only the last-resort collection makes room in the end.
+  bool out_of_memory = false;
+  for (std::size_t made = 0; made < 200'000; ++made) {
+    if (made % 64 == 0 && heap.stats().last_resort_collections > 0) break;
+    try {
+      heap.make_array<std::uint64_t>(1000);  // about 8 KiB each, garbage at once
+    } catch (const Error& error) {
+      out_of_memory = error.code() == ErrorCode::kOutOfMemory;
+      break;
+    }
+  }
+  EXPECT_FALSE(out_of_memory);
+  const HeapStats s = heap.stats();
+  EXPECT_GE(s.last_resort_collections, 1u) << "the limit was never reached";
+  EXPECT_GT(s.eden_collections, 0u);
+  EXPECT_GE(s.full_collections, 1u);
+  EXPECT_EQ(s.out_of_memory_errors, 0u);
+  EXPECT_FALSE(alive(watched)) << "the last-resort collection did not reclaim dead old objects";
+}
+
+// A thread stores its new objects into an old, shared object and detaches;
+// the eden collection after it must keep them.
+TEST(Generational, ObjectsOfADetachedThreadStoredIntoOldOnesSurviveEden) {
+  Heap heap(generational_config());
+  ThreadScope attached(heap);
+  Root<NodeArray> shared(heap, heap.make_array<Member<Node>>(64));
+  scrub_and_collect(heap, 1);
+  std::thread([&] {
+    ThreadScope worker(heap);
+    for (std::size_t i = 0; i < 64; ++i) (*shared)[i] = heap.make<Node>(100 + i);
+  }).join();
+  scrub_stack();
+  heap.collect(CollectionScope::kEden);
+  for (std::size_t i = 0; i < 64; ++i) ASSERT_TRUE((*shared)[i]->intact(100 + i)) << i;
+}
+
+TEST(Generational, AnEdenCollectionRequestedInsideDeferGCRunsWhenTheScopeCloses) {
+  Heap heap(generational_config());
+  ThreadScope attached(heap);
+  Root<Node> old(heap, heap.make<Node>(1));
+  scrub_and_collect(heap, 1);
+  {
+    DeferGC defer(heap);
+    store_new_into_old(heap, old.get(), 2);
+    EXPECT_FALSE(heap.collect(CollectionScope::kEden));
+    EXPECT_EQ(heap.stats().deferred_collections, 1u);
+  }
+  EXPECT_EQ(heap.stats().collections, 2u) << "the deferred collection ran when the scope closed";
+  EXPECT_TRUE(old->next->intact(2));
+}
+
 TEST(Generational, NonGenerationalHeapRunsOnlyFullCollections) {
   HeapConfig config = generational_config();
   config.generational = 0;

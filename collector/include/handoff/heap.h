@@ -78,11 +78,11 @@ struct HeapConfig {
   // B minus the bytes promoted (marked by eden collections) since, so the
   // heap stays near L + B. A triggered collection is full once promotion
   // reaches this percentage of B (0 makes every collection full)...
-  std::uint64_t full_growth_percent = 50;
+  std::uint64_t full_growth_percent = 100;
   // ... or once the bytes allocated since the last full collection reach
   // this percentage of B, so that old objects that died are reclaimed (and
   // their finalizers run) even when nothing is promoted.
-  std::uint64_t full_allocation_percent = 1000;
+  std::uint64_t full_allocation_percent = 4000;
   // Torture: what collect_every collections are: 0 = as the policy decides,
   // 1 = always eden (when generational), 2 = always full.
   std::uint64_t collect_every_scope = 0;
