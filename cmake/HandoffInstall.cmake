@@ -1,13 +1,20 @@
 # Installs the library with exported, namespaced CMake targets
-# (find_package(handoff) -> handoff::allocator) and a pkg-config file.
+# (find_package(handoff) -> handoff::allocator, handoff::collector and their
+# _shared twins) and a pkg-config file for each library.
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
-install(TARGETS handoff_allocator handoff_collector EXPORT handoffTargets
+# The targets carry their include directory (INSTALL_INTERFACE) already;
+# an INCLUDES DESTINATION here would list it a second time.
+set(_handoff_installed handoff_allocator handoff_collector)
+if(HANDOFF_BUILD_SHARED)
+  list(APPEND _handoff_installed handoff_allocator_shared handoff_collector_shared)
+endif()
+install(TARGETS ${_handoff_installed} EXPORT handoffTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
-        LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
-        INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-install(DIRECTORY allocator/include/handoff collector/include/handoff DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+        LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+install(DIRECTORY allocator/include/handoff collector/include/handoff ${HANDOFF_GENERATED_INCLUDE}/handoff
+        DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(EXPORT handoffTargets NAMESPACE handoff:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/handoff)
 
 configure_package_config_file(cmake/handoffConfig.cmake.in ${CMAKE_CURRENT_BINARY_DIR}/handoffConfig.cmake
@@ -19,8 +26,11 @@ install(FILES ${CMAKE_CURRENT_BINARY_DIR}/handoffConfig.cmake ${CMAKE_CURRENT_BI
 
 # Relocatable: the .pc file finds the prefix relative to itself.
 file(RELATIVE_PATH HANDOFF_PC_TO_PREFIX "${CMAKE_INSTALL_FULL_LIBDIR}/pkgconfig" "${CMAKE_INSTALL_PREFIX}")
+string(REGEX REPLACE "/$" "" HANDOFF_PC_TO_PREFIX "${HANDOFF_PC_TO_PREFIX}")
 configure_file(cmake/handoff-allocator.pc.in ${CMAKE_CURRENT_BINARY_DIR}/handoff-allocator.pc @ONLY)
-install(FILES ${CMAKE_CURRENT_BINARY_DIR}/handoff-allocator.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+configure_file(cmake/handoff-collector.pc.in ${CMAKE_CURRENT_BINARY_DIR}/handoff-collector.pc @ONLY)
+install(FILES ${CMAKE_CURRENT_BINARY_DIR}/handoff-allocator.pc ${CMAKE_CURRENT_BINARY_DIR}/handoff-collector.pc
+        DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
 
 # A consumer outside the tree builds against the installed files
 # (release preset only: one configuration is enough to prove the packaging).

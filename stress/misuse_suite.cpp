@@ -24,6 +24,8 @@
 #include <handoff/heap.h>
 
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -33,6 +35,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -234,9 +237,20 @@ MISUSE_CASE(weak_get_after_heap_destroyed, kThrows, kMisuse, "Weak::get: the hea
 
 // ---- threads -------------------------------------------------------------------
 
-MISUSE_CASE(heap_destroyed_with_thread_attached, kAborts, kNone, "Heap destroyed while 1 thread(s) are still attached") {
-  auto heap = std::make_unique<Heap>(quiet_config());
-  heap->attach_current_thread();
+// ~Heap detaches its own thread and waits (HANDOFF_DESTROY_WAIT_MS) for the
+// others; one that stays attached past the wait is named, and aborts.
+MISUSE_CASE(heap_destroyed_with_thread_attached, kAborts, kNone, "Heap destroyed while 1 thread(s) (") {
+  HeapConfig config = quiet_config();
+  config.destroy_wait_ms = 50;
+  auto heap = std::make_unique<Heap>(config);
+  std::atomic<bool> attached{false};
+  std::thread([&] {
+    ThreadScope scope(*heap);
+    handoff::ParkedScope parked(*heap);
+    attached.store(true);
+    for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));  // until the abort
+  }).detach();
+  while (!attached.load()) std::this_thread::yield();
   heap.reset();
 }
 

@@ -10,11 +10,15 @@
 #include <handoff/mutant.h>
 #include <handoff/sanitizer.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <chrono>
 #include <array>
 #include <cstdio>
 #include <iostream>
 #include <optional>
+#include <sstream>
 #include <string>
 
 namespace handoff {
@@ -23,7 +27,7 @@ void arm_thread_exit_hook();
 }
 namespace {
 
-constexpr std::array<TunableSpec<HeapConfig>, 11> kHeapTunables{{
+constexpr std::array<TunableSpec<HeapConfig>, 14> kHeapTunables{{
     {"initial_heap_bytes", "HANDOFF_INITIAL_HEAP_BYTES", &HeapConfig::initial_heap_bytes,
      "no collection is triggered before this many bytes were allocated since the last one"},
     {"growth_percent", "HANDOFF_GROWTH_PERCENT", &HeapConfig::growth_percent,
@@ -45,6 +49,12 @@ constexpr std::array<TunableSpec<HeapConfig>, 11> kHeapTunables{{
      "collect fully once bytes allocated since the last full collection reach this % of the budget it set"},
     {"collect_every_scope", "HANDOFF_COLLECT_EVERY_SCOPE", &HeapConfig::collect_every_scope,
      "torture: collect_every collections are 0 = mixed (every 8th full), 1 = eden, 2 = full"},
+    {"show_stats", "HANDOFF_SHOW_STATS", &HeapConfig::show_stats,
+     "1 writes the heap's stats (text) to stderr when the heap is destroyed"},
+    {"stall_warn_ms", "HANDOFF_STALL_WARN_MS", &HeapConfig::stall_warn_ms,
+     "a collection waiting this long for a thread that neither polls nor parks says so on stderr, and repeats (0 = silent)"},
+    {"destroy_wait_ms", "HANDOFF_DESTROY_WAIT_MS", &HeapConfig::destroy_wait_ms,
+     "~Heap waits up to this long for other threads to detach before it aborts with their names"},
 }};
 
 }  // namespace
@@ -73,6 +83,15 @@ AllocatorConfig allocator_config_of(const HeapConfig& config) {
   a.max_heap_bytes = config.max_heap_bytes;
   return a;
 }
+
+// HANDOFF_SHOW_STATS: one write, so that lines from other threads do not
+// land inside the report.
+void show_stats(const Heap& heap) {
+  std::ostringstream out;
+  heap.write_stats_text(out);
+  std::fputs(out.str().c_str(), stderr);
+  std::fflush(stderr);
+}
 }  // namespace
 
 Heap::Heap(HeapConfig config)
@@ -82,14 +101,11 @@ Heap::Heap(HeapConfig config)
 
 Heap::~Heap() {
   auto& in = *internals_;
-  {
-    std::lock_guard lock(in.mutex);
-    if (!in.threads.empty()) {
-      detail::fatal_misuse("Heap destroyed while " + std::to_string(in.threads.size()) +
-                           " thread(s) are still attached; end every ThreadScope (or call "
-                           "detach_current_thread) before destroying the heap");
-    }
-  }
+  // An attach without a detach on this thread (a global heap, or a heap in
+  // main attached explicitly): nothing of ours is on the heap any more.
+  if (find_current() != nullptr) detach_current_thread();
+  in.wait_for_detach();
+  if (config_.show_stats != 0) show_stats(*this);
   in.sweeper.reset();  // joins the sweeper thread: nothing sweeps from here on
   in.handles.orphan_all();
   // Every remaining object is dead now: run the destructors of those the
@@ -129,10 +145,12 @@ void Heap::attach_current_thread() {
   }
   auto record = std::make_unique<MutatorThread>(*this, allocator_);
   record->stack.base = detail::current_stack_base();
+  record->os_thread_id = static_cast<long>(::gettid());
   auto& in = *internals_;
   {
     std::unique_lock lock(in.mutex);
     in.cv.wait(lock, [&] { return !in.collecting; });
+    if (in.destroying) throw Error(ErrorCode::kMisuse, "attach_current_thread: the heap is being destroyed");
     in.threads.push_back(record.get());
   }
   detail::arm_thread_exit_hook();
@@ -163,8 +181,17 @@ void Heap::detach_current_thread() {
     self->allocator.flush();
     in.threads.erase(std::find(in.threads.begin(), in.threads.end(), self));
     in.publish_allocation(*self);
+    forget_on_this_thread(self);
+    // Still under the mutex: a ~Heap waiting for the last thread to leave
+    // (wait_for_detach) must not destroy the allocator while this record's
+    // ThreadAllocator exists, nor the condition variable before the notify.
+    delete self;  // ~ThreadAllocator: leaves the epoch domain (invariant 5)
+    in.cv.notify_all();
     break;
   }
+}
+
+void Heap::forget_on_this_thread(MutatorThread* self) noexcept {
   auto& records = detail::tls_records;
   for (MutatorThread** link = &records.head; *link != nullptr; link = &(*link)->next_on_thread) {
     if (*link == self) {
@@ -174,7 +201,6 @@ void Heap::detach_current_thread() {
   }
   records.cached_heap = nullptr;
   records.cached = nullptr;
-  delete self;  // ~ThreadAllocator: leaves the epoch domain (invariant 5)
 }
 
 namespace {
@@ -469,6 +495,19 @@ void Heap::write_stats_text(std::ostream& out) const {
 }
 
 namespace detail {
+
+void HeapInternals::wait_for_detach() {
+  std::unique_lock lock(mutex);
+  destroying = true;
+  const auto detached = [&] { return threads.empty(); };
+  if (cv.wait_for(lock, std::chrono::milliseconds(config.destroy_wait_ms), detached)) return;
+  std::string ids;
+  for (const MutatorThread* thread : threads) ids += (ids.empty() ? "" : ", ") + std::to_string(thread->os_thread_id);
+  fatal_misuse("Heap destroyed while " + std::to_string(threads.size()) + " thread(s) (" + ids +
+               ") are still attached after waiting " + std::to_string(config.destroy_wait_ms) +
+               " ms (HANDOFF_DESTROY_WAIT_MS); end every ThreadScope (or call detach_current_thread) on "
+               "the other threads before destroying the heap");
+}
 
 MutatorThread::MutatorThread(Heap& owner, Allocator& from) : heap(owner), allocator(from) {}
 

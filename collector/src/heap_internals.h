@@ -15,6 +15,7 @@
 //     2. waits on `cv` until every other attached thread is stopped or
 //        parked (each published its stack top and registers first; a thread
 //        that parks after step 1 does so under the mutex and counts itself),
+//        naming on stderr, every stall_warn_ms, a thread that is neither,
 //     3. keeps the mutex for the whole collection, so no thread can attach,
 //        detach or open a DeferGC meanwhile (each of those waits on `cv`,
 //        releasing the mutex, until collecting is false), and no parked
@@ -94,6 +95,14 @@ class HeapInternals {
   // how many were parked; cleared when the collection ends.
   std::size_t request_stop(const MutatorThread* self);
   void release_stop(const MutatorThread* self);
+  // Step 2 of the stop (mutex held): waits until the `others` threads are
+  // stopped or parked, reporting on stderr every stall_warn_ms the threads
+  // that are neither (report_stall).
+  void wait_for_world(std::unique_lock<std::mutex>& lock, const MutatorThread* self, std::size_t others);
+  void report_stall(const MutatorThread* self, std::uint64_t waited_ms) const;
+  // ~Heap: refuses new attaches, then waits up to destroy_wait_ms for every
+  // thread to detach; aborts naming those that did not.
+  void wait_for_detach();
   bool should_collect() noexcept;
   // Adds what the thread allocated in its current slice to the trigger's
   // count and empties the slice (countdown 0: the next allocation takes the
@@ -136,6 +145,7 @@ class HeapInternals {
   std::size_t stopped = 0;
   std::size_t parked = 0;   // threads the stop in progress counts as parked
   bool collecting = false;
+  bool destroying = false;  // ~Heap has begun: no thread may attach
   int deferrals = 0;
   bool pending = false;
 

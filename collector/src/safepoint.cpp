@@ -72,7 +72,8 @@
 //   Heap::collect / allocation slow path / DeferGC's last close
 //     -> HeapInternals::collect(self, kind)         noinline; captures stack
 //          -> mutex; request_stop: fetch_or F on each other thread
-//          -> wait until others are stopped or parked
+//          -> wait_for_world: until others are stopped or parked
+//               (report_stall names a thread that is neither, on stderr)
 //          -> HeapInternals::run_collection          (collection.cpp)
 //          -> release_stop: fetch_and ~F; notify; run finalizers on self
 //   Heap::safepoint (poll) -> Heap::safepoint_slow -> stop_at_safepoint
@@ -217,7 +218,7 @@ void HeapInternals::release_stop(const MutatorThread* self) {
     heap.stop_requested_.store(true, std::memory_order_release);
     parked = request_stop(self);
     const std::size_t others = threads.size() - (self != nullptr ? 1 : 0);
-    cv.wait(lock, [&] { return stopped + parked == others; });
+    wait_for_world(lock, self, others);
     run_collection(kind);
     release_stop(self);
     collecting = false;
@@ -227,6 +228,39 @@ void HeapInternals::release_stop(const MutatorThread* self) {
   cv.notify_all();
   if (self != nullptr && !self->running_finalizers && kind != CollectionKind::kVerify) run_finalizers(*self);
   return ran;
+}
+
+// Only a report: the wait itself is unbounded, because a thread that
+// neither polls nor parks may be reading heap objects, and collecting under
+// it would be unsafe.
+void HeapInternals::wait_for_world(std::unique_lock<std::mutex>& lock, const MutatorThread* self,
+                                   std::size_t others) {
+  const auto world_stopped = [&] { return stopped + parked == others; };
+  if (config.stall_warn_ms == 0) {
+    cv.wait(lock, world_stopped);
+    return;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  while (!cv.wait_for(lock, std::chrono::milliseconds(config.stall_warn_ms), world_stopped)) {
+    const auto waited = std::chrono::steady_clock::now() - start;
+    report_stall(self, static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(waited).count()));
+  }
+}
+
+// Mutex held: the states read here are those of threads the stop has not
+// yet seen stop or park (a relaxed read suffices for a message).
+void HeapInternals::report_stall(const MutatorThread* self, std::uint64_t waited_ms) const {
+  for (const MutatorThread* thread : threads) {
+    if (thread == self) continue;
+    if ((thread->state.load(std::memory_order_relaxed) & ThreadState::kStateMask) != ThreadState::kRunning) continue;
+    std::fprintf(stderr,
+                 "handoff: a collection has waited %llu ms for thread %ld, which neither polls nor parks: a "
+                 "thread that runs without allocating must call Heap::safepoint(), and one that blocks must do "
+                 "so inside a ParkedScope (README, \"Rules for mutator threads\"); HANDOFF_STALL_WARN_MS=%llu\n",
+                 static_cast<unsigned long long>(waited_ms), thread->os_thread_id,
+                 static_cast<unsigned long long>(config.stall_warn_ms));
+  }
+  std::fflush(stderr);
 }
 
 void HeapInternals::publish_allocation(MutatorThread& self) noexcept {

@@ -174,15 +174,37 @@ TEST(ForbidGCDeathTest, CollectInsideForbidGCAborts) {
       "ForbidGC");
 }
 
-TEST(HeapDeathTest, DestroyingAHeapWithAnAttachedThreadAborts) {
+// ~Heap detaches its own thread (an attach without a detach)...
+TEST(HeapDestruction, DestroyingThreadStillAttachedIsDetached) {
+  auto heap = std::make_unique<Heap>(env_config());
+  heap->attach_current_thread();
+  heap->make<Node>(1);
+  heap.reset();
+  Heap next(env_config());
+  ThreadScope attached(next);  // nothing of the old heap is left on this thread
+  EXPECT_TRUE(next.make<Node>(2)->intact(2));
+}
+
+// ... waits HANDOFF_DESTROY_WAIT_MS for the others, and aborts naming one
+// that is still attached after that.
+TEST(HeapDeathTest, DestroyingAHeapWithAThreadThatStaysAttachedAborts) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_DEATH(
       {
-        auto* heap = new Heap(env_config());
-        heap->attach_current_thread();
+        HeapConfig config = env_config();
+        config.destroy_wait_ms = 50;
+        auto* heap = new Heap(config);
+        std::atomic<bool> attached{false};
+        std::thread([&] {
+          ThreadScope scope(*heap);
+          ParkedScope parked(*heap);
+          attached.store(true);
+          for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));  // until the abort
+        }).detach();
+        while (!attached.load()) std::this_thread::yield();
         delete heap;
       },
-      "attached");
+      "still attached after waiting 50 ms");
 }
 
 }  // namespace handoff::test

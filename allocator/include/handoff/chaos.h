@@ -14,6 +14,8 @@
 //                             header not yet read
 #pragma once
 
+#include <handoff/config.h>
+
 #include <cstddef>
 #include <cstdint>
 

@@ -51,6 +51,7 @@
 
 #include <handoff/atomic.h>
 #include <handoff/mutant.h>
+#include <handoff/config.h>
 #include <handoff/sanitizer.h>
 
 #include <cstddef>

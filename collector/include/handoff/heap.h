@@ -33,6 +33,7 @@
 #pragma once
 
 #include <handoff/allocator.h>
+#include <handoff/config.h>
 #include <handoff/check.h>
 #include <handoff/concurrent_sweeper.h>
 #include <handoff/handles.h>
@@ -93,6 +94,16 @@ struct HeapConfig {
   // full, the others eden), 1 = always eden (when generational), 2 = always
   // full.
   std::uint64_t collect_every_scope = 0;
+  // 1: the heap writes its stats (write_stats_text) to stderr when it is
+  // destroyed, like MIMALLOC_SHOW_STATS.
+  std::uint64_t show_stats = 0;
+  // A collection that has waited this long for a thread that neither polls
+  // nor parks says so on stderr (which thread, how long), and again at each
+  // further interval of this length; 0 = silent. It only reports: the
+  // collection still waits for the thread.
+  std::uint64_t stall_warn_ms = 1000;
+  // ~Heap waits up to this long for other threads to detach (see ~Heap).
+  std::uint64_t destroy_wait_ms = 10000;
 
   AllocatorConfig allocator{};
   SweeperConfig sweeper{};
@@ -151,8 +162,13 @@ class HeapInternals;
 class Heap {
  public:
   explicit Heap(HeapConfig config = HeapConfig::from_environment());
-  // Destroying a heap with attached threads aborts with a message. Every
-  // remaining object's destructor runs; handles still alive are orphaned.
+  // Every remaining object's destructor runs; handles still alive are
+  // orphaned. The destroying thread, if still attached (an attach without a
+  // detach), is detached first. Other threads still attached are waited
+  // for, up to destroy_wait_ms (HANDOFF_DESTROY_WAIT_MS), while they finish
+  // and detach (collections they start meanwhile run as usual); a thread
+  // still attached after that aborts the program with a message naming it.
+  // No thread may attach once destruction has begun.
   ~Heap();
   Heap(const Heap&) = delete;
   Heap& operator=(const Heap&) = delete;
@@ -182,7 +198,9 @@ class Heap {
   // thread; it runs when the last one closes, as the policy decides).
   // Aborts when called inside a ForbidGC scope on this thread.
   bool collect(CollectionScope scope = CollectionScope::kFull);
-  // A poll for threads that run long without allocating.
+  // A poll for threads that run long without allocating. A thread that
+  // neither polls nor parks holds up every collection; after stall_warn_ms
+  // (HANDOFF_STALL_WARN_MS) the collection names it on stderr.
   void safepoint() {
     if (stop_requested_.load(std::memory_order_acquire)) [[unlikely]] safepoint_slow();
   }
@@ -267,6 +285,8 @@ class Heap {
   }
   MutatorThread* find_current_slow() const noexcept;
   MutatorThread& current_or_throw(const char* what);
+  // Unlinks `self` from this OS thread's records (detach).
+  static void forget_on_this_thread(MutatorThread* self) noexcept;
 
   // The allocation fast path: one TLS compare, one countdown, the
   // allocator's inline fast path, one header store.

@@ -95,6 +95,7 @@ class MutatorThread {
   bool running_finalizers = false;
   StackSnapshot stack;             // valid while stopped or parked
   MutatorThread* next_on_thread = nullptr;  // this OS thread's records, one per heap
+  long os_thread_id = 0;           // gettid() at attach, for messages
 
   // The thread's own transitions, keeping the collector's flag; returns
   // the word replaced. `order` is the CAS's on success.
