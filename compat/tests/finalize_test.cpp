@@ -9,6 +9,8 @@
 
 #include <gtest/gtest.h>
 
+#include "libgc_test_support.h"
+
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
@@ -18,15 +20,8 @@
 
 namespace {
 
-[[gnu::noinline]] void clear_stack() {
-  volatile char buffer[64 << 10];
-  std::memset(const_cast<char*>(buffer), 0, sizeof buffer);
-}
-
-void collect() {
-  clear_stack();
-  GC_gcollect();
-}
+using handoff::libgc_test::clear_stack;
+using handoff::libgc_test::collect;
 
 std::vector<std::string> order;  // finalizers run, by name
 

@@ -10,6 +10,8 @@
 
 #include <gtest/gtest.h>
 
+#include "libgc_test_support.h"
+
 #include <pthread.h>
 
 #include <atomic>
@@ -25,17 +27,8 @@ namespace {
 std::uintptr_t hide(const void* p) { return ~reinterpret_cast<std::uintptr_t>(p); }
 void* reveal(std::uintptr_t h) { return reinterpret_cast<void*>(~h); }
 
-// Overwrites the stack below the caller, so that dead locals of earlier
-// calls do not keep objects alive through the conservative stack scan.
-[[gnu::noinline]] void clear_stack() {
-  volatile char buffer[64 << 10];
-  std::memset(const_cast<char*>(buffer), 0, sizeof buffer);
-}
-
-void collect() {
-  clear_stack();
-  GC_gcollect();
-}
+using handoff::libgc_test::clear_stack;
+using handoff::libgc_test::collect;
 
 class LibGc : public ::testing::Test {
  protected:
