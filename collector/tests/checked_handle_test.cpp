@@ -1,0 +1,145 @@
+// Checked handles (checked_handle.h): each way a handle goes stale gives
+// its own error, never a read of reused memory.
+#include "heap_test_support.h"
+
+#include <handoff/checked_handle.h>
+
+#include <memory>
+#include <optional>
+#include <thread>
+
+namespace handoff::test {
+namespace {
+
+HeapConfig quiet_config() {
+  HeapConfig config = env_config();
+  config.collect_every = 0;
+  config.sync_sweep = 1;
+  return config;
+}
+
+template <class F>
+void expect_error(ErrorCode code, const std::string& text, F&& f) {
+  try {
+    f();
+    ADD_FAILURE() << "no error; expected " << error_code_name(code);
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), code) << e.what();
+    EXPECT_NE(std::string(e.what()).find(text), std::string::npos) << e.what();
+  }
+}
+
+[[gnu::noinline]] CheckedHandle<Node> make_garbage(Heap& heap, std::uint64_t id) {
+  return CheckedHandle<Node>(heap, heap.make<Node>(id));
+}
+
+TEST(CheckedHandle, ResolvesWhileTheObjectLives) {
+  Heap heap(quiet_config());
+  ThreadScope attached(heap);
+  Root<Node> node(heap, heap.make<Node>(7));
+  CheckedHandle<Node> handle(heap, node.get());
+  scrub_and_collect(heap);
+  ASSERT_EQ(handle.get(), node.get());
+  EXPECT_TRUE(handle->intact(7));
+  EXPECT_EQ(heap.stats().checked_handles, 1u);
+}
+
+TEST(CheckedHandle, StaleOnceTheObjectWasCollected) {
+  HeapConfig config = quiet_config();
+  HANDOFF_SKIP_IF_IMMORTAL(config);
+  Heap heap(config);
+  ThreadScope attached(heap);
+  const CheckedHandle<Node> handle = make_garbage(heap, 1);
+  scrub_and_collect(heap, 1);
+  expect_error(ErrorCode::kStaleHandle, "collected", [&] { handle.get(); });
+  expect_error(ErrorCode::kStaleHandle, "collected", [&] { handle.release(); });
+  EXPECT_EQ(heap.stats().checked_handles_cleared, 1u);
+  EXPECT_EQ(heap.stats().checked_handles, 0u);
+}
+
+[[gnu::noinline]] CheckedHandle<Node> make_strong(Heap& heap, std::unique_ptr<Weak<Node>>& probe) {
+  Node* node = heap.make<Node>(3);
+  probe = std::make_unique<Weak<Node>>(heap, node);
+  return CheckedHandle<Node>(heap, node, HandleStrength::kStrong);
+}
+
+TEST(CheckedHandle, StrongHandleKeepsItsObjectUntilReleased) {
+  HeapConfig config = quiet_config();
+  HANDOFF_SKIP_IF_IMMORTAL(config);
+  Heap heap(config);
+  ThreadScope attached(heap);
+  std::unique_ptr<Weak<Node>> probe;  // off the stack: a Weak's own field would be a conservative root
+  const CheckedHandle<Node> strong = make_strong(heap, probe);
+  scrub_and_collect(heap);
+  ASSERT_NE(probe->get(), nullptr);
+  EXPECT_TRUE(strong.get()->intact(3));
+  strong.release();
+  expect_error(ErrorCode::kStaleHandle, "released", [&] { strong.get(); });
+  expect_error(ErrorCode::kStaleHandle, "released", [&] { strong.release(); });  // twice
+  scrub_and_collect(heap);
+  EXPECT_EQ(probe->get(), nullptr);
+}
+
+TEST(CheckedHandle, StaleWhenItsSlotWasReused) {
+  Heap heap(quiet_config());
+  ThreadScope attached(heap);
+  Root<Node> a(heap, heap.make<Node>(1));
+  Root<Node> b(heap, heap.make<Node>(2));
+  const CheckedHandle<Node> old_handle(heap, a.get());
+  old_handle.release();
+  const CheckedHandle<Node> new_handle(heap, b.get());
+  ASSERT_EQ(new_handle.index(), old_handle.index());  // the slot is reused ...
+  EXPECT_NE(new_handle.generation(), old_handle.generation());  // ... at a new generation
+  EXPECT_EQ(new_handle.get(), b.get());
+  expect_error(ErrorCode::kStaleHandle, "stale", [&] { old_handle.get(); });
+}
+
+TEST(CheckedHandle, UsedAfterItsHeapWasDestroyed) {
+  CheckedHandle<Node> handle;
+  {
+    Heap heap(quiet_config());
+    ThreadScope attached(heap);
+    Root<Node> node(heap, heap.make<Node>(1));
+    handle = CheckedHandle<Node>(heap, node.get(), HandleStrength::kStrong);
+  }
+  expect_error(ErrorCode::kHeapDestroyed, "destroyed", [&] { handle.get(); });
+  expect_error(ErrorCode::kHeapDestroyed, "destroyed", [&] { handle.release(); });
+  // A later heap (perhaps at the same address) does not adopt it.
+  Heap next(quiet_config());
+  ThreadScope attached(next);
+  Root<Node> other(next, next.make<Node>(2));
+  const CheckedHandle<Node> fresh(next, other.get());
+  expect_error(ErrorCode::kHeapDestroyed, "destroyed", [&] { handle.get(); });
+  EXPECT_EQ(fresh.get(), other.get());
+}
+
+TEST(CheckedHandle, GetFromAnUnattachedThreadIsMisuse) {
+  Heap heap(quiet_config());
+  std::optional<Root<Node>> node;
+  CheckedHandle<Node> handle;
+  {
+    ThreadScope attached(heap);
+    node.emplace(heap, heap.make<Node>(1));
+    handle = CheckedHandle<Node>(heap, node->get());
+  }
+  expect_error(ErrorCode::kMisuse, "not attached", [&] { handle.get(); });
+  std::thread other([&] { handle.release(); });  // release needs no attached thread
+  other.join();
+  ThreadScope attached(heap);
+  expect_error(ErrorCode::kStaleHandle, "released", [&] { handle.get(); });
+}
+
+TEST(CheckedHandle, NullAndBadPointers) {
+  Heap heap(quiet_config());
+  ThreadScope attached(heap);
+  const CheckedHandle<Node> null;
+  EXPECT_EQ(null.get(), nullptr);
+  EXPECT_TRUE(CheckedHandle<Node>(heap, nullptr).null());
+  expect_error(ErrorCode::kMisuse, "null", [&] { null.release(); });
+  Node local(1);
+  expect_error(ErrorCode::kNotAHeapPointer, "not the start of a live object", [&] { CheckedHandle<Node>(heap, &local); });
+  EXPECT_EQ(heap.stats().checked_handles, 0u);
+}
+
+}  // namespace
+}  // namespace handoff::test
