@@ -34,20 +34,28 @@ struct Wrapper : Leaf {
   w->store.attach(heap, std::make_unique<Store>(), bytes);
 }
 
+// The stack scan is conservative, so a stray word may keep a wrapper: the
+// garbage is many wrappers made in a noinline helper, 90% must go at once,
+// and the heap's destruction must bring every count to exactly one each.
 TEST(ExternalMemory, ReleasedOnceWhenTheOwnerIsSwept) {
   HeapConfig config = quiet_config();
   HANDOFF_SKIP_IF_IMMORTAL(config);
-  Heap heap(config);
-  ThreadScope attached(heap);
+  const int n = 20;
   Store::destroyed = 0;
-  make_garbage_wrapper(heap, 1000);
-  EXPECT_EQ(heap.stats().external_bytes, 1000u);
-  EXPECT_EQ(heap.stats().external_attached, 1u);
-  scrub_and_collect(heap);
-  EXPECT_EQ(Store::destroyed.load(), 1);
-  const HeapStats s = heap.stats();
-  EXPECT_EQ(s.external_bytes, 0u);
-  EXPECT_EQ(s.external_released, 1u);
+  {
+    Heap heap(config);
+    ThreadScope attached(heap);
+    for (int i = 0; i < n; ++i) make_garbage_wrapper(heap, 1000);
+    EXPECT_EQ(heap.stats().external_bytes, 1000u * n);
+    EXPECT_EQ(heap.stats().external_attached, static_cast<std::uint64_t>(n));
+    scrub_and_collect(heap);
+    const int released = Store::destroyed.load();
+    EXPECT_GE(released, n * 9 / 10);
+    const HeapStats s = heap.stats();
+    EXPECT_EQ(s.external_bytes, 1000u * static_cast<std::uint64_t>(n - released));
+    EXPECT_EQ(s.external_released, static_cast<std::uint64_t>(released));
+  }
+  EXPECT_EQ(Store::destroyed.load(), n) << "a store was released twice, or never";
 }
 
 TEST(ExternalMemory, LiveOwnerKeepsItAndHeapDestructionReleasesIt) {
@@ -111,12 +119,11 @@ TEST(ExternalMemory, ArraysAreReleasedWithDeleteArray) {
   Heap heap(config);
   ThreadScope attached(heap);
   Store::destroyed = 0;
-  make_garbage_array_wrapper(heap);
-  make_garbage_wrapper(heap, 1);  // the last object made may linger in a register (conservative scan)
-  Store::destroyed = 0;
+  for (int i = 0; i < 10; ++i) make_garbage_array_wrapper(heap);
   scrub_and_collect(heap);
-  EXPECT_GE(Store::destroyed.load(), 5);
-  EXPECT_LE(heap.stats().external_bytes, 1u);
+  EXPECT_GE(Store::destroyed.load(), 9 * 5);
+  EXPECT_EQ(Store::destroyed.load() % 5, 0) << "an array was not released with delete[]";
+  EXPECT_EQ(heap.stats().external_bytes, (50u - static_cast<unsigned>(Store::destroyed.load())) * sizeof(Store));
 }
 
 TEST(ExternalMemory, RefusesUnattachedThreads) {
