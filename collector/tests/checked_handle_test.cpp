@@ -4,10 +4,11 @@
 
 #include <handoff/checked_handle.h>
 
+#include <atomic>
 #include <memory>
-#include <vector>
 #include <optional>
 #include <thread>
+#include <vector>
 
 namespace handoff::test {
 namespace {
@@ -160,6 +161,55 @@ TEST(CheckedHandle, NullAndBadPointers) {
   Node local(1);
   expect_error(ErrorCode::kNotAHeapPointer, "not the start of a live object", [&] { CheckedHandle<Node>(heap, &local); });
   EXPECT_EQ(heap.stats().checked_handles, 0u);
+}
+
+}  // namespace
+}  // namespace handoff::test
+
+namespace handoff::test {
+namespace {
+
+// Threads make, resolve and release handles while collections clear the
+// weak ones: a handle either resolves to its intact object or is stale,
+// never anything else (ThreadSanitizer checks the slot table's locking).
+TEST(CheckedHandle, ThreadsAndCollections) {
+  HeapConfig config = env_config();
+  config.initial_heap_bytes = 128 << 10;
+  Heap heap(config);
+  const std::size_t per_thread = sized(20000, 2000, 200);
+  Watchdog watchdog(std::chrono::seconds(60), "CheckedHandle.ThreadsAndCollections");
+  std::vector<std::thread> workers;
+  std::atomic<std::size_t> resolved{0};
+  for (unsigned t = 0; t < 2; ++t) {
+    workers.emplace_back([&, t] {
+      ThreadScope attached(heap);
+      std::vector<CheckedHandle<Node>> mine;
+      for (std::size_t i = 0; i < per_thread; ++i) {
+        const std::uint64_t id = t * 1'000'000 + i;
+        const HandleStrength strength = i % 2 == 0 ? HandleStrength::kStrong : HandleStrength::kWeak;
+        mine.emplace_back(heap, heap.make<Node>(id), strength);
+        const CheckedHandle<Node>& h = mine[mine.size() / 2];
+        try {
+          Node* node = h.get();
+          ASSERT_TRUE(node->intact(node->id));
+          resolved.fetch_add(1, std::memory_order_relaxed);
+        } catch (const Error& e) {
+          ASSERT_EQ(e.code(), ErrorCode::kStaleHandle);
+        }
+        if (mine.size() > 64) {
+          try {
+            mine.front().release();
+          } catch (const Error& e) {
+            ASSERT_EQ(e.code(), ErrorCode::kStaleHandle);  // a weak one already collected
+          }
+          mine.erase(mine.begin());
+        }
+      }
+    });
+  }
+  for (auto& worker : workers) worker.join();
+  EXPECT_GT(resolved.load(), 0u);
+  EXPECT_GT(heap.stats().collections, 0u);
 }
 
 }  // namespace
