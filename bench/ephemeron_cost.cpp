@@ -106,7 +106,12 @@ bool chain_live(const Options& o, std::size_t chain) { return chain % 100 < o.li
   roots.set(heap.make_array<handoff::Member<Node>>(chains));
   strong.set(heap.make_array<handoff::Member<Node>>(with_table ? 1 : o.entries));
   if (with_table) map.set(heap.make<Map>(heap));
-  std::vector<Node*> keys(o.chain + 1);
+  // No collection while building: it would drop dead-key entries before
+  // the measured one. The chain being built is held by a rooted heap array
+  // all the same (a C++ container is not scanned).
+  handoff::DeferGC no_collection(heap);
+  handoff::Root<Nodes> scratch(heap, heap.make_array<handoff::Member<Node>>(o.chain + 1));
+  Nodes& keys = *scratch;
   std::size_t made = 0;
   for (std::size_t c = 0; c < chains && made < o.entries; ++c) {
     const std::size_t length = std::min(o.chain, o.entries - made);

@@ -54,8 +54,11 @@ bool EphemeronTable::erase(const void* key) {
 
 // ---- the marker's side ---------------------------------------------------
 
-bool Marker::reached(const void* object) const {
-  return mode_ == Mode::kVerify ? visited_.contains(object) : heap_.is_marked(object);
+bool Marker::reached(const void* object) {
+  if (mode_ == Mode::kVerify) return visited_.contains(object);
+  const void* cell = cell_of(object);
+  if (in_block(cell)) return MarkedBlock::of(cell)->is_marked(cell, version_);
+  return LargeObjectSpace::is_marked(cell, version_);
 }
 
 void Marker::visit_ephemerons(const EphemeronTable& table) {
@@ -77,7 +80,10 @@ void Marker::visit_ephemerons(const EphemeronTable& table) {
 }
 
 bool Marker::process_ephemerons() {
-  if (ephemeron_pending_.empty()) return false;
+  // A key can only have become reached if something was marked since the
+  // last round (the drain after finalizers are queued often marks nothing).
+  if (ephemeron_pending_.empty() || marked_objects_ == marked_at_last_round_) return false;
+  marked_at_last_round_ = marked_objects_;
   ++ephemeron_rounds_;
   bool pushed = false;
   std::size_t kept = 0;

@@ -98,7 +98,7 @@ class Marker final : public Visitor {
   std::size_t object_capacity(const void* object) const;
   const void* find_large(std::uintptr_t word) const noexcept;
   // Marked by this collection (kMark) or visited by this traversal (kVerify).
-  bool reached(const void* object) const;
+  bool reached(const void* object);
 
   HeapInternals& heap_;
   const Mode mode_;
@@ -116,6 +116,7 @@ class Marker final : public Visitor {
   std::vector<EphemeronTable*> ephemeron_tables_;  // traced by this collection (kMark only)
   std::uint64_t ephemeron_rounds_ = 0;
   std::uint64_t ephemeron_entries_ = 0;
+  std::uint64_t marked_at_last_round_ = ~std::uint64_t{0};  // marked_objects_ when a round last ran
 };
 
 // Full collections: clears every card and the list of objects found under
