@@ -552,6 +552,40 @@ def mark_section(data):
     return lines + [""]
 
 
+def embedder_section(data):
+    """The embedder API's benchmarks (bench_ephemeron, bench_external_rss): medians over repetitions."""
+    runs = [r for r in data.get("embedder") or [] if r.get("result")]
+    if not runs:
+        return []
+    by_argv = {}
+    for r in runs:
+        by_argv.setdefault(" ".join(r["argv"]), []).append(r["result"])
+    lines = ["## Embedder API: ephemerons and external memory", "",
+             "`bench_ephemeron`: one full collection of a map whose values are reached only through their keys, "
+             "against the same live objects held by plain arrays; extra ns per entry = the difference of the "
+             "mark times / entries. Medians over repetitions.", "",
+             "| command | rounds | mark ms, table | mark ms, arrays | extra ns / entry |", "|---|---:|---:|---:|---:|"]
+    for argv, results in by_argv.items():
+        if not argv.startswith("bench_ephemeron"):
+            continue
+        lines.append(f"| `{argv}` | {fmt(median([r['rounds'] for r in results]), 0)} "
+                     f"| {fmt(median([r['mark_ns_table'] for r in results]) / 1e6, 1)} "
+                     f"| {fmt(median([r['mark_ns_strong'] for r in results]) / 1e6, 1)} "
+                     f"| {fmt(median([r['extra_ns_per_entry'] for r in results]), 0)} |")
+    lines += ["", "`bench_external_rss`: small wrappers owning 1 MiB buffers (every page written), one replaced "
+              "per iteration; peak RSS (VmHWM) over the live external bytes (target: at most 2). "
+              "`--uncounted` attaches with size 0, so the trigger does not see the buffers.", "",
+              "| command | live MiB | peak RSS MiB | peak / live | collections |", "|---|---:|---:|---:|---:|"]
+    for argv, results in by_argv.items():
+        if not argv.startswith("bench_external_rss"):
+            continue
+        lines.append(f"| `{argv}` | {fmt(results[0]['live_external_bytes'] / MIB, 0)} "
+                     f"| {fmt(median([r['peak_rss'] for r in results]) / MIB, 0)} "
+                     f"| {fmt(median([r['peak_over_live'] for r in results]), 2)} "
+                     f"| {fmt(median([r['collections'] for r in results]), 0)} |")
+    return lines + [""]
+
+
 def marked_per_allocated(cell):
     return cell.value_med(lambda x: x["counters"]["marked_bytes_total"] / x["counters"]["bytes_allocated"]
                           if x["counters"].get("bytes_allocated") else None)
@@ -981,6 +1015,7 @@ def render(data, alloc, out, figures):
     body += [re.sub(r"\]\((/[^)]+)\)", lambda m: "](" + rel(m.group(1), out) + ")", l) for l in micro_lines]
     body += mark_section(data)
     body += barrier_section(data)
+    body += embedder_section(data)
     if alloc:
         text = alloc_report.render(alloc)
         text = text.replace("\n### ", "\n#### ").replace("## Allocation and reclaim against malloc baselines",

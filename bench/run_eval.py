@@ -19,6 +19,9 @@ untimed warm-up pass first:
   mark      bench_mark_pause (mark throughput and pauses on ~100 MB live)
   barrier   bench_barrier (Google Benchmark): the write barrier's cost per
             Member store against a plain pointer store
+  embedder  bench_ephemeron (ephemeron marking cost: ns per entry, fixpoint
+            rounds) and bench_external_rss (peak RSS of small wrappers owning
+            large external buffers, counted by the trigger or not)
 
 Every process prints one JSON line (wall, CPU, peak RSS, counters); this
 script stores them all in papers/results/eval.json (raw, every run, the
@@ -70,7 +73,7 @@ def parse_args(argv):
                         "papers/results/quick/ (the full report is left alone)")
     p.add_argument("--reps", type=int, default=None, help="timed repetitions per configuration "
                    "(default 5 for macro, 3 for scaling and heapsize; 1 with --quick)")
-    p.add_argument("--sections", default="macro,scaling,heapsize,micro,mark,barrier",
+    p.add_argument("--sections", default="macro,scaling,heapsize,micro,mark,barrier,embedder",
                    help="comma list of sections to run (default: all)")
     p.add_argument("--alloc", action="store_true",
                    help="also rerun bench/run_alloc_bench.py (about 2.5 minutes) instead of folding in "
@@ -81,7 +84,7 @@ def parse_args(argv):
     p.add_argument("--no-report", action="store_true", help="run and store, do not write the report")
     args = p.parse_args(argv)
     args.sections = [s.strip() for s in args.sections.split(",") if s.strip()]
-    unknown = set(args.sections) - {"macro", "scaling", "heapsize", "micro", "mark", "barrier"}
+    unknown = set(args.sections) - {"macro", "scaling", "heapsize", "micro", "mark", "barrier", "embedder"}
     if unknown:
         p.error(f"unknown section(s): {', '.join(sorted(unknown))}")
     return args
@@ -141,6 +144,8 @@ def check_executables(build_dir, sections):
         needed += [build_dir / "bench" / f"bench_micro_{f}" for f in FAMILIES]
     if "mark" in sections:
         needed.append(build_dir / "bench" / "bench_mark_pause")
+    if "embedder" in sections:
+        needed += [build_dir / "bench" / "bench_ephemeron", build_dir / "bench" / "bench_external_rss"]
     if "barrier" in sections:
         needed.append(build_dir / "bench" / "bench_barrier")
     missing = [str(p) for p in needed if not p.is_file()]
@@ -312,6 +317,36 @@ def run_barrier(plan, build_dir, reps):
     return out
 
 
+# The embedder API: one JSON line per process. The uncounted RSS control
+# runs only at the smoke size (without the trigger it grows to ~2 GB).
+EMBEDDER_RUNS = [
+    ("ephemeron", ["bench_ephemeron", "--entries", "100000", "--live-percent", "50"]),
+    ("ephemeron", ["bench_ephemeron", "--entries", "100000", "--live-percent", "50", "--chain", "16"]),
+    ("external_rss", ["bench_external_rss"]),
+    ("external_rss", ["bench_external_rss", "--tiny"]),
+    ("external_rss", ["bench_external_rss", "--tiny", "--uncounted"]),
+]
+
+
+def run_embedder(plan, build_dir, reps):
+    out = []
+    for rep in range(1, reps + 1):
+        for name, args in EMBEDDER_RUNS:
+            if plan.quick and "--tiny" not in args:
+                args = args + ["--tiny"]
+            argv = [str(build_dir / "bench" / args[0])] + args[1:]
+            print(f"embedder {name} rep {rep} ...", flush=True)
+            proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600)
+            record = {"rep": rep, "bench": name, "argv": args, "returncode": proc.returncode}
+            line = next((l for l in proc.stdout.splitlines() if l.startswith("{")), None)
+            if line:
+                record["result"] = json.loads(line)
+            else:
+                record["stderr_tail"] = proc.stderr[-2000:]
+            out.append(record)
+    return out
+
+
 # ---- the environment ----------------------------------------------------
 
 def package_versions():
@@ -440,6 +475,8 @@ def main(argv):
         data["mark_pause"] = run_mark(plan, build_dir, plan.other_reps)
     if "barrier" in args.sections:
         data["barrier"] = run_barrier(plan, build_dir, plan.other_reps)
+    if "embedder" in args.sections:
+        data["embedder"] = run_embedder(plan, build_dir, plan.other_reps)
     if args.alloc:
         alloc_args = ["--build-dir", str(build_dir), "--out", str(out_dir / "alloc_reclaim.json")]
         if args.quick:

@@ -21,6 +21,9 @@
 #include "misuse_harness.h"
 
 #include <handoff/allocator.h>
+#include <handoff/checked_handle.h>
+#include <handoff/ephemeron.h>
+#include <handoff/external_memory.h>
 #include <handoff/heap.h>
 
 
@@ -529,6 +532,95 @@ MISUSE_CASE(cell_size_of_interior_pointer, kThrows, kNotAHeapPointer, "is not th
   char* cell = static_cast<char*>(thread.allocate(64));
   thread.flush();  // recorded: cell_size(cell) itself would succeed
   allocator.cell_size(cell + 8);
+}
+
+// ---- the embedder API: checked handles, external memory, ephemerons -----------------
+
+[[gnu::noinline]] handoff::CheckedHandle<Node> checked_garbage(Heap& heap) {
+  return handoff::CheckedHandle<Node>(heap, heap.make<Node>());
+}
+
+MISUSE_CASE(checked_handle_after_collection, kThrows, kStaleHandle, "is stale: its object was found unreachable") {
+  Heap heap(quiet_config());
+  ThreadScope attached(heap);
+  const auto handle = checked_garbage(heap);
+  scrub_stack();
+  heap.collect();
+  handle.get();
+}
+
+MISUSE_CASE(checked_handle_after_heap_destroyed, kThrows, kHeapDestroyed, "belongs to a heap that was destroyed") {
+  handoff::CheckedHandle<Node> handle;
+  {
+    Heap heap(quiet_config());
+    ThreadScope attached(heap);
+    handle = handoff::CheckedHandle<Node>(heap, heap.make<Node>(), handoff::HandleStrength::kStrong);
+  }
+  handle.get();
+}
+
+MISUSE_CASE(checked_handle_released_twice, kThrows, kStaleHandle, "is stale: it was released") {
+  Heap heap(quiet_config());
+  ThreadScope attached(heap);
+  Root<Node> node(heap, heap.make<Node>());
+  const handoff::CheckedHandle<Node> handle(heap, node.get(), handoff::HandleStrength::kStrong);
+  handle.release();
+  handle.release();
+}
+
+MISUSE_CASE(checked_handle_get_unattached, kThrows, kMisuse, "CheckedHandle::get from a thread that is not attached") {
+  Heap heap(quiet_config());
+  handoff::CheckedHandle<Node> handle;
+  Root<Node> node;
+  {
+    ThreadScope attached(heap);
+    node = Root<Node>(heap, heap.make<Node>());
+    handle = handoff::CheckedHandle<Node>(heap, node.get());
+  }
+  handle.get();
+}
+
+struct ExternalOwner : handoff::Leaf {
+  handoff::ExternalMemory store;
+};
+
+MISUSE_CASE(external_memory_detach_twice, kThrows, kMisuse, "ExternalMemory::detach: nothing is attached (detached twice") {
+  Heap heap(quiet_config());
+  ThreadScope attached(heap);
+  Root<ExternalOwner> owner(heap, heap.make<ExternalOwner>());
+  owner->store.attach(heap, std::make_unique<std::uint64_t[]>(16), 16 * sizeof(std::uint64_t));
+  owner->store.detach();
+  owner->store.detach();
+}
+
+MISUSE_CASE(external_memory_attach_twice, kThrows, kMisuse, "this field already holds 8 bytes of external memory") {
+  Heap heap(quiet_config());
+  ThreadScope attached(heap);
+  Root<ExternalOwner> owner(heap, heap.make<ExternalOwner>());
+  owner->store.attach(heap, std::make_unique<std::uint64_t>(1), 8);
+  owner->store.attach(heap, std::make_unique<std::uint64_t>(2), 8);
+}
+
+using NodeMap = handoff::EphemeronMap<Node, Node>;
+
+MISUSE_CASE(ephemeron_key_not_a_heap_object, kThrows, kNotAHeapPointer, "EphemeronMap key of") {
+  Heap heap(quiet_config());
+  ThreadScope attached(heap);
+  NodeMap* map = heap.make<NodeMap>(heap);
+  Node local;
+  map->set(&local, heap.make<Node>());
+}
+
+MISUSE_CASE(ephemeron_set_unattached, kThrows, kMisuse, "EphemeronMap::set from a thread that is not attached") {
+  Heap heap(quiet_config());
+  Root<NodeMap> map;
+  Root<Node> node;
+  {
+    ThreadScope attached(heap);
+    map = Root<NodeMap>(heap, heap.make<NodeMap>(heap));
+    node = Root<Node>(heap, heap.make<Node>());
+  }
+  map->set(node.get(), node.get());
 }
 
 }  // namespace

@@ -15,6 +15,8 @@ const char* error_code_name(ErrorCode code) noexcept {
     case ErrorCode::kNotAHeapPointer: return "not a heap pointer";
     case ErrorCode::kBadTunable: return "bad tunable";
     case ErrorCode::kMisuse: return "misuse";
+    case ErrorCode::kStaleHandle: return "stale handle";
+    case ErrorCode::kHeapDestroyed: return "heap destroyed";
   }
   return "unknown error";
 }

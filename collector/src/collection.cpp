@@ -7,11 +7,15 @@
 //   2. flush      hand back every thread's current blocks (stopAllocating)
 //   3. mark       full: new mark version, cards cleared; eden: the same
 //                 version (old objects stay marked) and the remembered set
-//                 traced first (remembered_set.cpp); then roots; drain
-//   4. weak       clear weak references to unmarked objects
+//                 traced first (remembered_set.cpp); then roots; drain to
+//                 the ephemeron fixpoint (drain_to_fixpoint)
+//   4. weak       clear weak references (and weak checked handles) to
+//                 unmarked objects
 //   5. finalize   unreachable finalizable objects: queue them and mark what
 //                 they reach, so their finalizers see intact objects
 //   6. verify     optional: a second, independent marking (verifier.cpp)
+//   6b. drop      ephemeron entries whose key is unmarked (after the
+//                 verifier, which must see them and not trace their values)
 //   7. sweep      begin the lazy sweep (or sweep everything now, or, for the
 //                 immortal torture mode, nothing); resume the sweeper
 //
@@ -38,9 +42,25 @@ std::uint64_t now_ns() {
 HeapInternals::HeapInternals(Heap& owner) : heap(owner), allocator(owner.allocator()), config(owner.config()) {
   trigger_bytes.store(std::max<std::uint64_t>(config.initial_heap_bytes, 1), std::memory_order_relaxed);
   if (config.sweeper.enabled != 0) sweeper = std::make_unique<ConcurrentSweeper>(allocator, config.sweeper);
+  root_scanners.emplace_back(&scan_checked_handles, this);  // strong CheckedHandles
+  register_heap(*this);
 }
 
-HeapInternals::~HeapInternals() = default;
+HeapInternals::~HeapInternals() { unregister_heap(*this); }
+
+// The mark phase's loop. Marking alone is not a closure once ephemerons
+// exist: an entry's value becomes reachable when its key is marked, which
+// may happen after the entry was seen. So: drain the mark stack; give each
+// pending entry whose key is now marked its value (Marker::
+// process_ephemerons, on this thread); if that marked anything, drain
+// again. It ends when a round marks nothing; then every entry with a
+// marked key has a marked value, and no value was marked only through an
+// entry whose key is unmarked. A parallel drain plugs in where drain() is.
+void drain_to_fixpoint(Marker& marker) {
+  do {
+    marker.drain();
+  } while (marker.process_ephemerons());
+}
 
 bool HeapInternals::is_marked(const void* object) const noexcept {
   const void* cell = cell_of(object);
@@ -69,7 +89,10 @@ bool HeapInternals::choose_eden(CollectionKind kind) const noexcept {
   }
   const std::uint64_t allocated = bytes_allocated.load(std::memory_order_relaxed) - allocated_at_full;
   const std::uint64_t budget = full_budget / 100;
-  return promoted_since_full < budget * config.full_growth_percent && allocated < budget * config.full_allocation_percent;
+  // External memory attached since the full collection stays attached to
+  // old wrappers that only a full collection can free: it counts as promoted.
+  const std::uint64_t promoted = promoted_since_full + external.since_full.load(std::memory_order_relaxed);
+  return promoted < budget * config.full_growth_percent && allocated < budget * config.full_allocation_percent;
 }
 
 // The trigger. A full collection that finds L bytes live sets the budget
@@ -103,18 +126,21 @@ void HeapInternals::run_collection(CollectionKind kind) {
   Marker marker(*this, Marker::Mode::kMark);
   if (result.eden) marker.trace_remembered();
   marker.mark_roots();
-  marker.drain();
+  drain_to_fixpoint(marker);
   if (config.immortal == 0) process_weak_and_finalizable(marker);
   result.mark_ns = now_ns() - mark_start;
   result.marked_bytes = marker.marked_bytes();
   result.marked_objects = marker.marked_objects();
   result.remembered_cards = marker.remembered_cards();
   result.remembered_objects = marker.remembered_objects();
+  result.ephemeron_rounds = marker.ephemeron_rounds();
+  result.ephemeron_entries = marker.ephemeron_entries();
 #if defined(HANDOFF_TEST_HOOKS)
   if (hooks.drop_one_mark) drop_one_mark();
 #endif
 
   if (config.verify != 0 || kind == CollectionKind::kVerify) verify_heap(*this);
+  if (config.immortal == 0) result.ephemerons_dropped = marker.drop_dead_ephemerons();
   start_sweep(kind);
   bytes_since_collection.store(0, std::memory_order_relaxed);
   if (sweeper) sweeper->resume();
@@ -155,6 +181,7 @@ void HeapInternals::process_weak_and_finalizable(Marker& marker) {
       ++cleared;
     }
   });
+  const std::uint64_t checked_cleared = clear_dead_checked_handles(*this);
   std::uint64_t queued = 0;
   {
     std::lock_guard lock(finalizer_mutex);
@@ -174,9 +201,10 @@ void HeapInternals::process_weak_and_finalizable(Marker& marker) {
     resurrect.assign(finalizer_queue.end() - static_cast<std::ptrdiff_t>(queued), finalizer_queue.end());
   }
   for (void* object : resurrect) marker.visit(object);
-  marker.drain();
+  drain_to_fixpoint(marker);
   std::lock_guard lock(stats_mutex);
   counters.weak_cleared += cleared;
+  counters.checked_handles_cleared += checked_cleared;
   counters.finalizers_queued += queued;
 }
 
@@ -199,6 +227,7 @@ void HeapInternals::update_after_collection(const CollectionResult& r) {
     promoted_since_full = 0;
     allocated_at_full = bytes_allocated.load(std::memory_order_relaxed);
     old_objects = r.marked_objects;
+    external.since_full.store(0, std::memory_order_relaxed);
     full_budget = std::max<std::uint64_t>(config.initial_heap_bytes, live_after_full / 100 * config.growth_percent);
   }
   set_trigger();
@@ -216,6 +245,10 @@ void HeapInternals::update_after_collection(const CollectionResult& r) {
   counters.live_bytes = live_bytes;
   counters.live_objects = old_objects;
   counters.marked_bytes_total += r.marked_bytes;
+  counters.ephemeron_entries += r.ephemeron_entries;
+  counters.ephemeron_rounds += r.ephemeron_rounds;
+  counters.ephemeron_rounds_max = std::max(counters.ephemeron_rounds_max, r.ephemeron_rounds);
+  counters.ephemerons_dropped += r.ephemerons_dropped;
 }
 
 std::size_t HeapInternals::run_finalizers(MutatorThread& self) {

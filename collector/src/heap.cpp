@@ -108,6 +108,7 @@ Heap::~Heap() {
   if (config_.show_stats != 0) show_stats(*this);
   in.sweeper.reset();  // joins the sweeper thread: nothing sweeps from here on
   in.handles.orphan_all();
+  detail::unregister_heap(in);  // checked handles: kHeapDestroyed from here on
   // Every remaining object is dead now: run the destructors of those the
   // last collection's lazy sweep has not reached, then of everything else.
   allocator_.finish_lazy_sweep();
@@ -320,11 +321,11 @@ void run_post_mark_hooks(HeapInternals& heap, Marker& marker) {
     bool is_marked(const void* object) const override { return heap.is_marked(object); }
     void mark(const void* object) override {
       marker.visit(object);
-      marker.drain();
+      drain_to_fixpoint(marker);
     }
     void mark_conservative(const void* begin, const void* end) override {
       marker.scan_words(begin, end);
-      marker.drain();
+      drain_to_fixpoint(marker);
     }
     HeapInternals& heap;
     Marker& marker;
@@ -427,6 +428,13 @@ HeapStats Heap::stats() const {
   s.trigger_bytes = in.trigger_bytes.load(std::memory_order_relaxed);
   s.roots = in.handles.count(detail::HandleBase::Kind::kRoot);
   s.weak_handles = in.handles.count(detail::HandleBase::Kind::kWeak);
+  s.external_bytes = in.external.bytes.load(std::memory_order_relaxed);
+  s.external_attached = in.external.attached.load(std::memory_order_relaxed);
+  s.external_released = in.external.released.load(std::memory_order_relaxed);
+  {
+    std::lock_guard lock(in.checked_handles.mutex);
+    s.checked_handles = in.checked_handles.in_use;
+  }
   {
     std::lock_guard lock(in.mutex);
     s.attached_threads = in.threads.size();
@@ -458,6 +466,11 @@ void Heap::write_stats_json(std::ostream& out) const {
       << ",\"finalizers_queued\":" << s.finalizers_queued << ",\"finalizers_run\":" << s.finalizers_run
       << ",\"roots\":" << s.roots << ",\"weak_handles\":" << s.weak_handles
       << ",\"attached_threads\":" << s.attached_threads << ",\"verifications\":" << s.verifications
+      << ",\"ephemeron_entries\":" << s.ephemeron_entries << ",\"ephemeron_rounds\":" << s.ephemeron_rounds
+      << ",\"ephemeron_rounds_max\":" << s.ephemeron_rounds_max << ",\"ephemerons_dropped\":" << s.ephemerons_dropped
+      << ",\"external_bytes\":" << s.external_bytes << ",\"external_attached\":" << s.external_attached
+      << ",\"external_released\":" << s.external_released << ",\"checked_handles\":" << s.checked_handles
+      << ",\"checked_handles_cleared\":" << s.checked_handles_cleared
       << ",\"sweeper\":{\"blocks_swept\":" << s.sweeper.blocks_swept << ",\"cells_freed\":" << s.sweeper.cells_freed
       << ",\"blocks_retired\":" << s.sweeper.blocks_retired << ",\"blocks_freed\":" << s.sweeper.blocks_freed
       << ",\"limbo_blocks\":" << s.sweeper.limbo_blocks << "},\"tunables\":";
@@ -484,7 +497,11 @@ void Heap::write_stats_text(std::ostream& out) const {
       << " ms\n  live " << s.live_bytes << " B in " << s.live_objects << " objects; allocated " << s.bytes_allocated
       << " B; swept " << s.bytes_swept << " B; trigger at " << s.trigger_bytes << " B\n  roots " << s.roots
       << ", weak " << s.weak_handles << " (" << s.weak_cleared << " cleared), finalizers " << s.finalizers_run
-      << "/" << s.finalizers_queued << " run, threads " << s.attached_threads << "\n  occupancy by size class:";
+      << "/" << s.finalizers_queued << " run, threads " << s.attached_threads << "\n  ephemerons " << s.ephemeron_entries
+      << " entries traced in " << s.ephemeron_rounds << " rounds (max " << s.ephemeron_rounds_max << "), "
+      << s.ephemerons_dropped << " dropped; external " << s.external_bytes << " B (" << s.external_attached
+      << " attached, " << s.external_released << " released); checked handles " << s.checked_handles << " ("
+      << s.checked_handles_cleared << " cleared)\n  occupancy by size class:";
   for (const auto& c : s.allocator.classes) {
     if (c.blocks == 0) continue;
     out << " " << c.cell_size << ":" << c.live_cells << "/" << c.capacity_cells;

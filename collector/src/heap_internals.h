@@ -38,6 +38,8 @@
 //   "never touches a block that may be freed concurrently").
 #pragma once
 
+#include "embedder_state.h"
+
 #include <handoff/concurrent_sweeper.h>
 #include <handoff/heap.h>
 
@@ -129,6 +131,9 @@ class HeapInternals {
     std::uint64_t marked_objects = 0;
     std::uint64_t remembered_cards = 0;
     std::uint64_t remembered_objects = 0;
+    std::uint64_t ephemeron_rounds = 0;
+    std::uint64_t ephemeron_entries = 0;
+    std::uint64_t ephemerons_dropped = 0;
   };
   void update_after_collection(const CollectionResult& result);
 
@@ -181,6 +186,11 @@ class HeapInternals {
 
   std::unique_ptr<ConcurrentSweeper> sweeper;
 
+  // The embedder API (embedder_state.h).
+  std::uint64_t serial = 0;  // this heap's number in the checked-handle registry
+  ExternalCounters external;
+  CheckedHandleTable checked_handles;
+
 #if defined(HANDOFF_TEST_HOOKS)
   Heap::TestHooks hooks;  // read by the collector only (mutex)
 #endif
@@ -192,6 +202,19 @@ class HeapInternals {
 // The verifier (verifier.cpp): world stopped, after marking, before the
 // sweep begins. Aborts with a description on the first violation.
 void verify_heap(HeapInternals& heap);
+
+// The mark phase's loop (collection.cpp): drain, resolve ephemerons, and
+// again until nothing new is marked.
+void drain_to_fixpoint(class Marker& marker);
+
+// The embedder API's parts of a collection (checked_handles.cpp): strong
+// checked handles as roots; weak ones to unmarked objects freed (step 4).
+void scan_checked_handles(Visitor& visitor, void* heap_internals);
+std::uint64_t clear_dead_checked_handles(HeapInternals& heap);
+// The checked-handle registry (checked_handles.cpp): Heap's constructor
+// and destructor.
+void register_heap(HeapInternals& heap);
+void unregister_heap(HeapInternals& heap) noexcept;
 
 // Calls the post-mark hooks (Heap::add_post_mark_hook) with `marker`'s marks.
 void run_post_mark_hooks(HeapInternals& heap, class Marker& marker);

@@ -32,6 +32,8 @@
 
 #include "heap_internals.h"
 
+#include <handoff/ephemeron.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <unordered_set>
@@ -54,6 +56,18 @@ class Marker final : public Visitor {
   // Marks and queues `object` (the start of a live object).
   void visit(const void* object) override;
   void visit_conservative(const void* begin, const void* end) override { scan_words(begin, end); }
+  // Ephemerons (ephemeron.cpp): an entry whose key is reached has its value
+  // visited at once; the others wait in a pending list for the fixpoint.
+  void visit_ephemerons(const EphemeronTable& table) override;
+  // One fixpoint round over the pending entries (collecting thread, after
+  // a drain): visits the value of each entry whose key is now reached.
+  // True when it pushed something, so the caller drains again.
+  bool process_ephemerons();
+  // End of a collection (kMark): drops the entries of every table traced
+  // in it whose key is unmarked; returns how many.
+  std::uint64_t drop_dead_ephemerons();
+  std::uint64_t ephemeron_rounds() const noexcept { return ephemeron_rounds_; }
+  std::uint64_t ephemeron_entries() const noexcept { return ephemeron_entries_; }
   // Conservative: marks the live object containing `word`, if any.
   void visit_word(std::uintptr_t word);
   // `fake_stack`: the scanned thread's ASan fake stack, if any; a word that
@@ -83,6 +97,8 @@ class Marker final : public Visitor {
   }
   std::size_t object_capacity(const void* object) const;
   const void* find_large(std::uintptr_t word) const noexcept;
+  // Marked by this collection (kMark) or visited by this traversal (kVerify).
+  bool reached(const void* object);
 
   HeapInternals& heap_;
   const Mode mode_;
@@ -96,6 +112,11 @@ class Marker final : public Visitor {
   std::uint64_t verify_failures_ = 0;
   std::uint64_t remembered_cards_ = 0;
   std::uint64_t remembered_objects_ = 0;
+  std::vector<std::pair<const void*, const void*>> ephemeron_pending_;  // (key, value), key not yet reached
+  std::vector<EphemeronTable*> ephemeron_tables_;  // traced by this collection (kMark only)
+  std::uint64_t ephemeron_rounds_ = 0;
+  std::uint64_t ephemeron_entries_ = 0;
+  std::uint64_t marked_at_last_round_ = ~std::uint64_t{0};  // marked_objects_ when a round last ran
 };
 
 // Full collections: clears every card and the list of objects found under

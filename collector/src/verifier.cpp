@@ -10,6 +10,10 @@
 //      own visited set instead of mark bits, checks that every object it
 //      reaches carries the collector's mark and a valid type header. A cell
 //      the collector missed would be freed while reachable (invariant 6).
+//      Ephemeron tables get the same fixpoint as in marking, over the
+//      visited set: a value reached through an entry whose key the
+//      traversal reached must be marked; a value whose key it did not reach
+//      is not traversed (entries with dead keys are dropped after this).
 #include "marker.h"
 
 #include <handoff/check.h>
@@ -60,7 +64,7 @@ void verify_heap(HeapInternals& heap) {
   }
   Marker second(heap, Marker::Mode::kVerify);
   second.mark_roots();
-  second.drain();
+  drain_to_fixpoint(second);  // ephemerons: a value counts only through its reached key
   if (second.verify_failures() != 0) {
     verify_failed(nullptr, std::to_string(second.verify_failures()) +
                                " reachable object(s) were not marked by the collection");

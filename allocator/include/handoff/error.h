@@ -16,6 +16,8 @@ enum class ErrorCode {
   kNotAHeapPointer,  // a pointer that is not a cell of this heap
   kBadTunable,       // a HANDOFF_* variable that does not parse
   kMisuse,           // an API used out of order (e.g. a detached cache)
+  kStaleHandle,      // a CheckedHandle whose object was collected or that was released
+  kHeapDestroyed,    // a CheckedHandle used after its heap was destroyed
 };
 
 const char* error_code_name(ErrorCode code) noexcept;

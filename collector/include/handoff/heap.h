@@ -141,6 +141,16 @@ struct HeapStats {
   std::uint64_t weak_handles = 0;
   std::uint64_t attached_threads = 0;
   std::uint64_t verifications = 0;
+  // The embedder API (README, "Embedding handoff in a runtime").
+  std::uint64_t ephemeron_entries = 0;     // entries looked at when their tables were traced
+  std::uint64_t ephemeron_rounds = 0;      // fixpoint rounds, over all collections
+  std::uint64_t ephemeron_rounds_max = 0;  // most in one collection
+  std::uint64_t ephemerons_dropped = 0;    // entries dropped because their key died
+  std::uint64_t external_bytes = 0;        // attached external memory now (ExternalMemory)
+  std::uint64_t external_attached = 0;     // attachments, ever
+  std::uint64_t external_released = 0;     // released by a sweep or a detach
+  std::uint64_t checked_handles = 0;       // CheckedHandle slots in use
+  std::uint64_t checked_handles_cleared = 0;  // weak ones cleared because their object died
   AllocatorStats allocator;
   SweeperStats sweeper;
 
@@ -157,6 +167,7 @@ enum class CollectionScope { kEden, kFull };
 
 namespace detail {
 class HeapInternals;
+struct EmbedderAccess;
 }
 
 class Heap {
@@ -259,6 +270,7 @@ class Heap {
     bool scan_stacks = true;      // off: locals no longer keep objects alive
     bool drop_one_mark = false;   // on: unmark one reachable object after marking
     bool drop_remembered = false; // on: eden collections ignore the barrier's cards
+    bool skip_ephemerons = false; // on: marking ignores ephemeron tables (the verifier must object)
   };
   void set_test_hooks(const TestHooks& hooks) noexcept;
 #endif
@@ -276,6 +288,7 @@ class Heap {
   friend class ForbidGC;
   friend class detail::HandleBase;
   friend class detail::HeapInternals;
+  friend struct detail::EmbedderAccess;  // ephemeron.h, external_memory.h, checked_handle.h
   using MutatorThread = detail::MutatorThread;
 
   MutatorThread* find_current() const noexcept {

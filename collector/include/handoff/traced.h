@@ -40,6 +40,9 @@
 namespace handoff {
 
 class Visitor;
+namespace detail {
+class EphemeronTable;
+}
 
 struct TypeInfo {
   static constexpr std::uint32_t kMagic = 0x48444f46;  // "HDOF"
@@ -155,12 +158,16 @@ class Visitor {
   // Every aligned word in [begin, end) that points into a live object keeps
   // it alive (interior pointers too), as for stacks: for untyped memory.
   void trace_conservative(const void* begin, const void* end) { visit_conservative(begin, end); }
+  // An ephemeron table (ephemeron.h): each value is reached only through
+  // its key; the table keeps no key alive.
+  void trace_ephemerons(const detail::EphemeronTable& table) { visit_ephemerons(table); }
 
  protected:
   Visitor() = default;
   ~Visitor() = default;
   virtual void visit(const void* object) = 0;
   virtual void visit_conservative(const void* begin, const void* end) = 0;
+  virtual void visit_ephemerons(const detail::EphemeronTable& table) = 0;
 };
 
 // A heap array with trailing elements: Array<double>, Array<Member<Node>>.
