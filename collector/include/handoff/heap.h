@@ -177,10 +177,13 @@ class Heap {
   // Error(kOutOfMemory) when the heap limit holds even after a collection,
   // Error(kMisuse) from an unattached, parked or destructing thread, and
   // whatever T's constructor throws (the cell is then simply garbage).
+  // Arrays are made with make_array (make<Array<E>> does not compile).
   template <class T, class... Args>
+    requires(!detail::kIsArray<T>)
   T* make(Args&&... args);
   // Same, but nullptr on out-of-memory.
   template <class T, class... Args>
+    requires(!detail::kIsArray<T>)
   T* try_make(Args&&... args);
   // A T followed by `extra` bytes of trailing storage (variable-size objects).
   template <class T, class... Args>
@@ -303,6 +306,7 @@ class Heap {
     return allocate_slow(*self, size, throw_on_oom);
   }
   HANDOFF_SLOW_PATH void* allocate_slow(MutatorThread& self, std::size_t size, bool throw_on_oom);
+  void* refuse_unbackable(MutatorThread& self, std::size_t size, bool throw_on_oom);
   HANDOFF_SLOW_PATH void safepoint_slow();
   // ParkedScope's parts (the protocol: collector/src/safepoint.cpp).
   // park_begin finds the record and counts the scope; the slow paths run
@@ -396,7 +400,13 @@ class ParkedScope {
 
 // No collection starts on any thread while a DeferGC is open; one that was
 // requested meanwhile runs when the last scope closes. Allocation at the
-// heap limit inside the scope reports out-of-memory instead of collecting.
+// heap limit inside the scope reports out-of-memory instead of collecting
+// (the message says no collection could run). A scope belongs to the
+// thread that opened it: destroying it on another thread aborts with a
+// message naming the misuse. The collection a closing scope runs leaves
+// due finalizers queued (a destructor cannot pass on their exceptions):
+// the next collect(), run_finalizers() or triggered collection runs them.
+// If a trace() throws in that collection the program aborts, naming it.
 class DeferGC {
  public:
   explicit DeferGC(Heap& heap);
@@ -406,6 +416,8 @@ class DeferGC {
 
  private:
   Heap& heap_;
+  detail::MutatorThread* self_;  // the opening thread's record (nullptr: unattached then)
+  const void* opener_;           // the opening thread (its tls_records)
 };
 
 // A DeferGC that also asserts: a collection attempted from this thread
@@ -419,6 +431,8 @@ class ForbidGC {
 
  private:
   Heap& heap_;
+  detail::MutatorThread* self_;
+  const void* opener_;
 };
 
 // ---- inline templates -------------------------------------------------
@@ -448,12 +462,14 @@ T* Heap::construct(void* cell, std::size_t size, Args&&... args) {
 }
 
 template <class T, class... Args>
+  requires(!detail::kIsArray<T>)
 T* Heap::make(Args&&... args) {
   constexpr std::size_t size = sizeof(T) + detail::kCellHeaderSize;
   return construct<T>(allocate_cell(size, true), size, std::forward<Args>(args)...);
 }
 
 template <class T, class... Args>
+  requires(!detail::kIsArray<T>)
 T* Heap::try_make(Args&&... args) {
   constexpr std::size_t size = sizeof(T) + detail::kCellHeaderSize;
   void* cell = allocate_cell(size, false);
