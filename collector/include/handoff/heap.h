@@ -29,7 +29,27 @@
 // throw handoff::Error (error.h) and leave the heap unchanged. Out of memory:
 // when HANDOFF_MAX_HEAP_BYTES would be exceeded the heap runs one last full
 // collection and retries; if that fails, make() throws Error(kOutOfMemory)
-// and try_make() returns nullptr. Nothing live is lost either way.
+// and try_make() returns nullptr. Nothing live is lost either way. A single
+// request larger than the machine can back (physical memory plus swap, or
+// RLIMIT_AS when lower: platform::backable_bytes) is refused the same way at
+// once, with no collection, even without a heap limit.
+//
+// Misuse the heap cannot survive aborts with a message that names it
+// ("handoff: misuse: ..."): a Member (or trace_raw, or MarkPhase::mark)
+// that does not hold the start of a live object of this heap: an object of
+// another heap, memory from malloc or a stack, the inside of an object, a
+// freed cell. The marker checks every target in every build before it
+// writes a mark, and names the type whose trace() reported it.
+//
+// Exceptions from user code during a collection (a trace(), a root scanner,
+// a post-mark hook) abandon it: the world resumes, nothing is swept by the
+// incomplete marks, the exception propagates out of the call that collected
+// (collect(), verify(), or the make() whose allocation triggered it), and the
+// next collection is full. Finalizers run after the world resumed: one that
+// throws does not stop the others; once every due finalizer ran (each counts
+// in stats().finalizers_run) the first exception propagates out of the call
+// that ran them (collect(), run_finalizers(), or a make() that collected).
+// A constructor's exception propagates out of make(); the cell is garbage.
 #pragma once
 
 #include <handoff/allocator.h>
