@@ -23,8 +23,8 @@
 // dangling reference.
 //
 // Cost: the chunk of the last block cell checked is cached, so a block cell
-// costs a compare, a load of the block's in-use byte and a live-bit test
-// beside the mark itself; a large object costs a binary search of the
+// costs a compare, a load of the block's in-use byte and a test of the live
+// bit next to the mark bit the marker writes anyway; a large object costs a binary search of the
 // snapshot (the mark would otherwise need none). bench_mark_pause measures
 // it (README, "Misuse").
 //
@@ -49,8 +49,13 @@ MarkedBlock* Marker::checked_target(const void* cell) {
     // A block the pool holds (cached, purged) is never read: it may be
     // poisoned or unmapped from under the pages.
     if (chunk->in_use[chunk->index_of(cell)].load(std::memory_order_acquire) == 1) {
+      // Live bits sit only on cell starts (MarkedBlock::check_invariants),
+      // so an atom-aligned address with its live bit set is a live cell's
+      // start: no division by the cell size.
       MarkedBlock* block = MarkedBlock::of(cell);
-      if (block->is_live_cell(cell)) [[likely]] return block;
+      if ((address & (kAtomSize - 1)) == 0 && block->live_bits().get(MarkedBlock::atom_of(cell))) [[likely]] {
+        return block;
+      }
     }
   } else if (find_large(address) == cell) [[likely]] {
     return nullptr;
