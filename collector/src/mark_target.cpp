@@ -30,7 +30,7 @@
 //
 // Kept to this one function (and the report below) so that the marker's
 // workers call it the same way wherever they mark.
-#include "marker.h"
+#include "mark_target.h"
 
 #include <cinttypes>
 #include <cstdio>
@@ -38,29 +38,17 @@
 
 namespace handoff::detail {
 
-MarkedBlock* Marker::checked_target(const void* cell) {
-  const auto address = reinterpret_cast<std::uintptr_t>(cell);
-  const Chunk* chunk = target_chunk_;
-  if (chunk == nullptr || address - reinterpret_cast<std::uintptr_t>(chunk->base) >= kChunkSize) {
-    chunk = heap_.allocator.pool().chunk_of(cell);
+// Out of line: the first cell of another chunk, or no chunk (a large
+// object, or foreign).
+MarkedBlock* Marker::checked_target_slow(const void* cell) {
+  const Chunk* chunk = heap_.allocator.pool().chunk_of(cell);
+  if (chunk == nullptr) {
+    if (find_large(reinterpret_cast<std::uintptr_t>(cell)) == cell) return nullptr;
+    report_foreign_target(cell);
   }
-  if (chunk != nullptr) {
-    target_chunk_ = chunk;
-    // A block the pool holds (cached, purged) is never read: it may be
-    // poisoned or unmapped from under the pages.
-    if (chunk->in_use[chunk->index_of(cell)].load(std::memory_order_acquire) == 1) {
-      // Live bits sit only on cell starts (MarkedBlock::check_invariants),
-      // so an atom-aligned address with its live bit set is a live cell's
-      // start: no division by the cell size.
-      MarkedBlock* block = MarkedBlock::of(cell);
-      if ((address & (kAtomSize - 1)) == 0 && block->live_bits().get(MarkedBlock::atom_of(cell))) [[likely]] {
-        return block;
-      }
-    }
-  } else if (find_large(address) == cell) [[likely]] {
-    return nullptr;
-  }
-  report_foreign_target(cell);
+  target_chunk_ = chunk;
+  target_chunk_base_ = reinterpret_cast<std::uintptr_t>(chunk->base);
+  return checked_target(cell);
 }
 
 [[noreturn]] void Marker::report_foreign_target(const void* cell) const {

@@ -1,4 +1,4 @@
-#include "marker.h"
+#include "mark_target.h"
 
 #include <handoff/check.h>
 #include <handoff/sanitizer.h>

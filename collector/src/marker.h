@@ -68,10 +68,11 @@ class Marker final : public Visitor {
 
  private:
   bool try_mark(const void* object);
-  // The target check (mark_target.cpp): `cell`'s block when it is a live
-  // block cell of this heap, nullptr when it is one of its large objects;
-  // aborts on anything else.
+  // The target check (mark_target.h, .cpp): `cell`'s block when it is a
+  // live block cell of this heap, nullptr when it is one of its large
+  // objects; aborts on anything else.
   MarkedBlock* checked_target(const void* cell);
+  MarkedBlock* checked_target_slow(const void* cell);
   [[noreturn]] void report_foreign_target(const void* cell) const;
   void trace_one(const void* object);
   void trace_dirty_cards();
@@ -85,7 +86,8 @@ class Marker final : public Visitor {
   std::vector<const void*> stack_;
   std::vector<std::pair<std::uintptr_t, std::size_t>> large_;  // sorted (cell, size)
   std::unordered_set<const void*> visited_;  // kVerify only
-  const Chunk* target_chunk_ = nullptr;  // checked_target's cache
+  const Chunk* target_chunk_ = nullptr;  // checked_target's cache: the chunk of the last block cell
+  std::uintptr_t target_chunk_base_ = UINTPTR_MAX - kChunkSize;  // its base; at first, no address is inside
   const void* tracing_ = nullptr;  // the object whose trace() is running, for reports
   std::uint64_t marked_bytes_ = 0;
   std::uint64_t marked_objects_ = 0;
