@@ -219,7 +219,9 @@ class Heap {
   // collection (a full one when the heap is not generational). Returns
   // false when it was deferred (a DeferGC or ForbidGC scope is open on some
   // thread; it runs when the last one closes, as the policy decides).
-  // Aborts when called inside a ForbidGC scope on this thread.
+  // Aborts when called inside a ForbidGC scope on this thread. Passes on an
+  // exception a trace() threw (the collection was abandoned and the next one
+  // is full) or the first one a finalizer threw (see the top of this file).
   bool collect(CollectionScope scope = CollectionScope::kFull);
   // A poll for threads that run long without allocating. A thread that
   // neither polls nor parks holds up every collection; after stall_warn_ms
@@ -229,6 +231,7 @@ class Heap {
   }
   // Runs queued finalizers on this thread (collect() does it on the
   // collecting thread once the world resumes). Not re-entrant per thread.
+  // All of them run even if some throw; then the first exception propagates.
   std::size_t run_finalizers();
 
   // Explicit attach/detach for code that cannot use ThreadScope. Attaching
