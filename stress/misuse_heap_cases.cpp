@@ -138,7 +138,7 @@ bool collect_with_throwing_trace(Heap& heap, handoff::CollectionScope scope) {
 }
 
 // Before: the world stayed stopped; verify() waited for it forever.
-MISUSE_CASE(trace_throws_then_verify, kReturns, kNone, "trace exception passed on; verified; collected") {
+MISUSE_CASE(trace_throws_then_verify, kReturns, kNone, "trace exception passed on, verified, collected") {
   Heap heap(quiet_config());
   ThreadScope attached(heap);
   Root<Thrower> root(heap, heap.make<Thrower>());
@@ -146,11 +146,11 @@ MISUSE_CASE(trace_throws_then_verify, kReturns, kNone, "trace exception passed o
   if (!collect_with_throwing_trace(heap, handoff::CollectionScope::kFull)) say("collect() did not rethrow");
   heap.verify();
   heap.collect();
-  if (root->child->value == 7) say("trace exception passed on; verified; collected");
+  if (root->child->value == 7) say("trace exception passed on, verified, collected");
 }
 
 // Before: the next allocation's safepoint waited forever.
-MISUSE_CASE(trace_throws_then_make, kReturns, kNone, "trace exception passed on; 100000 objects made") {
+MISUSE_CASE(trace_throws_then_make, kReturns, kNone, "trace exception passed on, 100000 objects made") {
   HeapConfig config = quiet_config();
   config.sync_sweep = 0;                  // lazy and concurrent sweeping after the abandoned collection
   config.initial_heap_bytes = 256 << 10;  // several triggered collections follow
@@ -161,7 +161,7 @@ MISUSE_CASE(trace_throws_then_make, kReturns, kNone, "trace exception passed on;
   int made = 0;
   for (; made < 100000; ++made) heap.make<Cell>();
   heap.verify();
-  say("trace exception passed on; " + std::to_string(made) + " objects made");
+  say("trace exception passed on, " + std::to_string(made) + " objects made");
 }
 
 [[gnu::noinline]] void give_child(Heap& heap, Thrower* parent) { parent->child = heap.make<Cell>(); }
@@ -169,7 +169,7 @@ MISUSE_CASE(trace_throws_then_make, kReturns, kNone, "trace exception passed on;
 // Sticky marks: the abandoned eden collection marked the Thrower but not its
 // child; an eden collection after it would keep the mark and never trace
 // the child, so the sweep would free a reachable object.
-MISUSE_CASE(trace_throws_next_collection_is_full, kReturns, kNone, "child kept; next collection was full") {
+MISUSE_CASE(trace_throws_next_collection_is_full, kReturns, kNone, "child kept, next collection was full") {
   Heap heap(quiet_config());
   ThreadScope attached(heap);
   heap.collect();  // a mark version exists: eden collections can run
@@ -182,7 +182,7 @@ MISUSE_CASE(trace_throws_next_collection_is_full, kReturns, kNone, "child kept; 
   const bool kept = heap.is_heap_object(root->child.get()) && root->child->value == 7;
   const bool full = heap.stats().full_collections == full_before + 1;
   heap.verify();
-  say(std::string(kept ? "child kept" : "child freed") + "; next collection was " + (full ? "full" : "eden"));
+  say(std::string(kept ? "child kept" : "child freed") + ", next collection was " + (full ? "full" : "eden"));
 }
 
 std::atomic<int> g_finalized{0};
@@ -199,7 +199,7 @@ struct ThrowingFinalizer : handoff::Leaf {
 }
 
 // Before: one finalizer ran per collection and finalizers_run undercounted.
-MISUSE_CASE(finalizers_throw, kReturns, kNone, "10 of 10 finalizers ran, counted 10; the first exception passed on") {
+MISUSE_CASE(finalizers_throw, kReturns, kNone, "10 of 10 finalizers ran, counted 10, the first exception passed on") {
   Heap heap(quiet_config());
   ThreadScope attached(heap);
   drop_finalizables(heap, 10);
@@ -212,7 +212,7 @@ MISUSE_CASE(finalizers_throw, kReturns, kNone, "10 of 10 finalizers ran, counted
   }
   heap.collect();  // none left to run: must not throw
   say(std::to_string(g_finalized.load()) + " of 10 finalizers ran, counted " +
-      std::to_string(heap.stats().finalizers_run) + (rethrown ? "; the first exception passed on" : "; nothing thrown"));
+      std::to_string(heap.stats().finalizers_run) + (rethrown ? ", the first exception passed on" : ", nothing thrown"));
 }
 
 // Before: the block being swept stayed SWEEPING: later sweeps visited 3 of
