@@ -4,6 +4,16 @@
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
+# HANDOFF_TEST_HOOKS (chaos points, negative controls; the sanitizer presets
+# turn it on) is for this project's own tests: it changes class layouts, so
+# an installed copy would force it on every consumer. Such a build refuses
+# to install, before anything is copied.
+if(HANDOFF_TEST_HOOKS)
+  install(CODE "message(FATAL_ERROR \"handoff: this build has HANDOFF_TEST_HOOKS=ON (test-only chaos points and \
+negative controls, which change class layouts); it is not installable. Configure a build without it \
+(-DHANDOFF_TEST_HOOKS=OFF; with -DHANDOFF_SANITIZER=address or thread for a sanitizer build) and install that.\")")
+endif()
+
 # The targets carry their include directory (INSTALL_INTERFACE) already;
 # an INCLUDES DESTINATION here would list it a second time.
 set(_handoff_installed handoff_allocator handoff_collector)

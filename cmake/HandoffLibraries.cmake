@@ -25,6 +25,30 @@ set(HANDOFF_CONFIG_TEST_HOOKS 0)
 if(HANDOFF_TEST_HOOKS)
   set(HANDOFF_CONFIG_TEST_HOOKS 1)
 endif()
+
+# A sanitizer build is usable only by a program instrumented the same way
+# (the library calls the sanitizer runtime). The exported targets and the
+# pkg-config files carry the flags, and <handoff/config.h> refuses a
+# translation unit compiled without them, with a message.
+set(HANDOFF_CONFIG_ASAN 0)
+set(HANDOFF_CONFIG_TSAN 0)
+set(HANDOFF_SANITIZE_FLAGS "")
+if(HANDOFF_SANITIZER STREQUAL "address")
+  set(HANDOFF_CONFIG_ASAN 1)
+  set(HANDOFF_SANITIZE_FLAGS -fsanitize=address -fsanitize=undefined)
+elseif(HANDOFF_SANITIZER STREQUAL "thread")
+  set(HANDOFF_CONFIG_TSAN 1)
+  set(HANDOFF_SANITIZE_FLAGS -fsanitize=thread)
+endif()
+string(JOIN " " HANDOFF_PC_SANITIZE_FLAGS ${HANDOFF_SANITIZE_FLAGS})
+# handoff_export_sanitizer(<target>): the flags for installed consumers (the
+# build tree applies them to every target already).
+function(handoff_export_sanitizer target)
+  if(HANDOFF_SANITIZE_FLAGS)
+    target_compile_options(${target} INTERFACE $<INSTALL_INTERFACE:${HANDOFF_SANITIZE_FLAGS}>)
+    target_link_options(${target} INTERFACE $<INSTALL_INTERFACE:${HANDOFF_SANITIZE_FLAGS}>)
+  endif()
+endfunction()
 set(HANDOFF_GENERATED_INCLUDE ${PROJECT_BINARY_DIR}/generated/include)
 configure_file(${PROJECT_SOURCE_DIR}/cmake/config.h.in ${HANDOFF_GENERATED_INCLUDE}/handoff/config.h @ONLY)
 
@@ -34,6 +58,7 @@ foreach(_lib handoff_allocator handoff_collector)
   # Compile options only: linking the warnings target would leave an empty
   # $<LINK_ONLY:> in the exported static targets.
   target_compile_options(${_lib} PRIVATE $<TARGET_PROPERTY:handoff_warnings,INTERFACE_COMPILE_OPTIONS>)
+  handoff_export_sanitizer(${_lib})
 endforeach()
 
 set(HANDOFF_SOVERSION ${PROJECT_VERSION_MAJOR})
@@ -54,9 +79,10 @@ function(handoff_add_shared static export_name)
     $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
   target_compile_features(${static}_shared PUBLIC cxx_std_20)
   if(HANDOFF_TEST_HOOKS)
-    target_compile_definitions(${static}_shared PUBLIC HANDOFF_TEST_HOOKS=1)
+    target_compile_definitions(${static}_shared PUBLIC $<BUILD_INTERFACE:HANDOFF_TEST_HOOKS=1>)
   endif()
   target_link_libraries(${static}_shared PUBLIC ${ARGN} Threads::Threads)
+  handoff_export_sanitizer(${static}_shared)
 endfunction()
 
 if(HANDOFF_BUILD_SHARED)

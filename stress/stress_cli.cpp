@@ -27,6 +27,7 @@ void print_help(const ProgramInfo& info) {
             << "  --help        this text\n\n"
             << "exit status: 0 no violation found, 1 violation (the message names it and how to\n"
             << "reproduce it), 2 bad usage.\n\n"
+            << handoff::kTunableSyntax << "\n\n"
             << "allocator tunables (environment):\n";
   AllocatorConfig config;
   print_tunables(std::cout, config, AllocatorConfig::table());

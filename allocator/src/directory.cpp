@@ -64,6 +64,7 @@ ClaimResult Directory::try_claim(ClaimCursor& cursor, std::uint32_t owner, Epoch
                 "claimed a block of another directory: a block was freed and recycled under a pinned reader");
   if (result.lazily_swept) {
     // The predicate was published before the UNSWEPT store our CAS read.
+    // (A throwing predicate ends the program here: noexcept, liveness.h.)
     result.swept = sweep_block(*block, *lazy_predicate_.load(std::memory_order_acquire));
     freed_cells_total_.fetch_add(result.swept.freed_cells, std::memory_order_relaxed);
   }
@@ -147,7 +148,17 @@ MarkedBlock* Directory::take_fresh_block(std::uint32_t owner) noexcept {
 }
 
 SweepCounts Directory::sweep_one(MarkedBlock& block, BlockStateWord seen, const LivenessPredicate& is_live) {
-  const SweepCounts counts = sweep_block(block, is_live);
+  SweepCounts counts;
+  try {
+    counts = sweep_block(block, is_live);
+  } catch (...) {
+    // A predicate that throws: the block is published as what its live bits
+    // now say (the cells judged dead are free, the rest allocated), so it
+    // stays sweepable and claimable; never left SWEEPING.
+    block.publish(seen.with(state_after_sweep(block)));
+    advance_cycle();  // claim cursors that passed blocks swept before it see them again
+    throw;
+  }
   freed_cells_total_.fetch_add(counts.freed_cells, std::memory_order_relaxed);
   // Checked while we still hold SWEEPING: once published, another thread may
   // claim, fill and give the block back while a checker reads it.

@@ -25,6 +25,7 @@ std::size_t LargeObjectSpace::max_request() noexcept {
 
 void* LargeObjectSpace::allocate(std::size_t size, bool publish) noexcept {
   const std::size_t mapping = mapping_size_for(size);
+  if (mapping > platform::backable_bytes()) return nullptr;  // more than the machine has (platform.h)
   if (!budget_.try_charge(mapping)) return nullptr;
   void* base = platform::reserve_aligned(mapping, platform::page_size());
   if (base == nullptr || !platform::commit(base, mapping)) {

@@ -1,9 +1,13 @@
 #include <handoff/platform.h>
 
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <limits>
 
 namespace handoff::platform {
 
@@ -35,6 +39,26 @@ void purge(void* p, std::size_t size) noexcept {
 }
 
 void release(void* p, std::size_t size) noexcept { ::munmap(p, size); }
+
+namespace {
+std::uint64_t read_backable_bytes() noexcept {
+  std::uint64_t bytes = std::numeric_limits<std::uint64_t>::max();
+  struct sysinfo info {};
+  if (::sysinfo(&info) == 0) {
+    bytes = (static_cast<std::uint64_t>(info.totalram) + info.totalswap) * info.mem_unit;
+  }
+  struct rlimit limit {};
+  if (::getrlimit(RLIMIT_AS, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY) {
+    bytes = std::min<std::uint64_t>(bytes, limit.rlim_cur);
+  }
+  return bytes;
+}
+}  // namespace
+
+std::uint64_t backable_bytes() noexcept {
+  static const std::uint64_t bytes = read_backable_bytes();
+  return bytes;
+}
 
 std::size_t process_rss_bytes() noexcept {
   std::FILE* f = std::fopen("/proc/self/statm", "r");

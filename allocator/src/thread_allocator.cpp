@@ -1,4 +1,5 @@
 #include <handoff/allocator.h>
+#include <handoff/platform.h>
 #include <handoff/thread_allocator.h>
 
 #include <string>
@@ -39,6 +40,12 @@ ThreadAllocator::~ThreadAllocator() {
 
 void* ThreadAllocator::allocate_unclassed(std::size_t size) {
   if (is_bad_size(size)) throw size_error(size);
+  if (size > platform::backable_bytes()) {
+    throw Error(ErrorCode::kOutOfMemory, "large object of " + std::to_string(size) +
+                                             " bytes: larger than this machine can back (" +
+                                             std::to_string(platform::backable_bytes()) +
+                                             " bytes: physical memory plus swap, or RLIMIT_AS)");
+  }
   void* object = allocator_.large_objects().allocate(size, false);
   if (object == nullptr) {
     throw Error(ErrorCode::kOutOfMemory,

@@ -18,9 +18,9 @@ std::optional<std::uint64_t> parse_tunable_value(std::string_view text) noexcept
   std::uint64_t scale = 1;
   if (rest != end) {
     switch (*rest) {
-      case 'k': case 'K': scale = std::uint64_t{1} << 10; break;
-      case 'm': case 'M': scale = std::uint64_t{1} << 20; break;
-      case 'g': case 'G': scale = std::uint64_t{1} << 30; break;
+      case 'K': scale = std::uint64_t{1} << 10; break;
+      case 'M': scale = std::uint64_t{1} << 20; break;
+      case 'G': scale = std::uint64_t{1} << 30; break;
       default: return std::nullopt;
     }
     if (rest + 1 != end) return std::nullopt;
@@ -29,14 +29,19 @@ std::optional<std::uint64_t> parse_tunable_value(std::string_view text) noexcept
   return value * scale;
 }
 
-std::optional<std::uint64_t> read_tunable_env(const char* env) {
+std::optional<std::uint64_t> read_tunable_env(const char* env, TunableKind kind) {
   const char* text = std::getenv(env);
   if (text == nullptr) return std::nullopt;
+  if (kind == TunableKind::kSwitch) {
+    const std::string_view t(text);
+    if (t == "0" || t == "1") return t == "1" ? 1 : 0;
+    throw Error(ErrorCode::kBadTunable, std::string(env) + "='" + text + "': an on/off switch takes exactly 0 or 1");
+  }
   auto value = parse_tunable_value(text);
   if (!value) {
     throw Error(ErrorCode::kBadTunable,
                 std::string(env) + "='" + text +
-                    "' is not a non-negative integer (optional K, M or G suffix)");
+                    "' is not a non-negative integer (optional uppercase K, M or G suffix)");
   }
   return value;
 }

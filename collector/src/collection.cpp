@@ -27,6 +27,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <exception>
 
 namespace handoff::detail {
 namespace {
@@ -74,6 +75,7 @@ LivenessPredicate HeapInternals::sweep_predicate() const noexcept {
 
 bool HeapInternals::choose_eden(CollectionKind kind) const noexcept {
   if (config.generational == 0 || mark_version == 0) return false;  // nothing is old before the first
+  if (mark_abandoned) return false;  // see run_collection
   switch (kind) {
     case CollectionKind::kExplicitEden: return true;
     case CollectionKind::kTriggered: break;
@@ -121,25 +123,40 @@ void HeapInternals::run_collection(CollectionKind kind) {
   if (!result.eden) {
     if (++mark_version == 0) mark_version = 1;  // 0 means "never marked"
     forget_remembered(*this);
+    mark_abandoned = false;
   }
   const std::uint64_t mark_start = now_ns();
   Marker marker(*this, Marker::Mode::kMark);
-  if (result.eden) marker.trace_remembered();
-  marker.mark_roots();
-  drain_to_fixpoint(marker);
-  if (config.immortal == 0) process_weak_and_finalizable(marker);
-  result.mark_ns = now_ns() - mark_start;
+  // User code runs from here to the verifier (trace(), root scanners,
+  // post-mark hooks; a parallel marker rethrows a worker's exception here).
+  // An exception abandons the collection: no sweep starts, so nothing is
+  // freed by marks that are incomplete; the blocks keep their exact live
+  // bits, and allocation goes on from them and from fresh blocks. The
+  // marks already set are sticky for an eden collection (an object marked
+  // whose children are not would never be traced again), so the next
+  // collection is full: a new mark version makes them stale. The caller
+  // resumes the world and rethrows (HeapInternals::collect).
+  try {
+    if (result.eden) marker.trace_remembered();
+    marker.mark_roots();
+    drain_to_fixpoint(marker);
+    if (config.immortal == 0) process_weak_and_finalizable(marker);
+    result.mark_ns = now_ns() - mark_start;
+#if defined(HANDOFF_TEST_HOOKS)
+    if (hooks.drop_one_mark) drop_one_mark();
+#endif
+    if (config.verify != 0 || kind == CollectionKind::kVerify) verify_heap(*this);
+  } catch (...) {
+    mark_abandoned = true;
+    if (sweeper) sweeper->resume();
+    throw;
+  }
   result.marked_bytes = marker.marked_bytes();
   result.marked_objects = marker.marked_objects();
   result.remembered_cards = marker.remembered_cards();
   result.remembered_objects = marker.remembered_objects();
   result.ephemeron_rounds = marker.ephemeron_rounds();
   result.ephemeron_entries = marker.ephemeron_entries();
-#if defined(HANDOFF_TEST_HOOKS)
-  if (hooks.drop_one_mark) drop_one_mark();
-#endif
-
-  if (config.verify != 0 || kind == CollectionKind::kVerify) verify_heap(*this);
   if (config.immortal == 0) result.ephemerons_dropped = marker.drop_dead_ephemerons();
   start_sweep(kind);
   bytes_since_collection.store(0, std::memory_order_relaxed);
@@ -255,6 +272,9 @@ std::size_t HeapInternals::run_finalizers(MutatorThread& self) {
   if (self.running_finalizers) return 0;  // a finalizer's own allocation collected
   self.running_finalizers = true;
   std::size_t ran = 0;
+  // A finalizer that throws does not stop the others: every due finalizer
+  // runs (and counts), then the first exception is rethrown to the caller.
+  std::exception_ptr first;
   for (;;) {
     void* object;
     {
@@ -267,10 +287,7 @@ std::size_t HeapInternals::run_finalizers(MutatorThread& self) {
     try {
       type_of(object)->finalize(object);
     } catch (...) {
-      std::lock_guard lock(finalizer_mutex);
-      finalizing.erase(std::find(finalizing.begin(), finalizing.end(), object));
-      self.running_finalizers = false;
-      throw;
+      if (first == nullptr) first = std::current_exception();
     }
     {
       std::lock_guard lock(finalizer_mutex);
@@ -279,8 +296,11 @@ std::size_t HeapInternals::run_finalizers(MutatorThread& self) {
     ++ran;
   }
   self.running_finalizers = false;
-  std::lock_guard lock(stats_mutex);
-  counters.finalizers_run += ran;
+  {
+    std::lock_guard lock(stats_mutex);
+    counters.finalizers_run += ran;
+  }
+  if (first != nullptr) std::rethrow_exception(first);
   return ran;
 }
 

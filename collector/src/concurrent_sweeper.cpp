@@ -11,9 +11,9 @@ namespace {
 
 constexpr std::array<TunableSpec<SweeperConfig>, 5> kSweeperTunables{{
     {"sweeper_enabled", "HANDOFF_SWEEPER", &SweeperConfig::enabled,
-     "1 runs the concurrent sweeper thread; 0 leaves all sweeping to mutators"},
+     "1 runs the concurrent sweeper thread; 0 leaves all sweeping to mutators", TunableKind::kSwitch},
     {"sweeper_start_paused", "HANDOFF_SWEEPER_START_PAUSED", &SweeperConfig::start_paused,
-     "1 starts the sweeper paused: it does nothing until resume()"},
+     "1 starts the sweeper paused: it does nothing until resume()", TunableKind::kSwitch},
     {"sweeper_keep_empty_blocks", "HANDOFF_SWEEPER_KEEP_EMPTY", &SweeperConfig::keep_empty_blocks,
      "empty blocks per size class the sweeper keeps for reuse instead of retiring"},
     {"limbo_cap_blocks", "HANDOFF_LIMBO_CAP_BLOCKS", &SweeperConfig::limbo_cap_blocks,

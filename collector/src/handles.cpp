@@ -77,7 +77,7 @@ void HandleBase::check_object(Heap& heap, Kind kind, const void* object) {
 void HandleBase::attach(Heap* heap, const void* object) {
   check_object(*heap, kind_, object);
   heap_ = heap;
-  object_.store(object, std::memory_order_relaxed);
+  object_.store(disguise(kind_, object), std::memory_order_relaxed);
   heap->internals_->handles.link(*this);
   registered_ = true;
   orphaned_ = false;
@@ -97,7 +97,7 @@ void HandleBase::reset_object(const void* object) {
                                         "::set on a handle that belongs to no heap; construct it with a heap");
   }
   check_object(*heap_, kind_, object);
-  object_.store(object, std::memory_order_relaxed);
+  object_.store(disguise(kind_, object), std::memory_order_relaxed);
 }
 
 void HandleBase::release_checked() {
@@ -113,7 +113,12 @@ const void* HandleBase::object_checked(const char* what) const {
   if (orphaned_) {
     throw Error(ErrorCode::kMisuse, std::string(what) + ": the heap this handle belonged to was destroyed");
   }
-  return object_.load(std::memory_order_relaxed);
+  if (kind_ == Kind::kWeak && registered_ && !heap_->current_thread_attached()) {
+    throw Error(ErrorCode::kMisuse, std::string(what) +
+                                        " from a thread that is not attached to this heap: a collection could clear "
+                                        "the handle halfway through the read; attach the thread first");
+  }
+  return disguise(kind_, object_.load(std::memory_order_relaxed));
 }
 
 }  // namespace handoff::detail

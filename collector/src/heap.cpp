@@ -8,6 +8,7 @@
 #include <handoff/chaos.h>
 #include <handoff/check.h>
 #include <handoff/mutant.h>
+#include <handoff/platform.h>
 #include <handoff/sanitizer.h>
 
 #include <unistd.h>
@@ -33,16 +34,16 @@ constexpr std::array<TunableSpec<HeapConfig>, 14> kHeapTunables{{
     {"growth_percent", "HANDOFF_GROWTH_PERCENT", &HeapConfig::growth_percent,
      "collect when bytes allocated since the last collection exceed this percentage of the live bytes"},
     {"sync_sweep", "HANDOFF_SYNC_SWEEP", &HeapConfig::sync_sweep,
-     "1 sweeps the whole heap inside each collection (tests); 0 sweeps lazily and concurrently"},
+     "1 sweeps the whole heap inside each collection (tests); 0 sweeps lazily and concurrently", TunableKind::kSwitch},
     {"collect_every", "HANDOFF_COLLECT_EVERY", &HeapConfig::collect_every,
      "torture: collect every N allocations (0 = off)"},
     {"immortal", "HANDOFF_IMMORTAL", &HeapConfig::immortal,
-     "torture: never free anything (no sweep, no weak clearing, no finalizers)"},
-    {"verify", "HANDOFF_VERIFY", &HeapConfig::verify, "1 runs the heap verifier after every collection"},
+     "torture: never free anything (no sweep, no weak clearing, no finalizers)", TunableKind::kSwitch},
+    {"verify", "HANDOFF_VERIFY", &HeapConfig::verify, "1 runs the heap verifier after every collection", TunableKind::kSwitch},
     {"allocation_slice_bytes", "HANDOFF_ALLOCATION_SLICE_BYTES", &HeapConfig::allocation_slice_bytes,
      "bytes a thread allocates between trigger checks and safepoint polls"},
     {"generational", "HANDOFF_GENERATIONAL", &HeapConfig::generational,
-     "1: triggered collections are eden collections (sticky marks) unless the policy asks for a full one; 0: all full"},
+     "1: triggered collections are eden collections (sticky marks) unless the policy asks for a full one; 0: all full", TunableKind::kSwitch},
     {"full_growth_percent", "HANDOFF_FULL_GROWTH_PERCENT", &HeapConfig::full_growth_percent,
      "collect fully once bytes surviving eden collections reach this % of the budget the last full one set"},
     {"full_allocation_percent", "HANDOFF_FULL_ALLOCATION_PERCENT", &HeapConfig::full_allocation_percent,
@@ -50,7 +51,7 @@ constexpr std::array<TunableSpec<HeapConfig>, 14> kHeapTunables{{
     {"collect_every_scope", "HANDOFF_COLLECT_EVERY_SCOPE", &HeapConfig::collect_every_scope,
      "torture: collect_every collections are 0 = mixed (every 8th full), 1 = eden, 2 = full"},
     {"show_stats", "HANDOFF_SHOW_STATS", &HeapConfig::show_stats,
-     "1 writes the heap's stats (text) to stderr when the heap is destroyed"},
+     "1 writes the heap's stats (text) to stderr when the heap is destroyed", TunableKind::kSwitch},
     {"stall_warn_ms", "HANDOFF_STALL_WARN_MS", &HeapConfig::stall_warn_ms,
      "a collection waiting this long for a thread that neither polls nor parks says so on stderr, and repeats (0 = silent)"},
     {"destroy_wait_ms", "HANDOFF_DESTROY_WAIT_MS", &HeapConfig::destroy_wait_ms,
@@ -67,9 +68,6 @@ HeapConfig HeapConfig::from_environment() {
   config.allocator = AllocatorConfig::from_environment();
   config.max_heap_bytes = config.allocator.max_heap_bytes;
   config.sweeper = SweeperConfig::from_environment();
-  if (config.generational > 1) {
-    throw Error(ErrorCode::kBadTunable, "HANDOFF_GENERATIONAL must be 0 or 1, not " + std::to_string(config.generational));
-  }
   if (config.collect_every_scope > 2) {
     throw Error(ErrorCode::kBadTunable, "HANDOFF_COLLECT_EVERY_SCOPE must be 0 (mixed), 1 (eden) or 2 (full), not " +
                                             std::to_string(config.collect_every_scope));
@@ -230,6 +228,7 @@ void* Heap::allocate_slow(MutatorThread& self, std::size_t size, bool throw_on_o
                                               "are added");
   }
   auto& in = *internals_;
+  if (size > platform::backable_bytes()) return refuse_unbackable(self, size, throw_on_oom);
   // Publish the slice just used up (or the part of it used before a failure).
   in.publish_allocation(self);
   self.slice_bytes = config_.collect_every != 0 ? 0 : static_cast<std::int64_t>(config_.allocation_slice_bytes);
@@ -240,7 +239,8 @@ void* Heap::allocate_slow(MutatorThread& self, std::size_t size, bool throw_on_o
   if (self.allocator.last_error() != ErrorCode::kOutOfMemory) throw_size_error(self.allocator, size);
   // One last full collection (synchronous sweep, empty blocks released),
   // unless collections are deferred; then the error.
-  if (in.collect(&self, detail::CollectionKind::kLastResort)) {
+  const bool collected = in.collect(&self, detail::CollectionKind::kLastResort);
+  if (collected) {
     if (void* cell = self.allocator.try_allocate(size)) return cell;
   }
   {
@@ -249,7 +249,10 @@ void* Heap::allocate_slow(MutatorThread& self, std::size_t size, bool throw_on_o
   }
   if (!throw_on_oom) return nullptr;
   const std::uint64_t limit = allocator_.budget().limit();
-  std::string message = "allocation of " + std::to_string(size) + " bytes failed after a full collection: ";
+  std::string message = "allocation of " + std::to_string(size) + " bytes failed " +
+                        (collected ? "after a full collection: "
+                                   : "with collections deferred (a DeferGC or ForbidGC scope is open), so no "
+                                     "collection ran: ");
   if (limit != 0) {
     message += "the heap limit of " + std::to_string(limit) + " bytes (HANDOFF_MAX_HEAP_BYTES) is reached with " +
                std::to_string(stats().live_bytes) + " bytes live";
@@ -257,6 +260,21 @@ void* Heap::allocate_slow(MutatorThread& self, std::size_t size, bool throw_on_o
     message += "the operating system refused more memory";
   }
   throw Error(ErrorCode::kOutOfMemory, message);
+}
+
+// A request larger than the machine can back (platform.h): no collection
+// could make room for it, so none runs.
+void* Heap::refuse_unbackable(MutatorThread& self, std::size_t size, bool throw_on_oom) {
+  self.countdown += static_cast<std::int64_t>(size);  // nothing was allocated
+  {
+    std::lock_guard lock(internals_->stats_mutex);
+    ++internals_->counters.out_of_memory_errors;
+  }
+  if (!throw_on_oom) return nullptr;
+  throw Error(ErrorCode::kOutOfMemory, "allocation of " + std::to_string(size) +
+                                           " bytes: larger than this machine can back (" +
+                                           std::to_string(platform::backable_bytes()) +
+                                           " bytes: physical memory plus swap, or RLIMIT_AS)");
 }
 
 std::size_t Heap::checked_extra(std::size_t count, std::size_t element) {

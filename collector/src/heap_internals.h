@@ -67,7 +67,9 @@ class HandleTable {
     for (HandleBase* h = head_; h != nullptr; h = h->next_) f(*h);
   }
   std::size_t count(HandleBase::Kind kind) const;
-  static const void* object(const HandleBase& h) noexcept { return h.object_.load(std::memory_order_relaxed); }
+  static const void* object(const HandleBase& h) noexcept {
+    return HandleBase::disguise(h.kind_, h.object_.load(std::memory_order_relaxed));
+  }
   static HandleBase::Kind kind(const HandleBase& h) noexcept { return h.kind_; }
   static void clear(HandleBase& h) noexcept { h.object_.store(nullptr, std::memory_order_relaxed); }
 
@@ -159,6 +161,7 @@ class HeapInternals {
   std::atomic<std::uint64_t> trigger_bytes{0};
   std::atomic<std::uint64_t> allocation_count{0};
   std::uint32_t mark_version = 0;  // the collector's (mutex)
+  bool mark_abandoned = false;     // user code threw while marking: the next collection is full (mutex)
 
   // Generations (the collector's, mutex). Marked bytes stay marked until the
   // next full collection, so the heap's live estimate is what the last full

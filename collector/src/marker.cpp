@@ -1,4 +1,4 @@
-#include "marker.h"
+#include "mark_target.h"
 
 #include <handoff/check.h>
 #include <handoff/sanitizer.h>
@@ -49,9 +49,7 @@ std::size_t Marker::object_capacity(const void* object) const {
 bool Marker::try_mark(const void* object) {
   const void* cell = cell_of(object);
   std::size_t bytes;
-  if (in_block(cell)) {
-    MarkedBlock* block = MarkedBlock::of(cell);
-    HANDOFF_ASSERT(block->is_live_cell(cell));
+  if (MarkedBlock* block = checked_target(cell)) {
     if (mode_ == Mode::kVerify) {
       if (!visited_.insert(object).second) return false;
       if (!block->is_marked(cell, version_)) ++verify_failures_;
@@ -60,7 +58,6 @@ bool Marker::try_mark(const void* object) {
     }
     bytes = block->cell_size();
   } else {
-    HANDOFF_ASSERT(find_large(reinterpret_cast<std::uintptr_t>(cell)) == cell);
     if (mode_ == Mode::kVerify) {
       if (!visited_.insert(object).second) return false;
       if (!LargeObjectSpace::is_marked(cell, version_)) ++verify_failures_;
@@ -180,7 +177,10 @@ void Marker::trace_one(const void* object) {
     if (heap_.allocator.pool().chunk_of(object) != nullptr) MarkedBlock::of(object)->dump(std::cerr);
     HANDOFF_CHECK(false, "a marked object has no valid type header (heap corruption or a bad Member)");
   }
-  if (type->trace != nullptr) type->trace(object, *this);
+  if (type->trace == nullptr) return;
+  tracing_ = object;
+  type->trace(object, *this);
+  tracing_ = nullptr;
 }
 
 }  // namespace handoff::detail

@@ -82,19 +82,15 @@ class Marker final : public Visitor {
 
  private:
   bool try_mark(const void* object);
+  // The target check (mark_target.h, .cpp): `cell`'s block when it is a
+  // live block cell of this heap, nullptr when it is one of its large
+  // objects; aborts on anything else.
+  MarkedBlock* checked_target(const void* cell);
+  MarkedBlock* checked_target_slow(const void* cell);
+  [[noreturn]] void report_foreign_target(const void* cell) const;
   void trace_one(const void* object);
   void trace_dirty_cards();
   void trace_cards_of(MarkedBlock& block);
-  // Whether `p` lies in one of the pool's chunks (blocks) rather than in a
-  // large object; the last chunk seen is cached, since most marks land in
-  // the same few 4 MiB chunks.
-  bool in_block(const void* p) noexcept {
-    const auto chunk = reinterpret_cast<std::uintptr_t>(p) & ~(kChunkSize - 1);
-    if (chunk == last_chunk_) return true;
-    if (heap_.allocator.pool().chunk_of(p) == nullptr) return false;
-    last_chunk_ = chunk;
-    return true;
-  }
   std::size_t object_capacity(const void* object) const;
   const void* find_large(std::uintptr_t word) const noexcept;
   // Marked by this collection (kMark) or visited by this traversal (kVerify).
@@ -106,7 +102,9 @@ class Marker final : public Visitor {
   std::vector<const void*> stack_;
   std::vector<std::pair<std::uintptr_t, std::size_t>> large_;  // sorted (cell, size)
   std::unordered_set<const void*> visited_;  // kVerify only
-  std::uintptr_t last_chunk_ = 1;  // never a chunk base
+  const Chunk* target_chunk_ = nullptr;  // checked_target's cache: the chunk of the last block cell
+  std::uintptr_t target_chunk_base_ = UINTPTR_MAX - kChunkSize;  // its base; at first, no address is inside
+  const void* tracing_ = nullptr;  // the object whose trace() is running, for reports
   std::uint64_t marked_bytes_ = 0;
   std::uint64_t marked_objects_ = 0;
   std::uint64_t verify_failures_ = 0;

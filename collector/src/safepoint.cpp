@@ -93,6 +93,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
+#include <exception>
 
 namespace handoff::detail {
 namespace {
@@ -195,6 +197,7 @@ void HeapInternals::release_stop(const MutatorThread* self) {
   // collection running now may be reading it.
   if (self != nullptr && self->park_depth == 0) capture_stack(self->stack);
   bool ran = false;
+  std::exception_ptr failed;
   {
     std::unique_lock lock(mutex);
     if (deferrals > 0) {
@@ -219,13 +222,19 @@ void HeapInternals::release_stop(const MutatorThread* self) {
     parked = request_stop(self);
     const std::size_t others = threads.size() - (self != nullptr ? 1 : 0);
     wait_for_world(lock, self, others);
-    run_collection(kind);
+    // An exception from user code (run_collection) still ends the stop.
+    try {
+      run_collection(kind);
+    } catch (...) {
+      failed = std::current_exception();
+    }
     release_stop(self);
     collecting = false;
     heap.stop_requested_.store(false, std::memory_order_release);
-    ran = true;
+    ran = failed == nullptr;
   }
   cv.notify_all();
+  if (failed != nullptr) std::rethrow_exception(failed);
   if (self != nullptr && !self->running_finalizers && kind != CollectionKind::kVerify) run_finalizers(*self);
   return ran;
 }
@@ -344,7 +353,16 @@ void open_deferral(Heap& heap, detail::HeapInternals& in, detail::MutatorThread*
   }
 }
 
-void close_deferral(detail::HeapInternals& in, detail::MutatorThread* self, bool forbid) {
+// `self`: the opening thread's record then; `current`: the calling thread's now.
+void close_deferral(detail::HeapInternals& in, detail::MutatorThread* self, const void* opener,
+                    detail::MutatorThread* current, bool forbid) {
+  const char* scope = forbid ? "ForbidGC" : "DeferGC";
+  if (opener != &detail::tls_records) {
+    detail::fatal_misuse(std::string(scope) +
+                         " destroyed on a different thread than the one that opened it: a scope belongs to its "
+                         "thread (that thread would count it open forever and could never detach); close it on "
+                         "the thread that opened it");
+  }
   if (self != nullptr) {
     --self->defer_depth;
     if (forbid) --self->forbid_depth;
@@ -355,19 +373,31 @@ void close_deferral(detail::HeapInternals& in, detail::MutatorThread* self, bool
     run = --in.deferrals == 0 && in.pending;
     if (run) in.pending = false;
   }
-  if (run) in.collect(self, detail::CollectionKind::kTriggered);
+  if (!run) return;
+  // A destructor: no exception may leave. Finalizers stay queued for the
+  // next collect(), run_finalizers() or triggered collection (the flag
+  // makes collect() skip them); an exception from a trace() ends here.
+  const bool was_running = current != nullptr && current->running_finalizers;
+  if (current != nullptr) current->running_finalizers = true;
+  try {
+    in.collect(current, detail::CollectionKind::kTriggered);
+  } catch (...) {
+    detail::fatal_misuse(std::string("an exception (from a trace()) escaped the collection that a closing ") + scope +
+                         " ran; a scope's destructor cannot pass it on");
+  }
+  if (current != nullptr) current->running_finalizers = was_running;
 }
 
 }  // namespace
 
-DeferGC::DeferGC(Heap& heap) : heap_(heap) {
-  open_deferral(heap_, *heap_.internals_, heap_.find_current(), false);
+DeferGC::DeferGC(Heap& heap) : heap_(heap), self_(heap.find_current()), opener_(&detail::tls_records) {
+  open_deferral(heap_, *heap_.internals_, self_, false);
 }
-DeferGC::~DeferGC() { close_deferral(*heap_.internals_, heap_.find_current(), false); }
+DeferGC::~DeferGC() { close_deferral(*heap_.internals_, self_, opener_, heap_.find_current(), false); }
 
-ForbidGC::ForbidGC(Heap& heap) : heap_(heap) {
-  open_deferral(heap_, *heap_.internals_, heap_.find_current(), true);
+ForbidGC::ForbidGC(Heap& heap) : heap_(heap), self_(heap.find_current()), opener_(&detail::tls_records) {
+  open_deferral(heap_, *heap_.internals_, self_, true);
 }
-ForbidGC::~ForbidGC() { close_deferral(*heap_.internals_, heap_.find_current(), true); }
+ForbidGC::~ForbidGC() { close_deferral(*heap_.internals_, self_, opener_, heap_.find_current(), true); }
 
 }  // namespace handoff

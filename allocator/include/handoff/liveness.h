@@ -7,6 +7,17 @@
 // Any other callable is referenced, so it must outlive every use: for
 // Allocator::sweep() that is the call itself, so a temporary is fine; for
 // lazy sweeping it is the whole cycle, so prefer a captureless one.
+//
+// Exceptions. A predicate may throw from Allocator::sweep() and
+// finish_lazy_sweep(): the exception propagates to their caller, and the
+// heap stays consistent: in the block being swept, the cells judged dead
+// before the throw are freed and the rest stay allocated; that block and
+// every block not yet reached stay sweepable, so a later sweep judges them
+// again. Large objects are judged before any is freed, so a throw frees none.
+// A lazy predicate is also called by allocation, which cannot throw
+// (ThreadAllocator::try_allocate is noexcept): one that throws there ends
+// the program (std::terminate). Give lazy sweeps a predicate that does not
+// throw.
 #pragma once
 
 #include <concepts>

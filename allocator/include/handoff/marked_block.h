@@ -254,7 +254,14 @@ SweepCounts MarkedBlock::sweep(Pred&& is_live) {
       const int bit = std::countr_zero(bits);
       bits &= bits - 1;
       void* cell = base + (w * 64 + static_cast<std::size_t>(bit)) * kAtomSize;
-      if (is_live(cell)) {
+      bool live;
+      try {
+        live = is_live(cell);
+      } catch (...) {
+        live_.set_word(w, kept);  // the cells judged dead so far are freed; the rest stay allocated
+        throw;
+      }
+      if (live) {
         ++counts.live_cells;
       } else {
         kept &= ~(std::uint64_t{1} << bit);

@@ -33,6 +33,14 @@ void purge(void* p, std::size_t size) noexcept;
 // Unmaps [p, p+size).
 void release(void* p, std::size_t size) noexcept;
 
+// The most memory this machine can back: physical memory plus swap, or the
+// address-space limit (RLIMIT_AS) when that is lower; read once. A request
+// larger than this is refused (kOutOfMemory) before any mapping is made:
+// the kernel's overcommit would reserve it and leave the out-of-memory
+// killer to end the program when it is written. (Requests that fit one by
+// one but not together are what HANDOFF_MAX_HEAP_BYTES limits.)
+std::uint64_t backable_bytes() noexcept;
+
 // Resident set size of this process in bytes, from /proc/self/statm (0 when
 // unavailable). Used by stats and stress progress lines.
 std::size_t process_rss_bytes() noexcept;

@@ -14,26 +14,38 @@
 
 namespace handoff {
 
+// What a variable accepts. A number: decimal digits, optionally followed by
+// one uppercase suffix K, M or G (binary: x1024, x1024^2, x1024^3), nothing
+// else (no sign, no spaces, no lowercase suffix). A switch: exactly "0" or
+// "1". Anything else throws Error(kBadTunable) naming the variable.
+enum class TunableKind : unsigned char { kNumber, kSwitch };
+
 template <class Config>
 struct TunableSpec {
   const char* name;
   const char* env;
   std::uint64_t Config::*field;
   const char* help;
+  TunableKind kind = TunableKind::kNumber;
 };
+
+// The syntax line that --help prints above the tables.
+inline constexpr const char* kTunableSyntax =
+    "values: a decimal integer, optionally with one suffix K, M or G (x1024, x1024^2, x1024^3; uppercase "
+    "only); [0|1] marks a switch, which takes exactly 0 or 1";
 
 namespace detail {
 // Parses "123", "64K", "16M", "2G" (binary multiples). nullopt on junk or
 // overflow.
 std::optional<std::uint64_t> parse_tunable_value(std::string_view text) noexcept;
 // Reads `env`; throws Error(kBadTunable) naming the variable on junk.
-std::optional<std::uint64_t> read_tunable_env(const char* env);
+std::optional<std::uint64_t> read_tunable_env(const char* env, TunableKind kind = TunableKind::kNumber);
 }  // namespace detail
 
 template <class Config>
 void apply_environment(Config& config, std::span<const TunableSpec<Config>> table) {
   for (const auto& spec : table) {
-    if (auto value = detail::read_tunable_env(spec.env)) config.*spec.field = *value;
+    if (auto value = detail::read_tunable_env(spec.env, spec.kind)) config.*spec.field = *value;
   }
 }
 
@@ -41,7 +53,8 @@ template <class Config>
 void print_tunables(std::ostream& out, const Config& config,
                     std::span<const TunableSpec<Config>> table) {
   for (const auto& spec : table) {
-    out << "  " << spec.env << "=" << config.*spec.field << "\n      " << spec.help << "\n";
+    out << "  " << spec.env << "=" << config.*spec.field << (spec.kind == TunableKind::kSwitch ? "  [0|1]" : "")
+        << "\n      " << spec.help << "\n";
   }
 }
 

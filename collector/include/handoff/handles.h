@@ -21,11 +21,17 @@
 // Thread safety: a handle object is used by one thread at a time, like any
 // C++ value; different handles may be created and destroyed concurrently.
 // Weak::get() must be called from a thread attached to the heap (a
-// collection cannot clear it halfway through the read).
+// collection cannot clear it halfway through the read); from any other
+// thread it throws Error(kMisuse).
+//
+// A Weak holds its target in disguise (the address complemented), so a Weak
+// on the stack, or in an object scanned conservatively, does not keep its
+// target alive through the conservative scan.
 #pragma once
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 
 namespace handoff {
 
@@ -54,6 +60,11 @@ class HandleBase {
 
  private:
   static void check_object(Heap& heap, Kind kind, const void* object);
+  // A Weak's stored form (see above); its own inverse.
+  static const void* disguise(Kind kind, const void* object) noexcept {
+    if (kind == Kind::kRoot || object == nullptr) return object;
+    return reinterpret_cast<const void*>(~reinterpret_cast<std::uintptr_t>(object));
+  }
   friend class handoff::Heap;
   friend class HandleTable;
   Kind kind_;

@@ -29,7 +29,27 @@
 // throw handoff::Error (error.h) and leave the heap unchanged. Out of memory:
 // when HANDOFF_MAX_HEAP_BYTES would be exceeded the heap runs one last full
 // collection and retries; if that fails, make() throws Error(kOutOfMemory)
-// and try_make() returns nullptr. Nothing live is lost either way.
+// and try_make() returns nullptr. Nothing live is lost either way. A single
+// request larger than the machine can back (physical memory plus swap, or
+// RLIMIT_AS when lower: platform::backable_bytes) is refused the same way at
+// once, with no collection, even without a heap limit.
+//
+// Misuse the heap cannot survive aborts with a message that names it
+// ("handoff: misuse: ..."): a Member (or trace_raw, or MarkPhase::mark)
+// that does not hold the start of a live object of this heap: an object of
+// another heap, memory from malloc or a stack, the inside of an object, a
+// freed cell. The marker checks every target in every build before it
+// writes a mark, and names the type whose trace() reported it.
+//
+// Exceptions from user code during a collection (a trace(), a root scanner,
+// a post-mark hook) abandon it: the world resumes, nothing is swept by the
+// incomplete marks, the exception propagates out of the call that collected
+// (collect(), verify(), or the make() whose allocation triggered it), and the
+// next collection is full. Finalizers run after the world resumed: one that
+// throws does not stop the others; once every due finalizer ran (each counts
+// in stats().finalizers_run) the first exception propagates out of the call
+// that ran them (collect(), run_finalizers(), or a make() that collected).
+// A constructor's exception propagates out of make(); the cell is garbage.
 #pragma once
 
 #include <handoff/allocator.h>
@@ -188,10 +208,13 @@ class Heap {
   // Error(kOutOfMemory) when the heap limit holds even after a collection,
   // Error(kMisuse) from an unattached, parked or destructing thread, and
   // whatever T's constructor throws (the cell is then simply garbage).
+  // Arrays are made with make_array (make<Array<E>> does not compile).
   template <class T, class... Args>
+    requires(!detail::kIsArray<T>)
   T* make(Args&&... args);
   // Same, but nullptr on out-of-memory.
   template <class T, class... Args>
+    requires(!detail::kIsArray<T>)
   T* try_make(Args&&... args);
   // A T followed by `extra` bytes of trailing storage (variable-size objects).
   template <class T, class... Args>
@@ -207,7 +230,9 @@ class Heap {
   // collection (a full one when the heap is not generational). Returns
   // false when it was deferred (a DeferGC or ForbidGC scope is open on some
   // thread; it runs when the last one closes, as the policy decides).
-  // Aborts when called inside a ForbidGC scope on this thread.
+  // Aborts when called inside a ForbidGC scope on this thread. Passes on an
+  // exception a trace() threw (the collection was abandoned and the next one
+  // is full) or the first one a finalizer threw (see the top of this file).
   bool collect(CollectionScope scope = CollectionScope::kFull);
   // A poll for threads that run long without allocating. A thread that
   // neither polls nor parks holds up every collection; after stall_warn_ms
@@ -217,6 +242,7 @@ class Heap {
   }
   // Runs queued finalizers on this thread (collect() does it on the
   // collecting thread once the world resumes). Not re-entrant per thread.
+  // All of them run even if some throw; then the first exception propagates.
   std::size_t run_finalizers();
 
   // Explicit attach/detach for code that cannot use ThreadScope. Attaching
@@ -316,6 +342,7 @@ class Heap {
     return allocate_slow(*self, size, throw_on_oom);
   }
   HANDOFF_SLOW_PATH void* allocate_slow(MutatorThread& self, std::size_t size, bool throw_on_oom);
+  void* refuse_unbackable(MutatorThread& self, std::size_t size, bool throw_on_oom);
   HANDOFF_SLOW_PATH void safepoint_slow();
   // ParkedScope's parts (the protocol: collector/src/safepoint.cpp).
   // park_begin finds the record and counts the scope; the slow paths run
@@ -409,7 +436,13 @@ class ParkedScope {
 
 // No collection starts on any thread while a DeferGC is open; one that was
 // requested meanwhile runs when the last scope closes. Allocation at the
-// heap limit inside the scope reports out-of-memory instead of collecting.
+// heap limit inside the scope reports out-of-memory instead of collecting
+// (the message says no collection could run). A scope belongs to the
+// thread that opened it: destroying it on another thread aborts with a
+// message naming the misuse. The collection a closing scope runs leaves
+// due finalizers queued (a destructor cannot pass on their exceptions):
+// the next collect(), run_finalizers() or triggered collection runs them.
+// If a trace() throws in that collection the program aborts, naming it.
 class DeferGC {
  public:
   explicit DeferGC(Heap& heap);
@@ -419,6 +452,8 @@ class DeferGC {
 
  private:
   Heap& heap_;
+  detail::MutatorThread* self_;  // the opening thread's record (nullptr: unattached then)
+  const void* opener_;           // the opening thread (its tls_records)
 };
 
 // A DeferGC that also asserts: a collection attempted from this thread
@@ -432,6 +467,8 @@ class ForbidGC {
 
  private:
   Heap& heap_;
+  detail::MutatorThread* self_;
+  const void* opener_;
 };
 
 // ---- inline templates -------------------------------------------------
@@ -461,12 +498,14 @@ T* Heap::construct(void* cell, std::size_t size, Args&&... args) {
 }
 
 template <class T, class... Args>
+  requires(!detail::kIsArray<T>)
 T* Heap::make(Args&&... args) {
   constexpr std::size_t size = sizeof(T) + detail::kCellHeaderSize;
   return construct<T>(allocate_cell(size, true), size, std::forward<Args>(args)...);
 }
 
 template <class T, class... Args>
+  requires(!detail::kIsArray<T>)
 T* Heap::try_make(Args&&... args) {
   constexpr std::size_t size = sizeof(T) + detail::kCellHeaderSize;
   void* cell = allocate_cell(size, false);

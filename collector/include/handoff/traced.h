@@ -94,7 +94,9 @@ struct TypeInfoFor {
   static void finalize(void* object) {
     if constexpr (Finalizable<T>) static_cast<T*>(object)->finalize();
   }
-  static constexpr TypeInfo info{TypeInfo::kMagic, __PRETTY_FUNCTION__, &trace,
+  // Inside a function, so that it names T ("... [with T = Node]").
+  static constexpr const char* name() { return __PRETTY_FUNCTION__; }
+  static constexpr TypeInfo info{TypeInfo::kMagic, name(), &trace,
                                  std::is_trivially_destructible_v<T> ? nullptr : &destroy,
                                  Finalizable<T> ? &finalize : nullptr};
 };
@@ -196,5 +198,15 @@ class Array {
  private:
   std::size_t length_;
 };
+
+namespace detail {
+// Heap::make<Array<E>>(n) would allocate room for no element and then
+// construct n of them: make and try_make refuse Array types at compile
+// time (make_array is the way).
+template <class T>
+inline constexpr bool kIsArray = false;
+template <class E>
+inline constexpr bool kIsArray<Array<E>> = true;
+}  // namespace detail
 
 }  // namespace handoff
