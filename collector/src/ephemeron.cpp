@@ -17,6 +17,7 @@
 // the worst order, takes n rounds and O(n^2) looks; the benchmark
 // (bench/ephemeron_cost.cpp) measures the common shapes.
 #include "embedder_access.h"
+#include "mark_target.h"
 #include "marker.h"
 
 #include <string>
@@ -57,7 +58,9 @@ bool EphemeronTable::erase(const void* key) {
 bool Marker::reached(const void* object) {
   if (mode_ == Mode::kVerify) return visited_.contains(object);
   const void* cell = cell_of(object);
-  if (in_block(cell)) return MarkedBlock::of(cell)->is_marked(cell, version_);
+  // Keys were checked when inserted, and an entry whose key died was
+  // dropped, so the key is a live object of this heap.
+  if (const MarkedBlock* block = checked_target(cell)) return block->is_marked(cell, version_);
   return LargeObjectSpace::is_marked(cell, version_);
 }
 
