@@ -45,7 +45,7 @@ void* make(Heap& h, std::size_t size, Kind kind) {
     case Kind::kAtomicUncollectable:
       return make_cell<AtomicUncollectableCell>(h, size);
   }
-  return nullptr;
+  return make_client_kind(h, size, static_cast<int>(kind));
 }
 
 [[gnu::noinline]] void* out_of_memory(std::size_t size) {
@@ -57,9 +57,12 @@ void* make(Heap& h, std::size_t size, Kind kind) {
 
 std::size_t capacity_of(const void* object) noexcept {
   const void* cell = detail::cell_of(object);
-  Allocator& a = heap_if_created()->allocator();
-  if (a.pool().chunk_of(cell) != nullptr) return MarkedBlock::of(cell)->cell_size() - detail::kCellHeaderSize;
-  return a.large_objects().size_of(cell) - detail::kCellHeaderSize;
+  // One byte load, no chunk lookup: a chunk belongs to one pool, so a cell
+  // of this heap lies in a block chunk exactly when it is in a block.
+  if (detail::in_block_range(reinterpret_cast<std::uintptr_t>(cell))) {
+    return MarkedBlock::of(cell)->cell_size() - detail::kCellHeaderSize;
+  }
+  return heap_if_created()->allocator().large_objects().size_of(cell) - detail::kCellHeaderSize;
 }
 
 int kind_of(const void* object) noexcept {
@@ -68,7 +71,7 @@ int kind_of(const void* object) noexcept {
   if (type == type_info_of<AtomicCell>()) return static_cast<int>(Kind::kPointerFree);
   if (type == type_info_of<UncollectableCell>()) return static_cast<int>(Kind::kUncollectable);
   if (type == type_info_of<AtomicUncollectableCell>()) return static_cast<int>(Kind::kAtomicUncollectable);
-  return -1;
+  return client_kind_of(type);
 }
 
 void* allocate(std::size_t size, Kind kind) {
@@ -118,7 +121,9 @@ void* GC_malloc_atomic_ignore_off_page(size_t size) { return allocate(size, Kind
 void* GC_malloc_stubborn(size_t size) { return allocate(size, Kind::kNormal); }
 
 void* GC_malloc_kind(size_t size, int kind) {
-  if (kind < kKindPointerFree || kind > 3) handoff::compat::unsupported("GC_malloc_kind (a kind made by GC_new_kind)");
+  if (kind < kKindPointerFree || (kind > 3 && !handoff::compat::is_client_kind(kind))) {
+    handoff::compat::fatal("GC_malloc_kind: a kind that is neither predefined nor made by GC_new_kind");
+  }
   return allocate(size, static_cast<Kind>(kind));
 }
 void* GC_malloc_kind_global(size_t size, int kind) { return GC_malloc_kind(size, kind); }
