@@ -64,6 +64,11 @@ Tables& tables() {
 }
 
 std::atomic<std::size_t> queued_count{0};
+// Set by a collection that queued finalizers, taken by the one mutator that
+// calls GC_finalizer_notifier for it: libgc notifies once per collection,
+// and a notifier that allocates (guile's does) must not be called again
+// from its own allocation while the queue is still full.
+std::atomic<bool> notify_pending{false};
 thread_local bool running_finalizers = false;
 
 // Marks what `object` points to, except pointers into itself (ignore-self).
@@ -123,6 +128,7 @@ void post_mark(Heap::MarkPhase& phase, void*) {
   drop_dead_links(*heap_if_created(), phase, t.short_links);
   drop_dead_links(*heap_if_created(), phase, t.long_links);
   queued_count.store(t.queue.size(), std::memory_order_relaxed);
+  if (queued != 0) notify_pending.store(true, std::memory_order_relaxed);
 }
 
 int register_link(std::unordered_map<void**, void*>& links, void** link, const void* object) {
@@ -217,6 +223,7 @@ int invoke_finalizers() {
 void after_collection() {
   if (!finalizers_pending() || running_finalizers) return;
   if (GC_finalize_on_demand != 0) {
+    if (!notify_pending.exchange(false, std::memory_order_relaxed)) return;
     if (GC_finalizer_notifier_proc notify = GC_finalizer_notifier) notify();
     return;
   }
