@@ -23,6 +23,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <iostream>
 #include <mutex>
 #include <new>
 #include <unordered_set>
@@ -130,6 +131,12 @@ void create_heap() {
   static Heap* heap = new Heap(config);  // never destroyed (see runtime.h)
   heap->add_root_scanner(&scan_roots, nullptr);
   heap->add_post_mark_hook(&finalization_post_mark, nullptr);
+  // The heap is never destroyed, so HANDOFF_SHOW_STATS=1 reports at exit.
+  if (config.show_stats != 0) {
+    std::atexit([] {
+      if (Heap* h = heap_if_created()) h->write_stats_text(std::cerr);
+    });
+  }
   runtime_internal::the_heap.store(heap, std::memory_order_release);
 }
 
