@@ -2,8 +2,8 @@
 """Same program, same input, two collectors: Debian's libgc.so.1 and
 handoff's (selected with LD_LIBRARY_PATH). Runs are interleaved (Boehm,
 handoff, Boehm, ...) so that drift in machine load hits both alike; each
-run's wall time, CPU time (user + system) and peak RSS come from wait4's
-rusage. Outputs of the two libraries are compared (they must be identical).
+run's wall time and CPU time (user + system) come from wait4's rusage, its
+peak RSS from GNU time (/usr/bin/time, see run()). Outputs of the two libraries are compared (they must be identical).
 
   python3 bench/libgc/compare.py --lib build/release/compat/lib [--reps 3]
       [--page-mb 20] [--gcbench-depth 18] [--out papers/libgc.md]
@@ -20,17 +20,29 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
 
+GNU_TIME = "/usr/bin/time"  # Debian package "time"
+
+
 def run(cmd, env, cwd):
+    """Wall and CPU from wait4. Peak RSS from GNU time when it is installed:
+    wait4's ru_maxrss of a child forked from this Python process starts at
+    the parent's resident size (Linux keeps the larger of the pre-exec and
+    post-exec high-water marks), which exceeds a small program's own peak."""
     start = time.perf_counter()
-    with tempfile.TemporaryFile() as out:
-        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+    with tempfile.TemporaryFile() as out, tempfile.NamedTemporaryFile("r") as rss:
+        argv = ([GNU_TIME, "-f", "%M", "-o", rss.name] + cmd) if os.path.exists(GNU_TIME) else cmd
+        proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
         out.seek(0)
         output = out.read()
+        rss_kb = usage.ru_maxrss
+        if argv is not cmd:
+            text = rss.read().strip().splitlines()
+            rss_kb = int(text[-1]) if text and text[-1].isdigit() else rss_kb
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"compare.py: {' '.join(cmd)} failed:\n{output[-2000:].decode(errors='replace')}")
-    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024.0}, output
+    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": rss_kb / 1024.0}, output
 
 
 W3M_ARGS = ["-dump", "-T", "text/html", "-cols", "100", "-O", "UTF-8"]
