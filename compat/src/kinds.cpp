@@ -3,7 +3,11 @@
 // GC_push_all(_eager), and allocation of such a kind (GC_generic_malloc,
 // GC_malloc_kind, GC_generic_malloc_many). Language runtimes use them for
 // objects that only they know how to scan: guile's threads (whose VM stacks
-// live outside the heap) and its weak tables.
+// live outside the heap) and its smobs. Also typed objects (gc_typed.h:
+// GC_make_descriptor, GC_malloc_explicitly_typed), whose descriptor lives
+// in the object's last word as in libgc, and is followed when it is traced:
+// guile's weak-key and weak-value table entries leave their weak word out
+// of the bitmap, so scanning every word would keep all keys alive.
 //
 // A kind is a mark descriptor template. An object of client kind k carries
 // `kind_types[k]` as its type header, a TypeInfo whose trace function
@@ -47,6 +51,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <cstring>
 #include <mutex>
 
 namespace handoff::compat {
@@ -152,7 +157,28 @@ Visitor& visitor_or_abort(const char* name) {
   return *marking_visitor;
 }
 
+// A typed object: `descriptor_offset(capacity)` holds its descriptor,
+// past the client's bytes (make_typed asks for room).
+std::size_t descriptor_offset(std::size_t capacity) noexcept { return (capacity & ~(sizeof(GC_word) - 1)) - sizeof(GC_word); }
+
+struct TypedCell {
+  unsigned char pad;
+  void trace(Visitor& visitor) const {
+    const std::size_t bytes = capacity_of(this);
+    const std::size_t at = descriptor_offset(bytes);
+    GC_word descriptor;
+    std::memcpy(&descriptor, reinterpret_cast<const char*>(this) + at, sizeof descriptor);
+    if ((descriptor & GC_DS_TAGS) == GC_DS_BITMAP) {
+      scan_bitmap(this, descriptor, at, visitor);
+    } else {  // GC_DS_LENGTH: the first `descriptor` bytes
+      visitor.trace_conservative(this, reinterpret_cast<const char*>(this) + std::min<std::size_t>(descriptor, at));
+    }
+  }
+};
+
 }  // namespace
+
+bool is_typed(const TypeInfo* type) noexcept { return type == type_info_of<TypedCell>(); }
 
 int client_kind_of(const TypeInfo* type) noexcept {
   if (type < kind_types.data() || type >= kind_types.data() + kMaxKinds) return -1;
@@ -208,6 +234,43 @@ unsigned GC_new_proc_inner(GC_mark_proc proc) {
   return index;
 }
 unsigned GC_new_proc(GC_mark_proc proc) { return GC_new_proc_inner(proc); }
+
+// libgc's descriptors: a bitmap (most significant bit: word 0) when the
+// pointer words fit in one, a length when every word is a pointer; a longer
+// bitmap becomes a length over all `length` words, a superset.
+GC_descr GC_make_descriptor(const GC_word* bitmap, size_t length) {
+  constexpr std::size_t kBitmapWords = sizeof(GC_word) * 8 - GC_DS_TAG_BITS;
+  std::size_t last = 0;  // one past the last pointer word
+  bool all = true;
+  for (std::size_t i = 0; i < length; ++i) {
+    if (GC_get_bit(bitmap, i)) {
+      last = i + 1;
+    } else {
+      all = false;
+    }
+  }
+  if (all || last > kBitmapWords) return static_cast<GC_descr>(last * sizeof(GC_word)) | GC_DS_LENGTH;
+  GC_descr d = GC_DS_BITMAP;
+  for (std::size_t i = 0; i < last; ++i) {
+    if (GC_get_bit(bitmap, i)) d |= GC_word{1} << (sizeof(GC_word) * 8 - 1 - i);
+  }
+  return d;
+}
+
+void* GC_malloc_explicitly_typed(size_t size, GC_descr descriptor) {
+  const std::size_t rounded = (size + sizeof(GC_word) - 1) & ~(sizeof(GC_word) - 1);
+  if (rounded < size || rounded + sizeof(GC_word) < rounded) return nullptr;
+  void* object = allocate(rounded + sizeof(GC_word), Kind::kNormal);
+  if (object == nullptr) return nullptr;
+  // Still no safepoint since the allocation: retype it before any marker.
+  std::memcpy(static_cast<char*>(object) + descriptor_offset(capacity_of(object)), &descriptor, sizeof descriptor);
+  handoff::detail::header_of(object).store(reinterpret_cast<std::uintptr_t>(handoff::type_info_of<TypedCell>()),
+                                           std::memory_order_relaxed);
+  return object;
+}
+void* GC_malloc_explicitly_typed_ignore_off_page(size_t size, GC_descr descriptor) {
+  return GC_malloc_explicitly_typed(size, descriptor);
+}
 
 GC_ms_entry* GC_mark_and_push(void* object, GC_ms_entry* top, GC_ms_entry*, void**) {
   handoff::Visitor& visitor = visitor_or_abort("GC_mark_and_push");

@@ -71,6 +71,7 @@ int kind_of(const void* object) noexcept {
   if (type == type_info_of<AtomicCell>()) return static_cast<int>(Kind::kPointerFree);
   if (type == type_info_of<UncollectableCell>()) return static_cast<int>(Kind::kUncollectable);
   if (type == type_info_of<AtomicUncollectableCell>()) return static_cast<int>(Kind::kAtomicUncollectable);
+  if (is_typed(type)) return static_cast<int>(Kind::kNormal);  // GC_realloc makes it an untyped one
   return client_kind_of(type);
 }
 
@@ -260,12 +261,11 @@ void GC_generic_malloc_many(size_t size, int kind, void** result) {
   *result = GC_malloc_many(size);
 }
 
-// Typed allocation: the descriptor would scan a subset of the words; a
-// conservative scan of all of them keeps at least as much alive.
-GC_descr GC_make_descriptor(const GC_word*, size_t) { return 0; }
-void* GC_malloc_explicitly_typed(size_t size, GC_descr) { return GC_malloc(size); }
-void* GC_malloc_explicitly_typed_ignore_off_page(size_t size, GC_descr) { return GC_malloc(size); }
+// Typed allocation (GC_make_descriptor, GC_malloc_explicitly_typed) is in
+// kinds.cpp: a descriptor may leave words unscanned on purpose (guile's weak
+// tables hide their keys that way).
 void* GC_calloc_explicitly_typed(size_t count, size_t size, GC_descr) {
+  // Arrays of typed elements: every word, conservatively (a superset).
   if (size != 0 && count > std::numeric_limits<std::size_t>::max() / size) return nullptr;
   return GC_malloc(count * size);
 }

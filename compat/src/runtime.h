@@ -70,6 +70,8 @@ std::size_t capacity_of(const void* object) noexcept;
 // header (-1 for any other), whether `kind` was made, and allocation of one
 // (uncleared: the caller clears it as for kNormal).
 int client_kind_of(const TypeInfo* type) noexcept;
+// Objects of GC_malloc_explicitly_typed (kinds.cpp), of kind kNormal.
+bool is_typed(const TypeInfo* type) noexcept;
 bool is_client_kind(int kind) noexcept;
 void* make_client_kind(Heap& h, std::size_t size, int kind);
 

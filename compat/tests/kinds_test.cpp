@@ -6,12 +6,14 @@
 #define GC_NO_THREAD_REDIRECTS 1
 #include <gc/gc.h>
 #include <gc/gc_mark.h>
+#include <gc/gc_typed.h>
 #include <gtest/gtest.h>
 
 #include "libgc_test_support.h"
 
 #include <cstdint>
 #include <cstdlib>
+#include <initializer_list>
 
 namespace {
 
@@ -80,6 +82,35 @@ TEST_F(Kinds, ALengthDescriptorKindIsScannedConservatively) {
   static_cast<void**>(holder_pushing)[3] = reveal(kept);
   for (int i = 0; i < 2; ++i) collect();
   EXPECT_NE(GC_base(reveal(kept)), nullptr);
+}
+
+// Words 0 and 2 are pointers; word 1 is not (as guile's weak-table entries
+// leave out their weak word).
+void* typed_holder = nullptr;
+
+// In a frame of its own: no register or slot of the test keeps the pointers.
+[[gnu::noinline]] void store_revealed(void** words, std::initializer_list<std::uintptr_t> hidden) {
+  for (std::uintptr_t h : hidden) *words++ = reveal(h);
+}
+
+TEST_F(Kinds, ATypedObjectIsScannedByItsBitmapOnly) {
+  GC_word bitmap[GC_BITMAP_SIZE(GC_word[3])] = {0};
+  GC_set_bit(bitmap, 0);
+  GC_set_bit(bitmap, 2);
+  const GC_descr descriptor = GC_make_descriptor(bitmap, 3);
+  typed_holder = GC_malloc_explicitly_typed(3 * sizeof(GC_word), descriptor);
+  ASSERT_NE(typed_holder, nullptr);
+  EXPECT_GE(GC_size(typed_holder), 3 * sizeof(GC_word));
+  const std::uintptr_t first = hidden_object();
+  const std::uintptr_t skipped = hidden_object();
+  const std::uintptr_t third = hidden_object();
+  store_revealed(static_cast<void**>(typed_holder), {first, skipped, third});
+  for (int i = 0; i < 2; ++i) collect();
+  auto* words = static_cast<void**>(typed_holder);
+  EXPECT_NE(GC_base(reveal(first)), nullptr);
+  EXPECT_NE(GC_base(reveal(third)), nullptr);
+  EXPECT_EQ(GC_base(reveal(skipped)), nullptr) << "word 1 is not in the bitmap, yet it kept its target";
+  EXPECT_EQ(hide(words[1]), skipped) << "the client's words are its own: the descriptor lives past them";
 }
 
 TEST_F(Kinds, MarkAndPushOutsideAMarkProcedureAborts) {
