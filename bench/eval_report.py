@@ -565,7 +565,7 @@ def libgc_section(data):
              "`LD_LIBRARY_PATH`): `w3m -dump` of pages from `compat/tests/make_page.py`, and a GCBench written "
              "in C against `gc.h` (`bench/libgc/gcbench.c`, built once). Runs interleaved (Boehm, handoff, "
              "Boehm, ...); wall, CPU (user + system) and peak RSS from `wait4`. The 20 MB page runs once per "
-             "library (Boehm's run alone takes tens of seconds and about 2 GB); the others at the section's "
+             "library (Boehm's run alone takes tens of seconds and up to 2 GB); the others at the section's "
              "repetitions. Medians; ratios are handoff / Boehm.", "",
              "| workload | runs | Boehm wall s | handoff wall s | wall ratio | Boehm CPU s | handoff CPU s | CPU ratio "
              "| Boehm peak RSS MiB | handoff peak RSS MiB | RSS ratio | outputs |",

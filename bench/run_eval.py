@@ -23,7 +23,7 @@ untimed warm-up pass first:
             libgc.so.1 and on handoff's (compat/, LD_LIBRARY_PATH),
             interleaved: a 5 MB page and GCBench at --reps, the 20 MB page
             once per library (Boehm's run alone takes tens of seconds and
-            about 2 GB), about 2 minutes in all
+            up to 2 GB), 2 to 3 minutes in all on 2 cores
 
 Every process prints one JSON line (wall, CPU, peak RSS, counters); this
 script stores them all in papers/results/eval.json (raw, every run, the
