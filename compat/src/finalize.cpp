@@ -140,7 +140,13 @@ int register_link(std::unordered_map<void**, void*>& links, void** link, const v
   }
   Tables& t = tables();
   std::lock_guard lock(t.mutex);
-  return links.emplace(link, const_cast<void*>(object)).second ? GC_SUCCESS : GC_DUPLICATE;
+  // A link registered again now disappears with the new object (libgc
+  // retargets it): keeping the old one would leave the link dangling once
+  // the new object dies (guile reuses weak-vector and weak-set slots so).
+  auto [it, inserted] = links.try_emplace(link, const_cast<void*>(object));
+  if (inserted) return GC_SUCCESS;
+  it->second = const_cast<void*>(object);
+  return GC_DUPLICATE;
 }
 
 int unregister_link(std::unordered_map<void**, void*>& links, void** link) {

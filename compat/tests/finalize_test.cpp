@@ -228,6 +228,24 @@ TEST_F(Finalize, LinkRegistrationReportsDuplicatesAndMoves) {
   EXPECT_EQ(GC_unregister_disappearing_link(&other), 0);
 }
 
+// libgc retargets a link registered twice: it disappears with the object
+// of the second registration, and the first one no longer matters.
+TEST_F(Finalize, ALinkRegisteredAgainFollowsTheNewObject) {
+  static void** link;   // in pointer-free memory: the link itself is no root
+  static void* first;   // stays reachable
+  link = static_cast<void**>(GC_malloc_atomic(sizeof(void*)));
+  first = GC_malloc(16);
+  [] [[gnu::noinline]] () {
+    *link = first;
+    EXPECT_EQ(GC_general_register_disappearing_link(link, first), GC_SUCCESS);
+    *link = GC_malloc(16);
+    EXPECT_EQ(GC_general_register_disappearing_link(link, *link), GC_DUPLICATE);
+  }();
+  for (int i = 0; i < 2; ++i) collect();
+  EXPECT_EQ(*link, nullptr) << "the link kept pointing at a collected object";
+  EXPECT_EQ(GC_unregister_disappearing_link(link), 0) << "a cleared link stays registered";
+}
+
 TEST_F(Finalize, LinksInsideCollectedObjectsAreDropped) {
   [] [[gnu::noinline]] () {
     auto** holder = static_cast<void**>(GC_malloc(64));
