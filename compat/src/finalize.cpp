@@ -192,10 +192,17 @@ void register_finalizer(void* object, GC_finalization_proc proc, void* data, GC_
 
 void finalization_post_mark(Heap::MarkPhase& phase, void* context) { post_mark(phase, context); }
 
+// Also every finalizer's client data, conservatively (it may be anything):
+// libgc's finalization table is a root, so what the data points to lives
+// as long as the registration (guile keeps its guardian lists there).
 void scan_finalizer_queue(Visitor& visitor) {
   Tables& t = tables();
   std::lock_guard lock(t.mutex);
-  for (const Queued& q : t.queue) visitor.trace_raw(q.object);
+  for (const Queued& q : t.queue) {
+    visitor.trace_raw(q.object);
+    visitor.trace_conservative(&q.data, &q.data + 1);
+  }
+  for (const auto& entry : t.finalizers) visitor.trace_conservative(&entry.second.data, &entry.second.data + 1);
 }
 
 bool finalizers_pending() noexcept { return queued_count.load(std::memory_order_relaxed) != 0; }
