@@ -3,7 +3,7 @@
 ;; unreachable (guile keeps those words out of its typed-object bitmaps).
 ;; Counts are checked, not printed: conservative retention may differ.
 (define (check what ok) (unless ok (format #t "FAIL: ~a\n" what) (exit 1)))
-(define (churn) (let loop ((i 0) (acc '())) (if (< i 200000) (loop (+ i 1) (cons i (if (> (length acc) 10) '() acc))) #t)))
+(define (churn) (let loop ((i 0) (acc '())) (if (< i 50000) (loop (+ i 1) (cons i (if (> (length acc) 10) '() acc))) #t)))
 ;; A weak-key table: entries whose key died go away; a live key's stays.
 (define table (make-weak-key-hash-table))
 (define kept (list 'kept))
