@@ -24,8 +24,9 @@
 //
 // The mark stack a procedure sees. libgc passes its own mark stack pointer
 // and limit and takes back the new pointer. Here the procedure gets a small
-// per-thread array: GC_mark_and_push pushes nothing onto it, but hands the
-// pointer to the collector's Visitor (as one conservatively scanned word, so
+// array on the marking thread's stack: GC_mark_and_push pushes nothing onto
+// it, but hands the pointer to the collector's Visitor (as one
+// conservatively scanned word, so
 // interior pointers count, as libgc's GC_mark_and_push accepts them with
 // GC_all_interior_pointers), and the Visitor's own mark stack traces the
 // object later by its own type. Entries pushed directly are not possible
@@ -98,7 +99,6 @@ struct alignas(16) MarkStackEntry {
   GC_word descriptor;
 };
 constexpr std::size_t kMarkStackEntries = 64;
-thread_local std::array<MarkStackEntry, kMarkStackEntries> mark_stack;
 
 void scan_bitmap(const void* object, GC_word bits, std::size_t bytes, Visitor& visitor) {
   const auto* word = static_cast<const GC_word*>(object);
@@ -114,6 +114,9 @@ void run_mark_proc(const void* object, GC_word descriptor, Visitor& visitor) {
   const GC_word env = descriptor >> (GC_DS_TAG_BITS + GC_LOG_MAX_MARK_PROCS);
   GC_mark_proc proc = index < proc_count.load(std::memory_order_acquire) ? procs[index] : nullptr;
   if (proc == nullptr) fatal("handoff's libgc: a kind's descriptor names a mark procedure GC_new_proc never returned");
+  // On this frame, not in TLS: the library's TLS is initial-exec (see
+  // compat/CMakeLists.txt) and must stay a few words.
+  std::array<MarkStackEntry, kMarkStackEntries> mark_stack;
   auto* base = reinterpret_cast<GC_ms_entry*>(&mark_stack[0]);
   // The limit in units of the client's (one-word) GC_ms_entry.
   auto* limit = reinterpret_cast<GC_ms_entry*>(&mark_stack[kMarkStackEntries - 1]);
