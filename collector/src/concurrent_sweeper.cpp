@@ -58,9 +58,9 @@ void ConcurrentSweeper::run() {
     // (S1, S2): nothing makes a block UNSWEPT without begin_cycle(), and
     // blocks a mutator's lazy sweep empties wait for the next walk (or a
     // wake()). Walking every block header each idle_wait_ms was a cache
-    // miss per block, a tenth of a large heap's CPU time. It still walks
-    // while retired blocks wait in the limbo, which may have stopped S2 at
-    // its cap.
+    // miss per block (16 % of the CPU samples of a w3m run on the libgc
+    // heap). It still walks while retired blocks wait in the limbo, which
+    // may have stopped S2 at its cap.
     const bool walk = work_ || heap_.limbo().size() != 0;
     work_ = false;
     in_pass_ = true;
