@@ -586,6 +586,53 @@ def embedder_section(data):
     return lines + [""]
 
 
+def libgc_section(data):
+    """Debian's libgc against handoff's (compat/): same binaries, same inputs."""
+    runs = (data.get("libgc") or {}).get("runs") or []
+    if not runs:
+        return []
+    table = {}
+    for r in runs:
+        table.setdefault(r["workload"], {}).setdefault(r["library"], []).append(r)
+    lines = ["## Real libgc programs: Debian's libgc against handoff's", "",
+             "The same Debian binaries on Debian's `libgc.so.1` and on handoff's (`compat/`, selected with "
+             "`LD_LIBRARY_PATH`): `w3m -dump` of pages from `compat/tests/make_page.py`, and a GCBench written "
+             "in C against `gc.h` (`bench/libgc/gcbench.c`, built once). Runs interleaved (Boehm, handoff, "
+             "Boehm, ...); wall, CPU (user + system) and peak RSS from `wait4`. The 20 MB page runs once per "
+             "library (Boehm's run alone takes tens of seconds and up to 2 GB); the others at the section's "
+             "repetitions. Medians; ratios are handoff / Boehm.", "",
+             "| workload | runs | Boehm wall s | handoff wall s | wall ratio | Boehm CPU s | handoff CPU s | CPU ratio "
+             "| Boehm peak RSS MiB | handoff peak RSS MiB | RSS ratio | outputs |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    ratios = {}
+    for name, libs in table.items():
+        if "boehm" not in libs or "handoff" not in libs:
+            continue
+        b = {k: median([x[k] for x in libs["boehm"]]) for k in ("wall_s", "cpu_s", "rss_mb")}
+        h = {k: median([x[k] for x in libs["handoff"]]) for k in ("wall_s", "cpu_s", "rss_mb")}
+        ratio = {k: h[k] / b[k] if b[k] else float("nan") for k in b}
+        ratios[name] = (libs["handoff"][0], ratio)
+        same = all(x.get("output_matches") for x in libs["handoff"])
+        lines.append(f"| {name} | {len(libs['handoff'])} | {fmt(b['wall_s'])} | {fmt(h['wall_s'])} "
+                     f"| {fmt(ratio['wall_s'])}x | {fmt(b['cpu_s'])} | {fmt(h['cpu_s'])} | {fmt(ratio['cpu_s'])}x "
+                     f"| {fmt(b['rss_mb'], 0)} | {fmt(h['rss_mb'], 0)} | {fmt(ratio['rss_mb'])}x "
+                     f"| {'identical' if same else '**differ**'} |")
+    lines += ["", "Targets:", ""]
+    w3m = [(r, q) for r, q in ratios.values() if r["kind"] == "w3m"]
+    if w3m:
+        run, q = max(w3m, key=lambda x: x[0]["size"])
+        for metric, what in (("wall_s", "wall time"), ("rss_mb", "peak RSS")):
+            verdict = "met" if q[metric] <= 1.0 else "missed"
+            lines.append(f"- w3m, largest page ({run['size']:g} MB): {what} ≤ 1.0x Boehm's: "
+                         f"{fmt(q[metric])}x, **{verdict}**.")
+    for run, q in ratios.values():
+        if run["kind"] == "gcbench":
+            verdict = "met" if q["wall_s"] <= 0.5 else "missed"
+            lines.append(f"- GCBench (C, depth {run['size']}): wall time ≤ 0.5x Boehm's: {fmt(q['wall_s'])}x "
+                         f"(CPU {fmt(q['cpu_s'])}x), **{verdict}**.")
+    return lines + ["", "Why and what was changed to get here: `papers/libgc.md`.", ""]
+
+
 def marked_per_allocated(cell):
     return cell.value_med(lambda x: x["counters"]["marked_bytes_total"] / x["counters"]["bytes_allocated"]
                           if x["counters"].get("bytes_allocated") else None)
@@ -1016,6 +1063,7 @@ def render(data, alloc, out, figures):
     body += mark_section(data)
     body += barrier_section(data)
     body += embedder_section(data)
+    body += libgc_section(data)
     if alloc:
         text = alloc_report.render(alloc)
         text = text.replace("\n### ", "\n#### ").replace("## Allocation and reclaim against malloc baselines",

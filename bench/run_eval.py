@@ -22,6 +22,11 @@ untimed warm-up pass first:
   embedder  bench_ephemeron (ephemeron marking cost: ns per entry, fixpoint
             rounds) and bench_external_rss (peak RSS of small wrappers owning
             large external buffers, counted by the trigger or not)
+  libgc     Debian's w3m and a C GCBench (bench/libgc/) on Debian's
+            libgc.so.1 and on handoff's (compat/, LD_LIBRARY_PATH),
+            interleaved: a 5 MB page and GCBench at --reps, the 20 MB page
+            once per library (Boehm's run alone takes tens of seconds and
+            up to 2 GB), 2 to 3 minutes in all on 2 cores
 
 Every process prints one JSON line (wall, CPU, peak RSS, counters); this
 script stores them all in papers/results/eval.json (raw, every run, the
@@ -37,6 +42,7 @@ import datetime
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -73,7 +79,7 @@ def parse_args(argv):
                         "papers/results/quick/ (the full report is left alone)")
     p.add_argument("--reps", type=int, default=None, help="timed repetitions per configuration "
                    "(default 5 for macro, 3 for scaling and heapsize; 1 with --quick)")
-    p.add_argument("--sections", default="macro,scaling,heapsize,micro,mark,barrier,embedder",
+    p.add_argument("--sections", default="macro,scaling,heapsize,micro,mark,barrier,embedder,libgc",
                    help="comma list of sections to run (default: all)")
     p.add_argument("--alloc", action="store_true",
                    help="also rerun bench/run_alloc_bench.py (about 2.5 minutes) instead of folding in "
@@ -84,7 +90,7 @@ def parse_args(argv):
     p.add_argument("--no-report", action="store_true", help="run and store, do not write the report")
     args = p.parse_args(argv)
     args.sections = [s.strip() for s in args.sections.split(",") if s.strip()]
-    unknown = set(args.sections) - {"macro", "scaling", "heapsize", "micro", "mark", "barrier", "embedder"}
+    unknown = set(args.sections) - {"macro", "scaling", "heapsize", "micro", "mark", "barrier", "embedder", "libgc"}
     if unknown:
         p.error(f"unknown section(s): {', '.join(sorted(unknown))}")
     return args
@@ -117,6 +123,7 @@ class Plan:
             self.micro_min_time = 0.02
             self.micro_filter = "fast_path/[^/]+/(16|64|256)/real_time/threads:1$"
             self.mark_args = ["--mb", "20", "--collections", "5"]
+            self.libgc = [("w3m", 2, 1), ("gcbench", 16, 1)]
         else:
             self.bt_depth = 17
             depth = ["--depth", str(self.bt_depth)]
@@ -130,6 +137,9 @@ class Plan:
             self.micro_min_time = 0.1
             self.micro_filter = None
             self.mark_args = []
+            # (program, page MB or GCBench depth, repetitions); reps filled in below
+            self.libgc = [("w3m", 5, None), ("w3m", 20, 1), ("gcbench", 18, None)]
+        self.libgc = [(k, size, n or self.other_reps) for k, size, n in self.libgc]
 
 
 def executable(build_dir, family):
@@ -347,6 +357,23 @@ def run_embedder(plan, build_dir, reps):
     return out
 
 
+def run_libgc(plan, build_dir):
+    """bench/libgc/compare.py's interleaved runs: one record per run."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("libgc_compare", REPO_ROOT / "bench" / "libgc" / "compare.py")
+    compare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare)
+    lib = build_dir / "compat" / "lib"
+    missing = [p for p in ("w3m", "cc") if shutil.which(p) is None]
+    if not (lib / "libgc.so.1").exists() or missing:
+        print(f"warning: libgc section skipped: {lib}/libgc.so.1 (target handoff_gc, needs libgc-dev) "
+              f"or {', '.join(missing) or 'nothing else'} missing", file=sys.stderr)
+        return None
+    with tempfile.TemporaryDirectory() as work:
+        records = compare.measure(str(lib), work, plan.libgc, log=lambda m: print("libgc " + m, flush=True))
+    return {"plan": [list(p) for p in plan.libgc], "runs": records}
+
+
 # ---- the environment ----------------------------------------------------
 
 def package_versions():
@@ -477,6 +504,10 @@ def main(argv):
         data["barrier"] = run_barrier(plan, build_dir, plan.other_reps)
     if "embedder" in args.sections:
         data["embedder"] = run_embedder(plan, build_dir, plan.other_reps)
+    if "libgc" in args.sections:
+        libgc = run_libgc(plan, build_dir)
+        if libgc:
+            data["libgc"] = libgc
     if args.alloc:
         alloc_args = ["--build-dir", str(build_dir), "--out", str(out_dir / "alloc_reclaim.json")]
         if args.quick:

@@ -25,6 +25,8 @@ packages=(
   chase
   w3m
   poke              # libgc client (libpoke) run on handoff's libgc
+  guile-3.0         # libgc client with kinds and mark procedures (compat/tests)
+  time              # GNU time: peak RSS of the libgc comparison (bench/libgc/compare.py)
 )
 
 missing=()

@@ -130,6 +130,7 @@ void* BlockPool::carve_locked() noexcept {
       return nullptr;
     }
     chunks_.push_back(chunk);
+    bounds_.include(base, kChunkSize);
   }
   Chunk* chunk = chunks_.back();
   char* block = chunk->base + chunk->carved * kBlockSize;
@@ -233,6 +234,11 @@ bool BlockPool::is_handed_out(const void* p) const noexcept {
   if (chunk == nullptr) return false;
   const std::size_t index = chunk->index_of(p);
   return chunk->in_use[index].load(std::memory_order_acquire) == 1;
+}
+
+AddressBounds BlockPool::bounds() const {
+  std::lock_guard lock(mutex_);
+  return bounds_;
 }
 
 PoolStats BlockPool::stats() const {

@@ -37,8 +37,14 @@ void* LargeObjectSpace::allocate(std::size_t size, bool publish) noexcept {
   new (base) std::atomic<std::uint32_t>(0);  // the mark word: never marked
   std::unique_lock lock(mutex_);
   objects_.emplace(start, Entry{size, mapping, publish});
+  bounds_.include(base, mapping);
   ++counters_.allocated;
   return reinterpret_cast<void*>(start);
+}
+
+AddressBounds LargeObjectSpace::bounds() const {
+  std::shared_lock lock(mutex_);
+  return bounds_;
 }
 
 void LargeObjectSpace::publish(void* object) noexcept {

@@ -48,6 +48,26 @@ TEST(BlockPool, ReleasedBlocksComeBackLastInFirstOut) {
   for (void* p : {a, b, c}) pool.release(p);
 }
 
+// The conservative marker's first filter: every block the pool hands out
+// lies inside its bounds, which start empty and never shrink.
+TEST(BlockPool, BoundsCoverEveryBlockItHandsOut) {
+  HeapBudget budget(0);
+  BlockPool pool(pool_config(kHour, 64), budget);
+  EXPECT_FALSE(pool.bounds().contains(reinterpret_cast<std::uintptr_t>(&budget))) << "an empty pool's bounds hold nothing";
+  std::vector<void*> blocks;
+  for (std::size_t i = 0; i < kBlocksPerChunk + 3; ++i) blocks.push_back(pool.acquire().memory);  // two chunks
+  const AddressBounds bounds = pool.bounds();
+  for (void* block : blocks) {
+    ASSERT_NE(block, nullptr);
+    EXPECT_TRUE(bounds.contains(reinterpret_cast<std::uintptr_t>(block)));
+    EXPECT_TRUE(bounds.contains(reinterpret_cast<std::uintptr_t>(block) + kBlockSize - 1));
+  }
+  EXPECT_FALSE(bounds.contains(reinterpret_cast<std::uintptr_t>(&budget))) << "a stack address";
+  for (void* block : blocks) pool.release(block);
+  EXPECT_EQ(pool.bounds().low, bounds.low) << "releasing blocks never narrows the bounds";
+  EXPECT_EQ(pool.bounds().high, bounds.high);
+}
+
 TEST(BlockPool, GenerationGrowsOnEveryReuseAndIsNeverZero) {
   HeapBudget budget(0);
   BlockPool pool(pool_config(kHour, 64), budget);

@@ -69,6 +69,20 @@ TEST(LargeObjectSpace, ObjectsAreWritableAndFoundFromAnyInteriorPointer) {
   for (std::size_t i = 0; i < objects.size(); ++i) EXPECT_EQ(listed[objects[i]], kSizes[i]);
 }
 
+TEST(LargeObjectSpace, BoundsCoverEveryObjectItMaps) {
+  HeapBudget budget(0);
+  LargeObjectSpace space(budget);
+  EXPECT_FALSE(space.bounds().contains(reinterpret_cast<std::uintptr_t>(&space)));
+  std::vector<char*> objects;
+  for (std::size_t size : kSizes) objects.push_back(static_cast<char*>(space.allocate(size)));
+  const AddressBounds bounds = space.bounds();
+  for (std::size_t i = 0; i < objects.size(); ++i) {
+    ASSERT_NE(objects[i], nullptr);
+    EXPECT_TRUE(bounds.contains(reinterpret_cast<std::uintptr_t>(objects[i])));
+    EXPECT_TRUE(bounds.contains(reinterpret_cast<std::uintptr_t>(objects[i]) + kSizes[i] - 1));
+  }
+}
+
 TEST(LargeObjectSpace, SweepFreesTheDeadAndUnchargesThem) {
   HeapBudget budget(0);
   LargeObjectSpace space(budget);

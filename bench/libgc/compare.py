@@ -2,8 +2,8 @@
 """Same program, same input, two collectors: Debian's libgc.so.1 and
 handoff's (selected with LD_LIBRARY_PATH). Runs are interleaved (Boehm,
 handoff, Boehm, ...) so that drift in machine load hits both alike; each
-run's wall time, CPU time (user + system) and peak RSS come from wait4's
-rusage. Outputs of the two libraries are compared (they must be identical).
+run's wall time and CPU time (user + system) come from wait4's rusage, its
+peak RSS from GNU time (/usr/bin/time, see run()). Outputs of the two libraries are compared (they must be identical).
 
   python3 bench/libgc/compare.py --lib build/release/compat/lib [--reps 3]
       [--page-mb 20] [--gcbench-depth 18] [--out papers/libgc.md]
@@ -20,34 +20,95 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
 
+GNU_TIME = "/usr/bin/time"  # Debian package "time"
+
+
 def run(cmd, env, cwd):
+    """Wall and CPU from wait4. Peak RSS from GNU time when it is installed:
+    wait4's ru_maxrss of a child forked from this Python process starts at
+    the parent's resident size (Linux keeps the larger of the pre-exec and
+    post-exec high-water marks), which exceeds a small program's own peak."""
     start = time.perf_counter()
-    with tempfile.TemporaryFile() as out:
-        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+    with tempfile.TemporaryFile() as out, tempfile.NamedTemporaryFile("r") as rss:
+        argv = ([GNU_TIME, "-f", "%M", "-o", rss.name] + cmd) if os.path.exists(GNU_TIME) else cmd
+        proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
         out.seek(0)
         output = out.read()
+        rss_kb = usage.ru_maxrss
+        if argv is not cmd:
+            text = rss.read().strip().splitlines()
+            rss_kb = int(text[-1]) if text and text[-1].isdigit() else rss_kb
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"compare.py: {' '.join(cmd)} failed:\n{output[-2000:].decode(errors='replace')}")
-    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024.0}, output
+    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": rss_kb / 1024.0}, output
 
 
-def workloads(args, work):
-    page = os.path.join(work, "page.html")
-    subprocess.run([sys.executable, os.path.join(ROOT, "compat", "tests", "make_page.py"),
-                    "--bytes", str(int(args.page_mb * 1024 * 1024)), page], check=True)
+W3M_ARGS = ["-dump", "-T", "text/html", "-cols", "100", "-O", "UTF-8"]
+
+
+def measure(lib, work, plan, log=print):
+    """Runs every (name, page MB or GCBench depth, reps) of `plan` on both
+    libraries, interleaved, and returns one record per run. `plan` holds
+    ("w3m", page_mb, reps) and ("gcbench", depth, reps) entries."""
+    lib = os.path.abspath(lib)
+    home = os.path.join(work, "home")
+    os.makedirs(home, exist_ok=True)
     gcbench = os.path.join(work, "gcbench")
-    subprocess.run(["cc", "-O2", os.path.join(HERE, "gcbench.c"), "-o", gcbench, "-lgc"], check=True)
-    os.makedirs(os.path.join(work, "home"), exist_ok=True)
-    w3m_env = {"HOME": os.path.join(work, "home"), "LANG": "C.UTF-8", "TERM": "dumb",
-               "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-    return [
-        (f"w3m -dump, {args.page_mb:g} MB page",
-         ["w3m", "-dump", "-T", "text/html", "-cols", "100", "-O", "UTF-8", page], w3m_env, lambda o: o),
-        (f"GCBench (C, depth {args.gcbench_depth})", [gcbench, str(args.gcbench_depth)], {},
-         lambda o: o.split(b",")[0]),  # the checksum; collection counts differ
-    ]
+    if not os.path.exists(gcbench):
+        subprocess.run(["cc", "-O2", os.path.join(HERE, "gcbench.c"), "-o", gcbench, "-lgc"], check=True)
+    records = []
+    for kind, size, reps in plan:
+        if kind == "w3m":
+            page = os.path.join(work, f"page-{size:g}.html")
+            subprocess.run([sys.executable, os.path.join(ROOT, "compat", "tests", "make_page.py"),
+                            "--bytes", str(int(size * 1024 * 1024)), page], check=True)
+            name = f"w3m -dump, {size:g} MB page"
+            cmd = ["w3m"] + W3M_ARGS + [page]
+            base_env = {"HOME": home, "LANG": "C.UTF-8", "TERM": "dumb", "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+            key = lambda o: o  # noqa: E731
+        else:
+            name = f"GCBench (C, depth {size})"
+            cmd = [gcbench, str(size)]
+            base_env = {k: v for k, v in os.environ.items() if not k.startswith("HANDOFF_")}
+            key = lambda o: o.split(b",")[0]  # noqa: E731  the checksum; collection counts differ
+        outputs = {}
+        for rep in range(1, reps + 1):
+            for which in ("boehm", "handoff"):
+                env = dict(base_env)
+                env.pop("LD_LIBRARY_PATH", None)
+                if which == "handoff":
+                    env["LD_LIBRARY_PATH"] = lib
+                r, out = run(cmd, env, work)
+                outputs.setdefault(which, key(out))
+                records.append({"workload": name, "kind": kind, "size": size, "library": which, "rep": rep,
+                                "wall_s": r["wall"], "cpu_s": r["cpu"], "rss_mb": r["rss_mb"],
+                                "output_matches": key(out) == outputs.get("boehm", key(out))})
+                log(f"{name} [{which} {rep}/{reps}]: {r['wall']:.2f} s wall, {r['cpu']:.2f} s CPU, "
+                    f"{r['rss_mb']:.0f} MB peak RSS")
+    return records
+
+
+def medians(records):
+    """{workload: {library: {wall_s, cpu_s, rss_mb, runs}}} in first-seen order."""
+    table = {}
+    for r in records:
+        table.setdefault(r["workload"], {}).setdefault(r["library"], []).append(r)
+    return {w: {lib: {k: statistics.median(x[k] for x in rs) for k in ("wall_s", "cpu_s", "rss_mb")} | {"runs": len(rs)}
+                for lib, rs in libs.items()} for w, libs in table.items()}
+
+
+def markdown_table(records):
+    lines = ["| workload | runs | Boehm wall s | handoff wall s | ratio | Boehm CPU s | handoff CPU s | ratio "
+             "| Boehm peak RSS MB | handoff peak RSS MB | ratio |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, med in medians(records).items():
+        b, h = med["boehm"], med["handoff"]
+        lines.append(f"| {name} | {h['runs']} | {b['wall_s']:.2f} | {h['wall_s']:.2f} | {h['wall_s'] / b['wall_s']:.2f}x "
+                     f"| {b['cpu_s']:.2f} | {h['cpu_s']:.2f} | {h['cpu_s'] / b['cpu_s']:.2f}x "
+                     f"| {b['rss_mb']:.0f} | {h['rss_mb']:.0f} | {h['rss_mb'] / b['rss_mb']:.2f}x |")
+    return lines
 
 
 def main():
@@ -58,37 +119,12 @@ def main():
     parser.add_argument("--gcbench-depth", type=int, default=18)
     parser.add_argument("--out", help="write a Markdown report here")
     args = parser.parse_args()
-    lib = os.path.abspath(args.lib)
-    rows = []
     with tempfile.TemporaryDirectory() as work:
-        for name, cmd, extra_env, key in workloads(args, work):
-            results = {"Boehm": [], "handoff": []}
-            outputs = {}
-            for rep in range(args.reps):
-                for which in ("Boehm", "handoff"):
-                    env = dict(extra_env) if extra_env else dict(os.environ)
-                    env.pop("LD_LIBRARY_PATH", None)
-                    if which == "handoff":
-                        env["LD_LIBRARY_PATH"] = lib
-                    r, out = run(cmd, env, work)
-                    results[which].append(r)
-                    outputs[which] = key(out)
-                    print(f"{name} [{which} {rep + 1}/{args.reps}]: {r['wall']:.2f} s wall, "
-                          f"{r['cpu']:.2f} s CPU, {r['rss_mb']:.0f} MB peak RSS", flush=True)
-            if outputs["Boehm"] != outputs["handoff"]:
-                sys.exit(f"compare.py: {name}: the outputs differ")
-            med = {w: {k: statistics.median(r[k] for r in results[w]) for k in ("wall", "cpu", "rss_mb")}
-                   for w in results}
-            rows.append((name, med))
-    lines = ["| workload | Boehm wall s | handoff wall s | ratio | Boehm CPU s | handoff CPU s | ratio "
-             "| Boehm peak RSS MB | handoff peak RSS MB | ratio |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for name, med in rows:
-        b, h = med["Boehm"], med["handoff"]
-        lines.append(f"| {name} | {b['wall']:.2f} | {h['wall']:.2f} | {h['wall'] / b['wall']:.2f}x "
-                     f"| {b['cpu']:.2f} | {h['cpu']:.2f} | {h['cpu'] / b['cpu']:.2f}x "
-                     f"| {b['rss_mb']:.0f} | {h['rss_mb']:.0f} | {h['rss_mb'] / b['rss_mb']:.2f}x |")
-    table = "\n".join(lines)
+        records = measure(args.lib, work, [("w3m", args.page_mb, args.reps),
+                                           ("gcbench", args.gcbench_depth, args.reps)])
+    if not all(r["output_matches"] for r in records):
+        sys.exit("compare.py: the outputs of the two libraries differ")
+    table = "\n".join(markdown_table(records))
     print(table)
     if args.out:
         with open(args.out, "w", encoding="utf-8") as f:

@@ -22,7 +22,8 @@ HANDOFF_NO_SANITIZE_SCAN std::uintptr_t load_word(const std::uintptr_t* p) noexc
 
 }  // namespace
 
-Marker::Marker(HeapInternals& heap, Mode mode) : heap_(heap), mode_(mode), version_(heap.mark_version) {
+Marker::Marker(HeapInternals& heap, Mode mode)
+    : heap_(heap), mode_(mode), version_(heap.mark_version), bounds_(heap.allocator.bounds()) {
   heap_.allocator.large_objects().for_each_object([&](void* object, std::size_t size) {
     large_.emplace_back(reinterpret_cast<std::uintptr_t>(object), size);
   });
@@ -76,6 +77,7 @@ void Marker::visit(const void* object) {
 }
 
 void Marker::visit_word(std::uintptr_t word) {
+  if (!bounds_.contains(word)) return;  // outside everything the heap ever mapped: no lookup
   const void* p = reinterpret_cast<const void*>(word);
   const BlockPool& pool = heap_.allocator.pool();
   if (pool.chunk_of(p) != nullptr) {

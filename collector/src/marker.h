@@ -99,6 +99,7 @@ class Marker final : public Visitor {
   HeapInternals& heap_;
   const Mode mode_;
   const std::uint32_t version_;
+  const AddressBounds bounds_;  // read once: nothing is allocated while the world is stopped
   std::vector<const void*> stack_;
   std::vector<std::pair<std::uintptr_t, std::size_t>> large_;  // sorted (cell, size)
   std::unordered_set<const void*> visited_;  // kVerify only

@@ -64,6 +64,11 @@ Tables& tables() {
 }
 
 std::atomic<std::size_t> queued_count{0};
+// Set by a collection that queued finalizers, taken by the one mutator that
+// calls GC_finalizer_notifier for it: libgc notifies once per collection,
+// and a notifier that allocates (guile's does) must not be called again
+// from its own allocation while the queue is still full.
+std::atomic<bool> notify_pending{false};
 thread_local bool running_finalizers = false;
 
 // Marks what `object` points to, except pointers into itself (ignore-self).
@@ -123,6 +128,7 @@ void post_mark(Heap::MarkPhase& phase, void*) {
   drop_dead_links(*heap_if_created(), phase, t.short_links);
   drop_dead_links(*heap_if_created(), phase, t.long_links);
   queued_count.store(t.queue.size(), std::memory_order_relaxed);
+  if (queued != 0) notify_pending.store(true, std::memory_order_relaxed);
 }
 
 int register_link(std::unordered_map<void**, void*>& links, void** link, const void* object) {
@@ -134,7 +140,13 @@ int register_link(std::unordered_map<void**, void*>& links, void** link, const v
   }
   Tables& t = tables();
   std::lock_guard lock(t.mutex);
-  return links.emplace(link, const_cast<void*>(object)).second ? GC_SUCCESS : GC_DUPLICATE;
+  // A link registered again now disappears with the new object (libgc
+  // retargets it): keeping the old one would leave the link dangling once
+  // the new object dies (guile reuses weak-vector and weak-set slots so).
+  auto [it, inserted] = links.try_emplace(link, const_cast<void*>(object));
+  if (inserted) return GC_SUCCESS;
+  it->second = const_cast<void*>(object);
+  return GC_DUPLICATE;
 }
 
 int unregister_link(std::unordered_map<void**, void*>& links, void** link) {
@@ -180,10 +192,17 @@ void register_finalizer(void* object, GC_finalization_proc proc, void* data, GC_
 
 void finalization_post_mark(Heap::MarkPhase& phase, void* context) { post_mark(phase, context); }
 
+// Also every finalizer's client data, conservatively (it may be anything):
+// libgc's finalization table is a root, so what the data points to lives
+// as long as the registration (guile keeps its guardian lists there).
 void scan_finalizer_queue(Visitor& visitor) {
   Tables& t = tables();
   std::lock_guard lock(t.mutex);
-  for (const Queued& q : t.queue) visitor.trace_raw(q.object);
+  for (const Queued& q : t.queue) {
+    visitor.trace_raw(q.object);
+    visitor.trace_conservative(&q.data, &q.data + 1);
+  }
+  for (const auto& entry : t.finalizers) visitor.trace_conservative(&entry.second.data, &entry.second.data + 1);
 }
 
 bool finalizers_pending() noexcept { return queued_count.load(std::memory_order_relaxed) != 0; }
@@ -217,6 +236,7 @@ int invoke_finalizers() {
 void after_collection() {
   if (!finalizers_pending() || running_finalizers) return;
   if (GC_finalize_on_demand != 0) {
+    if (!notify_pending.exchange(false, std::memory_order_relaxed)) return;
     if (GC_finalizer_notifier_proc notify = GC_finalizer_notifier) notify();
     return;
   }

@@ -45,7 +45,7 @@ void* make(Heap& h, std::size_t size, Kind kind) {
     case Kind::kAtomicUncollectable:
       return make_cell<AtomicUncollectableCell>(h, size);
   }
-  return nullptr;
+  return make_client_kind(h, size, static_cast<int>(kind));
 }
 
 [[gnu::noinline]] void* out_of_memory(std::size_t size) {
@@ -57,9 +57,12 @@ void* make(Heap& h, std::size_t size, Kind kind) {
 
 std::size_t capacity_of(const void* object) noexcept {
   const void* cell = detail::cell_of(object);
-  Allocator& a = heap_if_created()->allocator();
-  if (a.pool().chunk_of(cell) != nullptr) return MarkedBlock::of(cell)->cell_size() - detail::kCellHeaderSize;
-  return a.large_objects().size_of(cell) - detail::kCellHeaderSize;
+  // One byte load, no chunk lookup: a chunk belongs to one pool, so a cell
+  // of this heap lies in a block chunk exactly when it is in a block.
+  if (detail::in_block_range(reinterpret_cast<std::uintptr_t>(cell))) {
+    return MarkedBlock::of(cell)->cell_size() - detail::kCellHeaderSize;
+  }
+  return heap_if_created()->allocator().large_objects().size_of(cell) - detail::kCellHeaderSize;
 }
 
 int kind_of(const void* object) noexcept {
@@ -68,7 +71,8 @@ int kind_of(const void* object) noexcept {
   if (type == type_info_of<AtomicCell>()) return static_cast<int>(Kind::kPointerFree);
   if (type == type_info_of<UncollectableCell>()) return static_cast<int>(Kind::kUncollectable);
   if (type == type_info_of<AtomicUncollectableCell>()) return static_cast<int>(Kind::kAtomicUncollectable);
-  return -1;
+  if (is_typed(type)) return static_cast<int>(Kind::kNormal);  // GC_realloc makes it an untyped one
+  return client_kind_of(type);
 }
 
 void* allocate(std::size_t size, Kind kind) {
@@ -118,7 +122,9 @@ void* GC_malloc_atomic_ignore_off_page(size_t size) { return allocate(size, Kind
 void* GC_malloc_stubborn(size_t size) { return allocate(size, Kind::kNormal); }
 
 void* GC_malloc_kind(size_t size, int kind) {
-  if (kind < kKindPointerFree || kind > 3) handoff::compat::unsupported("GC_malloc_kind (a kind made by GC_new_kind)");
+  if (kind < kKindPointerFree || (kind > 3 && !handoff::compat::is_client_kind(kind))) {
+    handoff::compat::fatal("GC_malloc_kind: a kind that is neither predefined nor made by GC_new_kind");
+  }
   return allocate(size, static_cast<Kind>(kind));
 }
 void* GC_malloc_kind_global(size_t size, int kind) { return GC_malloc_kind(size, kind); }
@@ -255,12 +261,11 @@ void GC_generic_malloc_many(size_t size, int kind, void** result) {
   *result = GC_malloc_many(size);
 }
 
-// Typed allocation: the descriptor would scan a subset of the words; a
-// conservative scan of all of them keeps at least as much alive.
-GC_descr GC_make_descriptor(const GC_word*, size_t) { return 0; }
-void* GC_malloc_explicitly_typed(size_t size, GC_descr) { return GC_malloc(size); }
-void* GC_malloc_explicitly_typed_ignore_off_page(size_t size, GC_descr) { return GC_malloc(size); }
+// Typed allocation (GC_make_descriptor, GC_malloc_explicitly_typed) is in
+// kinds.cpp: a descriptor may leave words unscanned on purpose (guile's weak
+// tables hide their keys that way).
 void* GC_calloc_explicitly_typed(size_t count, size_t size, GC_descr) {
+  // Arrays of typed elements: every word, conservatively (a superset).
   if (size != 0 && count > std::numeric_limits<std::size_t>::max() / size) return nullptr;
   return GC_malloc(count * size);
 }

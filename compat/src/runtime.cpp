@@ -3,6 +3,7 @@
 // Call tree of the roots (world stopped, on the collecting thread, inside
 // Marker::mark_roots):
 //   scan_roots
+//     -> GC_least/greatest_plausible_heap_addr from the allocator's bounds
 //     -> scan_static_data     dl_iterate_phdr: writable PT_LOAD segments of
 //                             every object but this library, minus
 //                             GC_exclude_static_roots ranges, filtered by the
@@ -22,6 +23,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <iostream>
 #include <mutex>
 #include <new>
 #include <unordered_set>
@@ -48,7 +50,6 @@ Registry& registry() {
   return *r;
 }
 
-std::atomic<Heap*> the_heap{nullptr};
 std::once_flag heap_once;
 
 // Anything with static storage in this library: its segments are not roots.
@@ -98,6 +99,11 @@ int scan_object_segments(dl_phdr_info* info, std::size_t, void* data) {
 }
 
 void scan_roots(Visitor& visitor, void*) {
+  // The range GC_MARK_AND_PUSH checks before it calls GC_mark_and_push
+  // (kinds.cpp): set here, before any object is traced.
+  const AddressBounds bounds = heap_if_created()->allocator().bounds();
+  GC_least_plausible_heap_addr = reinterpret_cast<void*>(bounds.low);
+  GC_greatest_plausible_heap_addr = reinterpret_cast<void*>(bounds.high - 1);
   Registry& r = registry();
   std::lock_guard lock(r.mutex);
   StaticScan scan{&visitor, &r.exclusions};
@@ -113,29 +119,40 @@ void create_heap() {
   HeapConfig config = HeapConfig::from_environment();
   if (early_settings().max_heap_bytes != 0) config.max_heap_bytes = early_settings().max_heap_bytes;
   config.generational = 0;  // C stores have no write barrier: every collection is full
+  // libgc's trigger: collect once the bytes allocated since the last
+  // collection reach heap / GC_free_space_divisor (default 3). With a heap
+  // of live + allocated bytes that is allocated = live / (divisor - 1), so
+  // growth_percent = 100 / (divisor - 1): 50 % by default, where handoff's
+  // own default of 100 % gave w3m a third more peak RSS than Boehm's.
+  // HANDOFF_GROWTH_PERCENT, when set, wins.
+  if (std::getenv("HANDOFF_GROWTH_PERCENT") == nullptr && GC_free_space_divisor > 1) {
+    config.growth_percent = std::max<std::uint64_t>(1, 100 / (GC_free_space_divisor - 1));
+  }
   static Heap* heap = new Heap(config);  // never destroyed (see runtime.h)
   heap->add_root_scanner(&scan_roots, nullptr);
   heap->add_post_mark_hook(&finalization_post_mark, nullptr);
-  the_heap.store(heap, std::memory_order_release);
+  // The heap is never destroyed, so HANDOFF_SHOW_STATS=1 reports at exit.
+  if (config.show_stats != 0) {
+    std::atexit([] {
+      if (Heap* h = heap_if_created()) h->write_stats_text(std::cerr);
+    });
+  }
+  runtime_internal::the_heap.store(heap, std::memory_order_release);
 }
 
 }  // namespace
+
+std::atomic<Heap*> runtime_internal::the_heap{nullptr};
+
+Heap& runtime_internal::create_heap_once() {
+  std::call_once(heap_once, &create_heap);
+  return *the_heap.load(std::memory_order_acquire);
+}
 
 EarlySettings& early_settings() noexcept {
   static EarlySettings settings;
   return settings;
 }
-
-Heap& heap() {
-  Heap* h = the_heap.load(std::memory_order_acquire);
-  if (h == nullptr) [[unlikely]] {
-    std::call_once(heap_once, &create_heap);
-    h = the_heap.load(std::memory_order_acquire);
-  }
-  return *h;
-}
-
-Heap* heap_if_created() noexcept { return the_heap.load(std::memory_order_acquire); }
 
 void add_uncollectable(void* object) {
   Registry& r = registry();

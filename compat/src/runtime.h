@@ -29,6 +29,7 @@
 
 #include <handoff/heap.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
@@ -36,10 +37,19 @@ namespace handoff::compat {
 
 enum class Kind : int { kPointerFree = 0, kNormal = 1, kUncollectable = 2, kAtomicUncollectable = 3 };
 
-// The heap, created on first use; the calling thread is attached.
-Heap& heap();
+namespace runtime_internal {
+extern std::atomic<Heap*> the_heap;  // set once, by create_heap
+Heap& create_heap_once();
+}  // namespace runtime_internal
+
+// The heap, created on first use.
+inline Heap& heap() {
+  Heap* h = runtime_internal::the_heap.load(std::memory_order_acquire);
+  if (h == nullptr) [[unlikely]] return runtime_internal::create_heap_once();
+  return *h;
+}
 // The heap if it exists (nullptr before GC_init or the first allocation).
-Heap* heap_if_created() noexcept;
+inline Heap* heap_if_created() noexcept { return runtime_internal::the_heap.load(std::memory_order_acquire); }
 // Attaches the calling thread if it is not (the implicit registration libgc
 // does for the main thread and for threads that allocate).
 inline Heap& attached_heap() {
@@ -55,6 +65,15 @@ void* allocate(std::size_t size, Kind kind);
 int kind_of(const void* object) noexcept;
 // Usable bytes of a client object.
 std::size_t capacity_of(const void* object) noexcept;
+
+// Kinds made by GC_new_kind (kinds.cpp): the kind of a client-kind type
+// header (-1 for any other), whether `kind` was made, and allocation of one
+// (uncleared: the caller clears it as for kNormal).
+int client_kind_of(const TypeInfo* type) noexcept;
+// Objects of GC_malloc_explicitly_typed (kinds.cpp), of kind kNormal.
+bool is_typed(const TypeInfo* type) noexcept;
+bool is_client_kind(int kind) noexcept;
+void* make_client_kind(Heap& h, std::size_t size, int kind);
 
 // Uncollectable objects: roots until GC_free.
 void add_uncollectable(void* object);

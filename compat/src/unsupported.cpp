@@ -3,8 +3,8 @@
 // of failing to load (a missing symbol) or misbehaving silently. The
 // parameters are not declared: each stub aborts before it would read them.
 //
-// Left out on purpose: custom object kinds and mark procedures (gc_mark.h),
-// which need a mark-procedure interface the collector does not offer;
+// Left out on purpose: the rest of the mark-stack interface (gc_mark.h:
+// mark bits, conditional pushes; kinds.cpp has what mark procedures use);
 // thread suspension by the client; toggle references; the disclaim-based
 // finalized allocator.
 #include "runtime.h"
@@ -19,16 +19,7 @@ HANDOFF_GC_UNSUPPORTED(GC_init_finalized_malloc)
 HANDOFF_GC_UNSUPPORTED(GC_is_marked)
 HANDOFF_GC_UNSUPPORTED(GC_is_thread_suspended)
 HANDOFF_GC_UNSUPPORTED(GC_is_tmp_root)
-HANDOFF_GC_UNSUPPORTED(GC_mark_and_push)
-HANDOFF_GC_UNSUPPORTED(GC_new_free_list)
-HANDOFF_GC_UNSUPPORTED(GC_new_free_list_inner)
-HANDOFF_GC_UNSUPPORTED(GC_new_kind)
-HANDOFF_GC_UNSUPPORTED(GC_new_kind_inner)
-HANDOFF_GC_UNSUPPORTED(GC_new_proc)
-HANDOFF_GC_UNSUPPORTED(GC_new_proc_inner)
 HANDOFF_GC_UNSUPPORTED(GC_print_free_list)
-HANDOFF_GC_UNSUPPORTED(GC_push_all)
-HANDOFF_GC_UNSUPPORTED(GC_push_all_eager)
 HANDOFF_GC_UNSUPPORTED(GC_push_conditional)
 HANDOFF_GC_UNSUPPORTED(GC_push_finalizer_structures)
 HANDOFF_GC_UNSUPPORTED(GC_register_describe_type_fn)

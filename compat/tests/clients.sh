@@ -9,6 +9,9 @@
 #                                         byte-identical to the run on Debian's libgc
 #   clients.sh LIBDIR poke                run workload.pk; output identical to
 #                                         the run on Debian's libgc
+#   clients.sh LIBDIR guile SCRIPT        run guile/SCRIPT.scm (or -c '(display
+#                                         (+ 1 2))' for SCRIPT=hello); output
+#                                         identical to the run on Debian's libgc
 # HANDOFF_* variables in the environment reach handoff's libgc (torture,
 # verification). Exit 77 (CTest's skip code) when the program is missing.
 set -euo pipefail
@@ -45,7 +48,18 @@ fail() {
   exit 1
 }
 
-check_loaded "$client"
+# guile's binary links libguile, which links libgc.so.1.
+if [ "$client" = guile ]; then
+  check_loaded_lib() {
+    local resolved
+    resolved=$(LD_LIBRARY_PATH="$libdir" ldd "$(command -v guile)" | awk '$1 == "libgc.so.1" {print $3}')
+    [ "$(readlink -f "$resolved")" = "$(readlink -f "$libdir/libgc.so.1")" ] ||
+      { echo "clients.sh: guile does not load handoff's libgc ('$resolved')" >&2; exit 1; }
+  }
+  check_loaded_lib
+else
+  check_loaded "$client"
+fi
 case "$client" in
   mmv)
     files=${3:-3000}
@@ -108,6 +122,20 @@ case "$client" in
     on_handoff run_poke > "$work/got" 2>&1 || fail "poke exited with $?: $(head -c 500 "$work/got")"
     cmp "$work/expected" "$work/got" || fail "output differs from the run on Debian's libgc"
     echo "poke: $(cat "$work/got")"
+    ;;
+  guile)
+    script=${3:-hello}
+    if [ "$script" = hello ]; then
+      run_guile() { "$@" guile --no-auto-compile -c '(display (+ 1 2)) (newline)'; }
+    else
+      run_guile() { "$@" guile --no-auto-compile "$here/guile/$script.scm"; }
+    fi
+    # Debian's libgc run does not get the HANDOFF_* torture variables.
+    run_guile env -u HANDOFF_COLLECT_EVERY -u HANDOFF_VERIFY > "$work/expected" 2>&1 ||
+      fail "guile on Debian's libgc failed"
+    run_guile on_handoff > "$work/got" 2>&1 || fail "guile exited with $?: $(head -c 500 "$work/got")"
+    cmp "$work/expected" "$work/got" || fail "output differs from the run on Debian's libgc"
+    echo "guile $script: $(cat "$work/got")"
     ;;
   *)
     echo "clients.sh: unknown client $client" >&2

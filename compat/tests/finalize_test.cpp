@@ -228,6 +228,40 @@ TEST_F(Finalize, LinkRegistrationReportsDuplicatesAndMoves) {
   EXPECT_EQ(GC_unregister_disappearing_link(&other), 0);
 }
 
+// libgc retargets a link registered twice: it disappears with the object
+// of the second registration, and the first one no longer matters.
+TEST_F(Finalize, ALinkRegisteredAgainFollowsTheNewObject) {
+  static void** link;   // in pointer-free memory: the link itself is no root
+  static void* first;   // stays reachable
+  link = static_cast<void**>(GC_malloc_atomic(sizeof(void*)));
+  first = GC_malloc(16);
+  [] [[gnu::noinline]] () {
+    *link = first;
+    EXPECT_EQ(GC_general_register_disappearing_link(link, first), GC_SUCCESS);
+    *link = GC_malloc(16);
+    EXPECT_EQ(GC_general_register_disappearing_link(link, *link), GC_DUPLICATE);
+  }();
+  for (int i = 0; i < 2; ++i) collect();
+  EXPECT_EQ(*link, nullptr) << "the link kept pointing at a collected object";
+  EXPECT_EQ(GC_unregister_disappearing_link(link), 0) << "a cleared link stays registered";
+}
+
+// The client data of a registered finalizer is kept alive with the
+// registration, as libgc's finalization table is a root.
+TEST_F(Finalize, AFinalizersClientDataStaysAlive) {
+  static void* object;  // reachable: its finalizer stays registered
+  static std::uintptr_t hidden_data;
+  object = GC_malloc(16);
+  [] [[gnu::noinline]] () {
+    void* data = GC_malloc(64);
+    hidden_data = ~reinterpret_cast<std::uintptr_t>(data);
+    GC_register_finalizer(object, [](void*, void*) {}, data, nullptr, nullptr);
+  }();
+  for (int i = 0; i < 2; ++i) collect();
+  EXPECT_NE(GC_base(reinterpret_cast<void*>(~hidden_data)), nullptr) << "the finalizer's data was collected";
+  GC_register_finalizer(object, nullptr, nullptr, nullptr, nullptr);
+}
+
 TEST_F(Finalize, LinksInsideCollectedObjectsAreDropped) {
   [] [[gnu::noinline]] () {
     auto** holder = static_cast<void**>(GC_malloc(64));

@@ -116,6 +116,12 @@ class Allocator {
   const MarkedBlock* lookup_block(const void* p) const noexcept;
   bool is_live_cell(const void* p) const noexcept { return p != nullptr && find_cell(p) == p; }
   bool contains(const void* p) const noexcept;
+  // Every block and large object this allocator has handed out lies inside.
+  AddressBounds bounds() const {
+    AddressBounds b = pool_.bounds();
+    b.include(large_.bounds());
+    return b;
+  }
   // Usable size of the allocated cell starting at `cell`; throws
   // Error(kNotAHeapPointer) for anything else.
   std::size_t cell_size(const void* cell) const;

@@ -61,6 +61,27 @@ struct Chunk {
   }
 };
 
+// The lowest address and one past the highest that a space has ever mapped
+// for objects. A word outside them points into none of its memory: the
+// conservative marker rejects it with two compares before any lookup (the
+// filter of Boehm's GC_least/greatest_plausible_heap_addr). Never narrowed,
+// so a stale range only costs lookups, never misses an object.
+struct AddressBounds {
+  std::uintptr_t low = UINTPTR_MAX;
+  std::uintptr_t high = 0;
+
+  void include(const void* begin, std::size_t bytes) noexcept {
+    const auto b = reinterpret_cast<std::uintptr_t>(begin);
+    low = b < low ? b : low;
+    high = b + bytes > high ? b + bytes : high;
+  }
+  void include(const AddressBounds& other) noexcept {
+    low = other.low < low ? other.low : low;
+    high = other.high > high ? other.high : high;
+  }
+  bool contains(std::uintptr_t p) const noexcept { return p >= low && p < high; }
+};
+
 // Committed-bytes budget shared by the pool and the large-object space:
 // enforces max_heap_bytes and carries the failure injector used by tests.
 class HeapBudget {
@@ -123,6 +144,8 @@ class BlockPool {
   bool is_handed_out(const void* p) const noexcept;
 
   PoolStats stats() const;
+  // Every chunk this pool has reserved lies inside (pool lock).
+  AddressBounds bounds() const;
 
  private:
   struct Cached {
@@ -142,6 +165,7 @@ class BlockPool {
   std::vector<void*> purged_;
   std::size_t in_use_blocks_ = 0;
   PoolStats counters_;
+  AddressBounds bounds_;
 };
 
 }  // namespace handoff

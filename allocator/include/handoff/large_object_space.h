@@ -86,6 +86,8 @@ class LargeObjectSpace {
   }
 
   LargeObjectStats stats() const;
+  // Every object this space has mapped lies inside.
+  AddressBounds bounds() const;
 
  private:
   struct Entry {
@@ -104,6 +106,7 @@ class LargeObjectSpace {
   std::mutex sweep_mutex_;  // one sweep at a time
   std::map<std::uintptr_t, Entry> objects_;
   LargeObjectStats counters_;
+  AddressBounds bounds_;
 };
 
 }  // namespace handoff

@@ -90,7 +90,8 @@ class ConcurrentSweeper {
 
  private:
   void run();
-  bool pass();
+  // `walk`: also S1 and S2, which read every block's header.
+  bool pass(bool walk);
   bool sweep_unswept_blocks();
   bool pause_requested() const noexcept { return pause_requested_.load(std::memory_order_acquire); }
 
