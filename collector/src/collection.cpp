@@ -18,6 +18,7 @@
 // Weak references are cleared in 4, inside the pause, before 7 lets any
 // thread sweep a block, so no weak reference can observe a reused cell.
 #include "marker.h"
+#include "marker_threads.h"
 
 #include <handoff/check.h>
 
@@ -38,6 +39,8 @@ std::uint64_t now_ns() {
 HeapInternals::HeapInternals(Heap& owner) : heap(owner), allocator(owner.allocator()), config(owner.config()) {
   trigger_bytes.store(std::max<std::uint64_t>(config.initial_heap_bytes, 1), std::memory_order_relaxed);
   if (config.sweeper.enabled != 0) sweeper = std::make_unique<ConcurrentSweeper>(allocator, config.sweeper);
+  const std::size_t markers = std::min<std::size_t>(marker_thread_count(config.marker_threads), 256);
+  if (markers > 1) marker_threads = std::make_unique<MarkerThreads>(markers - 1);
 }
 
 HeapInternals::~HeapInternals() = default;
@@ -96,7 +99,8 @@ void HeapInternals::run_collection(CollectionKind kind) {
   for (MutatorThread* thread : threads) thread->allocator.flush();
 
   if (!result.eden) {
-    if (++mark_version == 0) mark_version = 1;  // 0 means "never marked"
+    // 0 means "never marked"; kMarkVersionClearing is a block's claim
+    if (++mark_version == 0 || mark_version == MarkedBlock::kMarkVersionClearing) mark_version = 1;
     forget_remembered(*this);
   }
   const std::uint64_t mark_start = now_ns();
