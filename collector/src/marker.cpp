@@ -214,6 +214,11 @@ void Marker::drain() {
     return;
   }
   Parallel& p = *parallel_;
+  // Nothing to trace (a drain after weak processing that queued nothing):
+  // no round, no wake-ups. The stacks are read between rounds.
+  const bool idle = stack_.empty() && std::all_of(p.helpers.begin(), p.helpers.end(),
+                                                  [](const auto& helper) { return helper->stack_.empty(); });
+  if (idle) return;
   p.work.reset(workers());
   try {
     p.threads.run([&](std::size_t w) {

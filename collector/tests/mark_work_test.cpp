@@ -47,10 +47,12 @@ struct TreeDrain {
         }
         processed.fetch_add(1);
         outstanding.fetch_sub(1);
-        if (stack.size() >= 2 && pool.wants_work()) {
-          MarkWorkPool::Segment segment(stack.begin(), stack.begin() + static_cast<std::ptrdiff_t>(stack.size() / 2));
-          stack.erase(stack.begin(), stack.begin() + static_cast<std::ptrdiff_t>(segment.size()));
-          pool.donate(std::move(segment));
+        // Gives away everything (a harder case than the marker's half): the
+        // donor then goes idle at once, while the taker may not yet count
+        // itself busy.
+        if (!stack.empty() && pool.wants_work()) {
+          pool.donate(std::move(stack));
+          stack.clear();
         }
       }
       if (!pool.take_or_terminate(stack)) break;
