@@ -115,7 +115,8 @@ bool Marker::try_mark(const void* object) {
     if (mode_ == Mode::kVerify) {
       if (!visited_.insert(object).second) return false;
       if (!block->is_marked(cell, version_)) ++verify_failures_;
-    } else if (!(parallel_ != nullptr ? block->mark<AccessMode::kShared>(cell, version_) : block->mark(cell, version_))) {
+    } else if (!(parallel_ != nullptr ? block->mark<AccessMode::kShared>(cell, version_)
+                                      : block->mark(cell, version_))) {
       return false;
     }
     bytes = block->cell_size();
