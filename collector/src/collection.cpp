@@ -7,7 +7,8 @@
 //   2. flush      hand back every thread's current blocks (stopAllocating)
 //   3. mark       full: new mark version, cards cleared; eden: the same
 //                 version (old objects stay marked) and the remembered set
-//                 traced first (remembered_set.cpp); then roots; drain
+//                 traced first (remembered_set.cpp); then roots; drain;
+//                 each step on every marker thread (marker.h)
 //   4. weak       clear weak references to unmarked objects
 //   5. finalize   unreachable finalizable objects: queue them and mark what
 //                 they reach, so their finalizers see intact objects

@@ -10,6 +10,11 @@
 //      own visited set instead of mark bits, checks that every object it
 //      reaches carries the collector's mark and a valid type header. A cell
 //      the collector missed would be freed while reachable (invariant 6).
+//
+// The verifier runs on the collecting thread alone, whatever
+// HANDOFF_MARKER_THREADS says (a Mode::kVerify marker never uses the marker
+// threads): it is a check, not a pause to shorten, and an independent
+// single-threaded traversal is the simplest thing to trust.
 #include "marker.h"
 
 #include <handoff/check.h>
