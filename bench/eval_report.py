@@ -542,7 +542,8 @@ def mark_section(data):
              "`bench_mark_pause` " + " ".join(data["mark_pause"][0]["argv"][1:]) +
              ": a live heap of binary trees (depth 16) and one long linked list, 32-byte cells, then "
              "repeated full collections with nothing else running. Mark throughput = live bytes / mark time "
-             "(MB/s, 10^6 B). One row per repetition.", "",
+             "(MB/s, 10^6 B), with `HANDOFF_MARKER_THREADS` at its default (one marking thread per online CPU). "
+             "One row per repetition.", "",
              "| rep | live MiB | live objects | collections | mark MB/s (median) | max mark ms | max pause ms "
              "| mean pause ms |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for i, r in enumerate(runs, 1):
@@ -631,6 +632,42 @@ def libgc_section(data):
             lines.append(f"- GCBench (C, depth {run['size']}): wall time ≤ 0.5x Boehm's: {fmt(q['wall_s'])}x "
                          f"(CPU {fmt(q['cpu_s'])}x), **{verdict}**.")
     return lines + ["", "Why and what was changed to get here: `papers/libgc.md`.", ""]
+def mark_scaling_runs(data):
+    """{marker threads: [bench_mark_pause results]} of the markscaling section."""
+    by = {}
+    for r in data.get("mark_scaling", []):
+        if r.get("result") and r.get("marker_threads"):
+            by.setdefault(r["marker_threads"], []).append(r["result"])
+    return by
+
+
+def mark_scaling_section(data, figures, plots):
+    by = mark_scaling_runs(data)
+    if not by:
+        return []
+    workers = sorted(by)
+    base = median([x["mark_mb_per_s_median"] for x in by.get(1, [])]) if 1 in by else None
+    first = data["mark_scaling"][0]
+    lines = ["## Scaling of parallel marking", "",
+             "`bench_mark_pause` " + " ".join(first["argv"][1:]) + " with `HANDOFF_MARKER_THREADS` at "
+             + ", ".join(map(str, workers)) + " (the collecting thread included), the worker counts interleaved "
+             "within each repetition. Mark rate = live bytes / mark time (MB/s, 10^6 B); per run the median "
+             "over its collections, here the median and the range over the repetitions; the speedup is the "
+             f"ratio of medians to 1 thread. The machine has {data.get('nproc')} logical CPUs: more marker "
+             "threads than that measure oversubscription, not scalability.", "",
+             "| marker threads | runs | mark MB/s (median) | range | speedup vs 1 | max pause ms (median) |",
+             "|---:|---:|---:|---|---:|---:|"]
+    for w in workers:
+        rates = [x["mark_mb_per_s_median"] for x in by[w]]
+        med = median(rates)
+        speedup = fmt(med / base, 2) + "x" if base else "-"
+        lines.append(f"| {w} | {len(rates)} | {fmt(med, 0)} | {fmt(min(rates), 0)} - {fmt(max(rates), 0)} "
+                     f"| {speedup} | {fmt(median([x['pause_ms_max'] for x in by[w]]), 1)} |")
+    lines.append("")
+    if plots:
+        path = plot_mark_scaling(by, workers, data.get("nproc"), figures)
+        lines += [f"![mark rate vs marker threads]({path})", ""]
+    return lines
 
 
 def marked_per_allocated(cell):
@@ -928,6 +965,35 @@ def plot_scaling(cells, workloads, threads, backends, figures):
     return path
 
 
+def plot_mark_scaling(by, workers, nproc, figures):
+    plt = plt_module()
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    meds = [median([x["mark_mb_per_s_median"] for x in by[w]]) for w in workers]
+    for w in workers:
+        rates = [x["mark_mb_per_s_median"] for x in by[w]]
+        ax.scatter([w] * len(rates), rates, color="tab:red", alpha=0.35, s=12)
+    color, marker = STYLE["handoff"]
+    ax.plot(workers, meds, marker=marker, color=color, label="handoff (median)")
+    if 1 in by:
+        ax.plot(workers, [meds[0] * w for w in workers], color="black", linewidth=0.7, linestyle="--",
+                label="linear from 1 thread")
+    if nproc:
+        ax.axvline(nproc, color="black", linewidth=0.5, linestyle=":")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(workers)
+    ax.set_xticklabels([str(w) for w in workers])
+    ax.set_xlabel(f"marker threads ({nproc} CPUs; right of the dotted line: oversubscribed)")
+    ax.set_ylabel("mark MB/s (live data)")
+    ax.set_title("bench_mark_pause: mark rate")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(figures) / "mark_scaling.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def plot_heapsize(cells, macro, live, factors, figures):
     plt = plt_module()
     ws = list(live)
@@ -1056,7 +1122,7 @@ def render(data, alloc, out, figures):
             body += [f"![macro workloads relative to the best malloc]({rel(path, out)})", ""]
         body += counters_section(data, cells)
         body += generational_section(data, cells)
-    sc = scaling_section(data, figures, plots)
+    sc = scaling_section(data, figures, plots) + mark_scaling_section(data, figures, plots)
     hs = heapsize_section(data, figures, plots)
     body += [re.sub(r"\]\((/[^)]+)\)", lambda m: "](" + rel(m.group(1), out) + ")", l) for l in sc + hs]
     body += [re.sub(r"\]\((/[^)]+)\)", lambda m: "](" + rel(m.group(1), out) + ")", l) for l in micro_lines]

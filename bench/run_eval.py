@@ -17,6 +17,9 @@ untimed warm-up pass first:
             size is measured first with --live-probe
   micro     bench_micro_<family> (Google Benchmark) for every family
   mark      bench_mark_pause (mark throughput and pauses on ~100 MB live)
+  markscaling  bench_mark_pause with HANDOFF_MARKER_THREADS at 1, 2, 4 (and
+            8, 16 where the machine has that many CPUs), interleaved: mark
+            rate against the number of marking threads
   barrier   bench_barrier (Google Benchmark): the write barrier's cost per
             Member store against a plain pointer store
   embedder  bench_ephemeron (ephemeron marking cost: ns per entry, fixpoint
@@ -79,7 +82,7 @@ def parse_args(argv):
                         "papers/results/quick/ (the full report is left alone)")
     p.add_argument("--reps", type=int, default=None, help="timed repetitions per configuration "
                    "(default 5 for macro, 3 for scaling and heapsize; 1 with --quick)")
-    p.add_argument("--sections", default="macro,scaling,heapsize,micro,mark,barrier,embedder,libgc",
+    p.add_argument("--sections", default="macro,scaling,heapsize,micro,mark,markscaling,barrier,embedder,libgc",
                    help="comma list of sections to run (default: all)")
     p.add_argument("--alloc", action="store_true",
                    help="also rerun bench/run_alloc_bench.py (about 2.5 minutes) instead of folding in "
@@ -90,7 +93,7 @@ def parse_args(argv):
     p.add_argument("--no-report", action="store_true", help="run and store, do not write the report")
     args = p.parse_args(argv)
     args.sections = [s.strip() for s in args.sections.split(",") if s.strip()]
-    unknown = set(args.sections) - {"macro", "scaling", "heapsize", "micro", "mark", "barrier", "embedder", "libgc"}
+    unknown = set(args.sections) - {"macro", "scaling", "heapsize", "micro", "mark", "markscaling", "barrier", "embedder", "libgc"}
     if unknown:
         p.error(f"unknown section(s): {', '.join(sorted(unknown))}")
     return args
@@ -140,6 +143,7 @@ class Plan:
             # (program, page MB or GCBench depth, repetitions); reps filled in below
             self.libgc = [("w3m", 5, None), ("w3m", 20, 1), ("gcbench", 18, None)]
         self.libgc = [(k, size, n or self.other_reps) for k, size, n in self.libgc]
+        self.marker_threads = [1, 2, 4] + [n for n in (8, 16) if n <= (os.cpu_count() or 1)]
 
 
 def executable(build_dir, family):
@@ -152,7 +156,7 @@ def check_executables(build_dir, sections):
         needed += [executable(build_dir, f) for f in FAMILIES]
     if "micro" in sections:
         needed += [build_dir / "bench" / f"bench_micro_{f}" for f in FAMILIES]
-    if "mark" in sections:
+    if "mark" in sections or "markscaling" in sections:
         needed.append(build_dir / "bench" / "bench_mark_pause")
     if "embedder" in sections:
         needed += [build_dir / "bench" / "bench_ephemeron", build_dir / "bench" / "bench_external_rss"]
@@ -300,20 +304,30 @@ def run_micro(plan, build_dir, reps):
     return out
 
 
-def run_mark(plan, build_dir, reps):
+def run_mark(plan, build_dir, reps, marker_threads=(None,)):
+    """bench_mark_pause, `reps` times; per repetition once for each entry of
+    marker_threads (HANDOFF_MARKER_THREADS; None: the heap's default),
+    interleaved so that drift of a shared machine spreads over all."""
     out = []
     for rep in range(1, reps + 1):
-        argv = [str(build_dir / "bench" / "bench_mark_pause")] + plan.mark_args
-        print(f"mark_pause rep {rep} ...", flush=True)
-        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600)
-        record = {"rep": rep, "argv": [a.replace(str(REPO_ROOT) + "/", "") for a in argv],
-                  "returncode": proc.returncode}
-        line = next((l for l in proc.stdout.splitlines() if l.startswith("{")), None)
-        if line:
-            record["result"] = json.loads(line)
-        else:
-            record["stderr_tail"] = proc.stderr[-2000:]
-        out.append(record)
+        for markers in marker_threads:
+            argv = [str(build_dir / "bench" / "bench_mark_pause")] + plan.mark_args
+            env = dict(os.environ)
+            if markers is not None:
+                env["HANDOFF_MARKER_THREADS"] = str(markers)
+            print(f"mark_pause rep {rep}" + (f" markers {markers}" if markers else "") + " ...", flush=True)
+            proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600,
+                                  env=env)
+            record = {"rep": rep, "argv": [a.replace(str(REPO_ROOT) + "/", "") for a in argv],
+                      "returncode": proc.returncode}
+            if markers is not None:
+                record["marker_threads"] = markers
+            line = next((l for l in proc.stdout.splitlines() if l.startswith("{")), None)
+            if line:
+                record["result"] = json.loads(line)
+            else:
+                record["stderr_tail"] = proc.stderr[-2000:]
+            out.append(record)
     return out
 
 
@@ -485,6 +499,7 @@ def main(argv):
                     "binary_trees_depth": plan.bt_depth, "backends": BACKENDS,
                     "malloc_baselines": MALLOC_BASELINES, "scaling_threads": plan.scaling_threads,
                     "scaling_backends": plan.scaling_backends, "heap_factors": plan.heap_factors,
+                    "marker_threads": plan.marker_threads,
                     "sections": args.sections}
     runs = []
     data["runs"] = runs
@@ -500,6 +515,8 @@ def main(argv):
         data["micro"] = run_micro(plan, build_dir, plan.other_reps)
     if "mark" in args.sections:
         data["mark_pause"] = run_mark(plan, build_dir, plan.other_reps)
+    if "markscaling" in args.sections:
+        data["mark_scaling"] = run_mark(plan, build_dir, plan.other_reps, plan.marker_threads)
     if "barrier" in args.sections:
         data["barrier"] = run_barrier(plan, build_dir, plan.other_reps)
     if "embedder" in args.sections:

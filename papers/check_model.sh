@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# check_model.sh -- model-check the block-handoff protocol (papers/handoff.pml)
-# with spin, and check that every planted mutant of it yields a counterexample.
+# check_model.sh -- model-check the block-handoff protocol (papers/handoff.pml),
+# the park/stop handshake (papers/park.pml) and parallel marking's termination
+# protocol (papers/termination.pml) with spin, and check that every planted
+# mutant of each yields a counterexample.
 #
 # Runs (each in its own subdirectory of a mktemp -d work directory):
 #   model safety    spin -a; pan compiled -DSAFETY -DNOCLAIM; exhaustive search for
@@ -259,6 +261,61 @@ for m in $park_mutants; do
   else
     status=1
     echo "park mutant ${park_what[$m]}: NO counterexample ($(grep -m1 -E "^pan:|error|failed" "$out" 2>/dev/null || echo "errors: ${errs:-?}"))"
+  fi
+done
+
+# ------------------------------------------ parallel marking's termination
+# papers/termination.pml (collector/src/mark_work.h): the model must verify
+# with every PROBE:<name> reached, and each planted mutant must give a
+# counterexample.  Exhaustive, about 35 k states: under a second each.
+term_model="$script_dir/termination.pml"
+term_mutants="IDLE_BEFORE_PUBLISH REACTIVATE_LATE CHECKS_POOL_ONLY"
+declare -A term_what=(
+  [IDLE_BEFORE_PUBLISH]="idle_before_publish (a donor of its last item counts itself idle before the item is in the pool)"
+  [REACTIVATE_LATE]="reactivate_late (T4 takes a segment before counting itself busy)"
+  [CHECKS_POOL_ONLY]="checks_pool_only (T6 concludes from the pool's counter alone)"
+)
+term_run() {  # term_run NAME "SPIN_DEFS": search in $work/term_NAME
+  local dir="$work/term_$1"
+  mkdir -p "$dir" && cp "$term_model" "$dir/termination.pml" || return 1
+  # shellcheck disable=SC2086
+  (cd "$dir" && "$SPIN" $2 -a termination.pml >spin.out 2>&1 && "$CC" -O2 -w -DSAFETY -o pan pan.c >cc.out 2>&1 &&
+     ./pan -m100000 -I >pan.out 2>&1; [ -f termination.pml.trail ] && "$SPIN" $2 -t termination.pml >replay.out 2>&1; true)
+}
+term_run model ""
+out="$work/term_model/pan.out"
+term_probes=$(grep -oE 'PROBE:[a-z0-9_]+' "$term_model" | sort -u)
+term_missing=""
+for p in $term_probes; do
+  if [ ! -f "$out" ] || sed -n '/^unreached in proctype/,/^unreached in init/p' "$out" | grep -q "$p"; then
+    term_missing="$term_missing ${p#PROBE:}"
+  fi
+done
+if [ -f "$out" ] && grep -q "errors: 0" "$out" && complete "$out" && [ -z "$term_missing" ]; then
+  echo "termination model: safety OK (assertions (1)-(2), invalid end states (3); $(field '[0-9]+ states, stored' "$out") states stored; probes reached: $(echo "$term_probes" | sed 's/PROBE://' | tr '\n' ' ' | sed 's/ $//'))"
+else
+  status=1
+  echo "termination model: safety FAILED ($(grep -m1 -E "^pan:|error|failed" "$out" 2>/dev/null)${term_missing:+ probes never reached:$term_missing})"
+fi
+for m in $term_mutants; do
+  term_run "mutant_$m" "-DMUTANT_$m"
+  out="$work/term_mutant_$m/pan.out"
+  errs=$(field 'errors: [0-9]+' "$out" 2>/dev/null)
+  if [ -n "$errs" ] && [ "$errs" -ge 1 ]; then
+    cex=$(grep -m1 -oE "text of failed assertion: .*" "$work/term_mutant_$m/replay.out" 2>/dev/null | sed 's/text of failed assertion: //')
+    [ -n "$cex" ] || cex=$(grep -m1 -E "^pan:1: " "$out" | sed -E 's/^pan:1: //; s/ \(at depth [0-9]+\)//')
+    case "$cex" in
+      *traced*) prop="(2) a terminated drain left an item untraced" ;;
+      *held*) prop="(1) a worker concluded while work was held or pooled" ;;
+      *"invalid end state"*) prop="(3) a worker waits for ever" ;;
+      *) prop="assertion" ;;
+    esac
+    line="termination mutant ${term_what[$m]}: counterexample found ($prop -- $cex)"
+    [ "$keep" = 1 ] && line="$line; replay: cd $work/term_mutant_$m && $SPIN -DMUTANT_$m -t -p termination.pml"
+    echo "$line"
+  else
+    status=1
+    echo "termination mutant ${term_what[$m]}: NO counterexample ($(grep -m1 -E "^pan:|error|failed" "$out" 2>/dev/null || echo "errors: ${errs:-?}"))"
   fi
 done
 

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <new>
+#include <thread>
 
 namespace handoff {
 
@@ -174,6 +175,20 @@ void MarkedBlock::dump(std::ostream& out) const {
     out << buf;
   }
   out << "\n";
+}
+
+void MarkedBlock::begin_marking_shared(std::uint32_t version) noexcept {
+  for (;;) {
+    std::uint32_t seen = mark_version_.load(std::memory_order_acquire);
+    if (seen == version) return;
+    if (seen != kMarkVersionClearing &&
+        mark_version_.compare_exchange_strong(seen, kMarkVersionClearing, std::memory_order_acquire)) {
+      marks_.clear_all();
+      mark_version_.store(version, std::memory_order_release);
+      return;
+    }
+    std::this_thread::yield();  // another marker is clearing: 2 KiB of stores
+  }
 }
 
 }  // namespace handoff

@@ -6,10 +6,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cstdint>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace handoff {
@@ -156,6 +158,41 @@ TEST_F(MarkedBlockTest, SetAllLiveMarksExactlyTheCells) {
     ASSERT_EQ(visited.size(), block->cell_count());
     for (std::size_t i = 0; i < visited.size(); ++i) EXPECT_EQ(visited[i], block->cell_at(i));
     block->check_invariants();  // aborts on failure
+  }
+}
+
+// Parallel markers: threads race to mark every cell of a block that still
+// carries an older version's marks (so the first marks also race to clear
+// the bitmap). Each cell must be won by exactly one thread, and no mark of
+// the new version may be lost to the clear.
+TEST_F(MarkedBlockTest, SharedMarksAreWonOnceEachAndSurviveTheFirstMarksClear) {
+  MarkedBlock* block = fresh_block(0);
+  ASSERT_NE(block, nullptr);
+  block->set_all_live();
+  const std::size_t cells = block->cell_count();
+  for (std::uint32_t version = 2; version < 102; ++version) {
+    // Old marks on every other cell, from the version before.
+    for (std::size_t i = 0; i < cells; i += 2) block->mark(block->cell_at(i), version - 1);
+    constexpr int kThreads = 3;
+    std::vector<std::size_t> won(kThreads, 0);
+    std::atomic<int> ready{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        ready.fetch_add(1);
+        while (ready.load() < kThreads) std::this_thread::yield();
+        // All in the same order, so that they meet on the same cells.
+        for (std::size_t i = 0; i < cells; ++i) {
+          if (block->mark<AccessMode::kShared>(block->cell_at(i), version)) ++won[static_cast<std::size_t>(t)];
+        }
+      });
+    }
+    for (auto& thread : threads) thread.join();
+    std::size_t total = 0;
+    for (std::size_t w : won) total += w;
+    EXPECT_EQ(total, cells) << "version " << version;
+    EXPECT_EQ(block->mark_version(), version);
+    for (std::size_t i = 0; i < cells; ++i) ASSERT_TRUE(block->is_marked(block->cell_at(i), version)) << i;
   }
 }
 

@@ -8,7 +8,8 @@
 //   3. mark       full: new mark version, cards cleared; eden: the same
 //                 version (old objects stay marked) and the remembered set
 //                 traced first (remembered_set.cpp); then roots; drain to
-//                 the ephemeron fixpoint (drain_to_fixpoint)
+//                 the ephemeron fixpoint (drain_to_fixpoint); each step
+//                 on every marker thread (marker.h)
 //   4. weak       clear weak references (and weak checked handles) to
 //                 unmarked objects
 //   5. finalize   unreachable finalizable objects: queue them and mark what
@@ -22,6 +23,7 @@
 // Weak references are cleared in 4, inside the pause, before 7 lets any
 // thread sweep a block, so no weak reference can observe a reused cell.
 #include "marker.h"
+#include "marker_threads.h"
 
 #include <handoff/check.h>
 
@@ -45,6 +47,8 @@ HeapInternals::HeapInternals(Heap& owner) : heap(owner), allocator(owner.allocat
   if (config.sweeper.enabled != 0) sweeper = std::make_unique<ConcurrentSweeper>(allocator, config.sweeper);
   root_scanners.emplace_back(&scan_checked_handles, this);  // strong CheckedHandles
   register_heap(*this);
+  const std::size_t markers = std::min<std::size_t>(marker_thread_count(config.marker_threads), 256);
+  if (markers > 1) marker_threads = std::make_unique<MarkerThreads>(markers - 1);
 }
 
 HeapInternals::~HeapInternals() { unregister_heap(*this); }
@@ -121,7 +125,8 @@ void HeapInternals::run_collection(CollectionKind kind) {
   for (MutatorThread* thread : threads) thread->allocator.flush();
 
   if (!result.eden) {
-    if (++mark_version == 0) mark_version = 1;  // 0 means "never marked"
+    // 0 means "never marked"; kMarkVersionClearing is a block's claim
+    if (++mark_version == 0 || mark_version == MarkedBlock::kMarkVersionClearing) mark_version = 1;
     forget_remembered(*this);
     mark_abandoned = false;
   }

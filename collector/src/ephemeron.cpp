@@ -82,11 +82,15 @@ void Marker::visit_ephemerons(const EphemeronTable& table) {
   }
 }
 
+std::uint64_t Marker::ephemeron_entries() const noexcept { return sum(&Marker::ephemeron_entries_); }
+
 bool Marker::process_ephemerons() {
+  gather_ephemerons();
   // A key can only have become reached if something was marked since the
   // last round (the drain after finalizers are queued often marks nothing).
-  if (ephemeron_pending_.empty() || marked_objects_ == marked_at_last_round_) return false;
-  marked_at_last_round_ = marked_objects_;
+  const std::uint64_t marked = marked_objects();
+  if (ephemeron_pending_.empty() || marked == marked_at_last_round_) return false;
+  marked_at_last_round_ = marked;
   ++ephemeron_rounds_;
   bool pushed = false;
   std::size_t kept = 0;
@@ -104,6 +108,7 @@ bool Marker::process_ephemerons() {
 }
 
 std::uint64_t Marker::drop_dead_ephemerons() {
+  gather_ephemerons();
   std::uint64_t dropped = 0;
   for (EphemeronTable* table : ephemeron_tables_) {
     dropped += table->drop_dead([&](const void* key) { return heap_.is_marked(key); });

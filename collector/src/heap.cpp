@@ -28,7 +28,7 @@ void arm_thread_exit_hook();
 }
 namespace {
 
-constexpr std::array<TunableSpec<HeapConfig>, 14> kHeapTunables{{
+constexpr std::array<TunableSpec<HeapConfig>, 15> kHeapTunables{{
     {"initial_heap_bytes", "HANDOFF_INITIAL_HEAP_BYTES", &HeapConfig::initial_heap_bytes,
      "no collection is triggered before this many bytes were allocated since the last one"},
     {"growth_percent", "HANDOFF_GROWTH_PERCENT", &HeapConfig::growth_percent,
@@ -56,9 +56,13 @@ constexpr std::array<TunableSpec<HeapConfig>, 14> kHeapTunables{{
      "a collection waiting this long for a thread that neither polls nor parks says so on stderr, and repeats (0 = silent)"},
     {"destroy_wait_ms", "HANDOFF_DESTROY_WAIT_MS", &HeapConfig::destroy_wait_ms,
      "~Heap waits up to this long for other threads to detach before it aborts with their names"},
+    {"marker_threads", "HANDOFF_MARKER_THREADS", &HeapConfig::marker_threads,
+     "threads that mark in parallel, the collecting thread included (0 = one per online CPU, 1 = no marker threads)"},
 }};
 
 }  // namespace
+
+constexpr std::uint64_t kMaxMarkerThreads = 256;
 
 std::span<const TunableSpec<HeapConfig>> HeapConfig::table() { return kHeapTunables; }
 
@@ -68,6 +72,10 @@ HeapConfig HeapConfig::from_environment() {
   config.allocator = AllocatorConfig::from_environment();
   config.max_heap_bytes = config.allocator.max_heap_bytes;
   config.sweeper = SweeperConfig::from_environment();
+  if (config.marker_threads > kMaxMarkerThreads) {
+    throw Error(ErrorCode::kBadTunable, "HANDOFF_MARKER_THREADS must be at most " + std::to_string(kMaxMarkerThreads) +
+                                            " (0 = one per online CPU), not " + std::to_string(config.marker_threads));
+  }
   if (config.collect_every_scope > 2) {
     throw Error(ErrorCode::kBadTunable, "HANDOFF_COLLECT_EVERY_SCOPE must be 0 (mixed), 1 (eden) or 2 (full), not " +
                                             std::to_string(config.collect_every_scope));

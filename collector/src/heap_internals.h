@@ -54,6 +54,8 @@ namespace handoff::detail {
 
 [[noreturn]] void fatal_misuse(const std::string& message);
 
+class MarkerThreads;  // marker_threads.h
+
 // The handle table: every registered Root and Weak, in one intrusive list.
 class HandleTable {
  public:
@@ -188,6 +190,9 @@ class HeapInternals {
   std::vector<void*> finalizing;       // being finalized right now; kept alive
 
   std::unique_ptr<ConcurrentSweeper> sweeper;
+  // The helpers of parallel marking (HANDOFF_MARKER_THREADS - 1 of them);
+  // nullptr when the collecting thread marks alone.
+  std::unique_ptr<MarkerThreads> marker_threads;
 
   // The embedder API (embedder_state.h).
   std::uint64_t serial = 0;  // this heap's number in the checked-handle registry

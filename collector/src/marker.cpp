@@ -1,9 +1,13 @@
 #include "mark_target.h"
 
+#include "mark_work.h"
+#include "marker_threads.h"
+
 #include <handoff/check.h>
 #include <handoff/sanitizer.h>
 
 #include <array>
+#include <atomic>
 #include <cstdio>
 #include <iostream>
 
@@ -22,13 +26,69 @@ HANDOFF_NO_SANITIZE_SCAN std::uintptr_t load_word(const std::uintptr_t* p) noexc
 
 }  // namespace
 
+struct Marker::Parallel {
+  explicit Parallel(MarkerThreads& t) : threads(t) {}
+  MarkerThreads& threads;
+  MarkWorkPool work;
+  std::vector<std::unique_ptr<Marker>> helpers;  // worker w > 0 is helpers[w - 1]
+  std::atomic<std::size_t> next_task{0};
+};
+
 Marker::Marker(HeapInternals& heap, Mode mode)
-    : heap_(heap), mode_(mode), version_(heap.mark_version), bounds_(heap.allocator.bounds()) {
+    : heap_(heap), mode_(mode), version_(heap.mark_version),
+      bounds_(heap.allocator.bounds()), large_(own_large_) {
   heap_.allocator.large_objects().for_each_object([&](void* object, std::size_t size) {
-    large_.emplace_back(reinterpret_cast<std::uintptr_t>(object), size);
+    own_large_.emplace_back(reinterpret_cast<std::uintptr_t>(object), size);
   });
-  std::sort(large_.begin(), large_.end());
+  std::sort(own_large_.begin(), own_large_.end());
   stack_.reserve(4096);
+  MarkerThreads* threads = heap_.marker_threads.get();
+  if (mode_ != Mode::kMark || threads == nullptr || !threads->usable()) return;
+  parallel_owned_ = std::make_unique<Parallel>(*threads);
+  parallel_ = parallel_owned_.get();
+  for (std::size_t w = 1; w < threads->workers(); ++w) parallel_->helpers.emplace_back(new Marker(*this, w));
+}
+
+Marker::Marker(Marker& primary, std::size_t /*worker*/)
+    : heap_(primary.heap_), mode_(primary.mode_), version_(primary.version_), bounds_(primary.bounds_),
+      large_(primary.own_large_), parallel_(primary.parallel_) {
+  stack_.reserve(4096);
+}
+
+Marker::~Marker() = default;
+
+std::size_t Marker::workers() const noexcept { return parallel_ == nullptr ? 1 : parallel_->helpers.size() + 1; }
+
+std::uint64_t Marker::sum(std::uint64_t Marker::* counter) const noexcept {
+  std::uint64_t total = this->*counter;
+  if (parallel_owned_ != nullptr) {
+    for (const auto& helper : parallel_owned_->helpers) total += (*helper).*counter;
+  }
+  return total;
+}
+
+// Worker 0 is this marker, on the calling thread. An exception on any worker
+// aborts the work pool, so the others stop at their next poll, and
+// MarkerThreads::run rethrows it here.
+void Marker::run_tasks(std::size_t tasks, const std::function<void(Marker&, std::size_t)>& task) {
+  if (parallel_ == nullptr) {
+    for (std::size_t i = 0; i < tasks; ++i) task(*this, i);
+    return;
+  }
+  Parallel& p = *parallel_;
+  p.next_task.store(0, std::memory_order_relaxed);
+  p.work.reset(workers());
+  p.threads.run([&](std::size_t w) {
+    Marker& self = w == 0 ? *this : *p.helpers[w - 1];
+    try {
+      for (std::size_t i; !p.work.aborted() && (i = p.next_task.fetch_add(1, std::memory_order_relaxed)) < tasks;) {
+        task(self, i);
+      }
+    } catch (...) {
+      p.work.abort();
+      throw;
+    }
+  });
 }
 
 const void* Marker::find_large(std::uintptr_t word) const noexcept {
@@ -54,7 +114,8 @@ bool Marker::try_mark(const void* object) {
     if (mode_ == Mode::kVerify) {
       if (!visited_.insert(object).second) return false;
       if (!block->is_marked(cell, version_)) ++verify_failures_;
-    } else if (!block->mark(cell, version_)) {
+    } else if (!(parallel_ != nullptr ? block->mark<AccessMode::kShared>(cell, version_)
+                                      : block->mark(cell, version_))) {
       return false;
     }
     bytes = block->cell_size();
@@ -62,7 +123,8 @@ bool Marker::try_mark(const void* object) {
     if (mode_ == Mode::kVerify) {
       if (!visited_.insert(object).second) return false;
       if (!LargeObjectSpace::is_marked(cell, version_)) ++verify_failures_;
-    } else if (!LargeObjectSpace::mark(cell, version_)) {
+    } else if (!(parallel_ != nullptr ? LargeObjectSpace::mark<AccessMode::kShared>(cell, version_)
+                                      : LargeObjectSpace::mark(cell, version_))) {
       return false;
     }
     bytes = heap_.allocator.large_objects().size_of(cell);
@@ -113,24 +175,121 @@ HANDOFF_NO_SANITIZE_SCAN void Marker::scan_words(const void* begin, const void* 
 }
 
 // The collecting thread's own stack is in heap_.threads like every other.
+// Tasks: one per thread's stack, the handle table, one per root scanner, the
+// finalizer queue.
 void Marker::mark_roots() {
-  for (MutatorThread* thread : heap_.threads) {
+  run_tasks(heap_.threads.size() + heap_.root_scanners.size() + 2,
+            [](Marker& worker, std::size_t task) { worker.mark_root(task); });
+}
+
+void Marker::mark_root(std::size_t task) {
+  const std::size_t threads = heap_.threads.size();
+  if (task < threads) {
 #if defined(HANDOFF_TEST_HOOKS)
-    if (!heap_.hooks.scan_stacks) break;
+    if (!heap_.hooks.scan_stacks) return;
 #endif
-    const StackSnapshot& s = thread->stack;
+    const StackSnapshot& s = heap_.threads[task]->stack;
     scan_words(s.registers.data(), s.registers.data() + s.register_words, s.asan_fake_stack);
     HANDOFF_CHECK(s.top != nullptr && s.top <= s.base, "a stopped thread published no stack range");
     scan_words(s.top, s.base, s.asan_fake_stack);
+  } else if (task == threads) {
+    heap_.handles.for_each([&](HandleBase& handle) {
+      if (HandleTable::kind(handle) != HandleBase::Kind::kRoot) return;
+      if (const void* object = HandleTable::object(handle)) visit(object);
+    });
+  } else if (task - threads - 1 < heap_.root_scanners.size()) {
+    const auto& [scan, context] = heap_.root_scanners[task - threads - 1];
+    scan(*this, context);
+  } else {
+    std::lock_guard lock(heap_.finalizer_mutex);
+    for (void* object : heap_.finalizer_queue) visit(object);
+    for (void* object : heap_.finalizing) visit(object);
   }
-  heap_.handles.for_each([&](HandleBase& handle) {
-    if (HandleTable::kind(handle) != HandleBase::Kind::kRoot) return;
-    if (const void* object = HandleTable::object(handle)) visit(object);
-  });
-  for (const auto& [scan, context] : heap_.root_scanners) scan(*this, context);
-  std::lock_guard lock(heap_.finalizer_mutex);
-  for (void* object : heap_.finalizer_queue) visit(object);
-  for (void* object : heap_.finalizing) visit(object);
+}
+
+void Marker::drain() {
+  if (parallel_ == nullptr) {
+    drain_local();
+    flush_constructing();
+    return;
+  }
+  Parallel& p = *parallel_;
+  // Nothing to trace (a drain after weak processing that queued nothing):
+  // no round, no wake-ups. The stacks are read between rounds.
+  const bool idle = stack_.empty() && std::all_of(p.helpers.begin(), p.helpers.end(),
+                                                  [](const auto& helper) { return helper->stack_.empty(); });
+  if (idle) return;
+  p.work.reset(workers());
+  try {
+    p.threads.run([&](std::size_t w) {
+      Marker& self = w == 0 ? *this : *p.helpers[w - 1];
+      try {
+        self.drain_shared();
+      } catch (...) {
+        p.work.abort();
+        throw;
+      }
+    });
+  } catch (...) {
+    // Abandoned: the collection is being unwound.
+    stack_.clear();
+    for (auto& helper : p.helpers) helper->stack_.clear();
+    p.work.clear();
+    throw;
+  }
+  flush_constructing();
+}
+
+void Marker::drain_shared() {
+  MarkWorkPool& work = parallel_->work;
+  do {
+    drain_local();
+  } while (!work.aborted() && work.take_or_terminate(stack_));
+}
+
+// Donates the bottom half of the stack (the oldest entries, most likely
+// the roots of large unvisited subgraphs) when another worker is idle.
+void Marker::share_work() {
+  MarkWorkPool& work = parallel_->work;
+  if (stack_.size() < 2 || !work.wants_work()) return;
+  const auto half = static_cast<std::ptrdiff_t>(stack_.size() / 2);
+  MarkWorkPool::Segment segment(stack_.begin(), stack_.begin() + half);
+  stack_.erase(stack_.begin(), stack_.begin() + half);
+  work.donate(std::move(segment));
+}
+
+// With parallel marking a table is traced on whichever worker reached it,
+// so each worker's marker holds its own pending entries and tables; the
+// collecting thread moves them into worker 0's lists between drains (no
+// worker runs then: MarkerThreads::run returned).
+// (ephemeron.cpp has the rest of the fixpoint.)
+void Marker::gather_ephemerons() {
+  if (parallel_owned_ == nullptr) return;
+  for (auto& helper : parallel_owned_->helpers) {
+    ephemeron_pending_.insert(ephemeron_pending_.end(), helper->ephemeron_pending_.begin(),
+                              helper->ephemeron_pending_.end());
+    helper->ephemeron_pending_.clear();
+    ephemeron_tables_.insert(ephemeron_tables_.end(), helper->ephemeron_tables_.begin(),
+                             helper->ephemeron_tables_.end());
+    helper->ephemeron_tables_.clear();
+  }
+}
+
+void Marker::flush_constructing() {
+  if (mode_ != Mode::kMark) return;
+  auto& list = heap_.constructing;
+  const std::size_t before = list.size();
+  list.insert(list.end(), constructing_.begin(), constructing_.end());
+  constructing_.clear();
+  if (parallel_owned_ != nullptr) {
+    for (auto& helper : parallel_owned_->helpers) {
+      list.insert(list.end(), helper->constructing_.begin(), helper->constructing_.end());
+      helper->constructing_.clear();
+    }
+  }
+  if (list.size() == before) return;
+  std::sort(list.begin(), list.end());
+  list.erase(std::unique(list.begin(), list.end()), list.end());
 }
 
 // The mark loop. Objects popped from the mark stack pass through a small
@@ -140,11 +299,16 @@ void Marker::mark_roots() {
 // overlap (the technique of Boehm's mark prefetching and of Cher, Hosking and
 // Vijaykumar, ASPLOS 2004). Traversal order becomes partly breadth-first,
 // which marking does not care about.
-void Marker::drain() {
+//
+// When parallel, every kPollInterval traced objects the loop looks whether
+// another worker is idle (share_work) and whether the drain was aborted.
+void Marker::drain_local() {
   constexpr std::size_t kPrefetchDistance = 8;
+  constexpr unsigned kPollInterval = 32;
   std::array<const void*, kPrefetchDistance> ring;
   std::size_t head = 0;
   std::size_t count = 0;
+  unsigned until_poll = kPollInterval;
   for (;;) {
     while (count < kPrefetchDistance && !stack_.empty()) {
       const void* object = stack_.back();
@@ -157,6 +321,11 @@ void Marker::drain() {
     head = (head + 1) % kPrefetchDistance;
     --count;
     trace_one(object);
+    if (parallel_ != nullptr && --until_poll == 0) [[unlikely]] {
+      until_poll = kPollInterval;
+      if (parallel_->work.aborted()) return;
+      share_work();
+    }
   }
 }
 
@@ -169,7 +338,7 @@ void Marker::trace_one(const void* object) {
     scan_words(object, static_cast<const char*>(object) + bytes);
     // It is marked now, so an eden collection would not trace it again,
     // but its constructor may still store new objects into it.
-    if (mode_ == Mode::kMark) heap_.constructing.push_back(object);
+    if (mode_ == Mode::kMark) constructing_.push_back(object);
     return;
   }
   const auto* type = reinterpret_cast<const TypeInfo*>(header);

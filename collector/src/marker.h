@@ -1,16 +1,42 @@
-// The marker: stop-the-world marking with an explicit mark stack.
+// The marker: stop-the-world marking with explicit mark stacks, on one
+// thread or on the heap's marker threads in parallel.
 //
 // Call tree (world stopped, concurrent sweeper paused, heap mutex held):
 //   HeapInternals::run_collection
+//     -> Marker::trace_remembered   eden only: old objects to retrace
 //     -> Marker::mark_roots         stacks + registers (conservative),
-//                                   Root handles, finalizer queue (precise)
+//                                   Root handles, root scanners, finalizer
+//                                   queue (precise)
 //     -> Marker::drain              pop, trace (TypeInfo::trace) or scan an
-//                                   object still under construction
+//                                   object still under construction, until
+//                                   every worker is out of work
 //     -> HeapInternals::process_weak_and_finalizable -> Marker::drain again
 //
 // Marks are versioned (MarkedBlock::mark, LargeObjectSpace::mark): a cell is
 // marked for this collection iff its block's mark version is the current
 // one and its bit is set, so no bitmap is cleared in a pass over the heap.
+//
+// Parallel marking (HANDOFF_MARKER_THREADS > 1; papers/collector.md
+// "Parallel marking"). The Marker the collection creates is worker 0, on
+// the collecting thread; it makes one helper Marker per marker thread
+// (marker_threads.h), each with its own mark stack, chunk cache and
+// counters, sharing the sorted large-object list and a MarkWorkPool
+// (mark_work.h: work sharing and the termination protocol). Each phase
+// above runs on every worker: trace_remembered and mark_roots hand out
+// their tasks (a directory's dirty cards, the large objects, one thread's
+// stack, the handle table, one root scanner, the finalizer queue) through
+// an atomic counter; drain runs until the termination protocol says every
+// worker is out of work, and may be called again (a fixpoint around it
+// pushes with visit() on worker 0 and drains again). Marks are set with
+// AccessMode::kShared (one atomic read-modify-write), so every object is
+// traced once by the one worker that marked it. With one marker thread
+// there are no helpers and none of this runs: marks are kExclusive and
+// drain is the plain loop.
+//
+// Exceptions: a trace() or root scanner that throws on any worker aborts
+// the work pool, every other worker stops at its next poll, and the
+// exception leaves the phase on the collecting thread, as it would from
+// the single-threaded loop.
 //
 // Conservative lookup (invariant 7). A word marks a cell only if the word
 // points into a block the pool has handed out, inside a cell whose live bit
@@ -22,12 +48,14 @@
 // reads a block that may be freed concurrently.
 //
 // Generations (remembered_set.cpp): an eden collection keeps the version,
-// so old objects stay marked and try_mark stops at them; it first traces
-// the remembered set, then marks from the roots as a full collection does.
+// so old objects stay marked and try_mark stops at them; it first pushes
+// the remembered set's old objects (no mark is set meanwhile, so "marked"
+// there means "old"), then marks from the roots as a full collection does.
 //
 // The verifier (verifier.cpp) reuses the root enumeration and lookup with
 // its own visited set instead of mark bits, then checks that everything it
-// reached carries the collector's mark.
+// reached carries the collector's mark. It runs on one thread (Mode::kVerify
+// never uses the marker threads): it is a check, not a pause to shorten.
 #pragma once
 
 #include "heap_internals.h"
@@ -36,6 +64,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <unordered_set>
 #include <utility>
 #include <vector>
@@ -46,12 +76,18 @@ class Marker final : public Visitor {
  public:
   enum class Mode { kMark, kVerify };
 
+  // kMark: parallel when the heap has marker threads (and this process
+  // created them: not in a forked child).
   Marker(HeapInternals& heap, Mode mode);
+  ~Marker();
+  Marker(const Marker&) = delete;
+  Marker& operator=(const Marker&) = delete;
 
   void mark_roots();
-  // Eden collections, before mark_roots: traces the old objects that may
+  // Eden collections, before mark_roots: pushes the old objects that may
   // reference new ones (remembered_set.cpp).
   void trace_remembered();
+  // Traces until no worker has work left; call again after more visit()s.
   void drain();
   // Marks and queues `object` (the start of a live object).
   void visit(const void* object) override;
@@ -63,24 +99,31 @@ class Marker final : public Visitor {
   // a drain): visits the value of each entry whose key is now reached.
   // True when it pushed something, so the caller drains again.
   bool process_ephemerons();
+  void gather_ephemerons();
   // End of a collection (kMark): drops the entries of every table traced
   // in it whose key is unmarked; returns how many.
   std::uint64_t drop_dead_ephemerons();
   std::uint64_t ephemeron_rounds() const noexcept { return ephemeron_rounds_; }
-  std::uint64_t ephemeron_entries() const noexcept { return ephemeron_entries_; }
+  std::uint64_t ephemeron_entries() const noexcept;  // over every worker
   // Conservative: marks the live object containing `word`, if any.
   void visit_word(std::uintptr_t word);
   // `fake_stack`: the scanned thread's ASan fake stack, if any; a word that
   // points into one of its frames makes that frame scanned too.
   void scan_words(const void* begin, const void* end, void* fake_stack = nullptr);
 
-  std::uint64_t marked_bytes() const noexcept { return marked_bytes_; }
-  std::uint64_t marked_objects() const noexcept { return marked_objects_; }
+  // Totals over every worker.
+  std::uint64_t marked_bytes() const noexcept { return sum(&Marker::marked_bytes_); }
+  std::uint64_t marked_objects() const noexcept { return sum(&Marker::marked_objects_); }
   std::uint64_t verify_failures() const noexcept { return verify_failures_; }
-  std::uint64_t remembered_cards() const noexcept { return remembered_cards_; }
-  std::uint64_t remembered_objects() const noexcept { return remembered_objects_; }
+  std::uint64_t remembered_cards() const noexcept { return sum(&Marker::remembered_cards_); }
+  std::uint64_t remembered_objects() const noexcept { return sum(&Marker::remembered_objects_); }
+  std::size_t workers() const noexcept;
 
  private:
+  struct Parallel;  // what the workers of one collection share (marker.cpp)
+  using LargeList = std::vector<std::pair<std::uintptr_t, std::size_t>>;  // sorted (cell, size)
+
+  Marker(Marker& primary, std::size_t worker);  // a helper's marker
   bool try_mark(const void* object);
   // The target check (mark_target.h, .cpp): `cell`'s block when it is a
   // live block cell of this heap, nullptr when it is one of its large
@@ -89,8 +132,23 @@ class Marker final : public Visitor {
   MarkedBlock* checked_target_slow(const void* cell);
   [[noreturn]] void report_foreign_target(const void* cell) const;
   void trace_one(const void* object);
-  void trace_dirty_cards();
-  void trace_cards_of(MarkedBlock& block);
+  // The plain mark loop over this worker's own stack; when parallel it
+  // also shares work and stops early on an abort.
+  void drain_local();
+  // A worker's part of a parallel drain: its own stack, then donated
+  // segments, until the termination protocol ends the drain.
+  void drain_shared();
+  void share_work();
+  // Runs task(worker, i) for each i in [0, tasks), spread over the workers.
+  void run_tasks(std::size_t tasks, const std::function<void(Marker& worker, std::size_t task)>& task);
+  void mark_root(std::size_t task);
+  void remember_directory(std::size_t size_class);
+  void remember_large();
+  void remember_cards_of(MarkedBlock& block);
+  // Objects found under construction go back to heap_.constructing (once
+  // each), after each drain.
+  void flush_constructing();
+  std::uint64_t sum(std::uint64_t Marker::* counter) const noexcept;
   std::size_t object_capacity(const void* object) const;
   const void* find_large(std::uintptr_t word) const noexcept;
   // Marked by this collection (kMark) or visited by this traversal (kVerify).
@@ -101,7 +159,11 @@ class Marker final : public Visitor {
   const std::uint32_t version_;
   const AddressBounds bounds_;  // read once: nothing is allocated while the world is stopped
   std::vector<const void*> stack_;
-  std::vector<std::pair<std::uintptr_t, std::size_t>> large_;  // sorted (cell, size)
+  LargeList own_large_;      // worker 0's; helpers share it
+  const LargeList& large_;
+  std::unique_ptr<Parallel> parallel_owned_;  // worker 0 of a parallel marking
+  Parallel* parallel_ = nullptr;              // every worker of one; nullptr: one thread
+  std::vector<const void*> constructing_;     // kMark: found under construction
   std::unordered_set<const void*> visited_;  // kVerify only
   const Chunk* target_chunk_ = nullptr;  // checked_target's cache: the chunk of the last block cell
   std::uintptr_t target_chunk_base_ = UINTPTR_MAX - kChunkSize;  // its base; at first, no address is inside

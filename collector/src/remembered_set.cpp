@@ -29,8 +29,11 @@
 // conservative root may find them, and then their fields must point at
 // intact cells (invariant 7), which this tracing also guarantees.
 //
-// Tracing happens before any root is marked, so "marked" here means "old";
-// an object that only this eden marks is traced by the drain anyway.
+// The old objects are pushed onto the mark stacks before any root is marked
+// and before anything is traced (no mark is set meanwhile, on any worker),
+// so "marked" here means "old"; the drain traces them like every other
+// object. When parallel, the directories, the large objects and the list
+// of objects under construction are tasks spread over the workers.
 #include "marker.h"
 
 #include <algorithm>
@@ -38,7 +41,24 @@
 namespace handoff::detail {
 
 void Marker::trace_remembered() {
-  trace_dirty_cards();
+  std::vector<const void*> constructing;
+  constructing.swap(heap_.constructing);
+  // The drain puts each back on the list if it is still under construction.
+  run_tasks(kNumSizeClasses + 2, [&](Marker& worker, std::size_t task) {
+    if (task < kNumSizeClasses) {
+      worker.remember_directory(task);
+    } else if (task == kNumSizeClasses) {
+      worker.remember_large();
+    } else {
+      for (const void* object : constructing) {
+        ++worker.remembered_objects_;
+        worker.stack_.push_back(object);
+      }
+    }
+  });
+}
+
+void Marker::remember_large() {
   for (const auto& [cell, size] : large_) {
     if (!LargeObjectSpace::is_marked(reinterpret_cast<const void*>(cell), version_)) continue;
     const void* object = object_of(reinterpret_cast<void*>(cell));
@@ -46,39 +66,28 @@ void Marker::trace_remembered() {
     const auto* type = reinterpret_cast<const TypeInfo*>(header & ~kInConstruction);
     if ((header & kInConstruction) == 0 && type != nullptr && type->trace == nullptr) continue;  // a leaf
     ++remembered_objects_;
-    trace_one(object);
+    stack_.push_back(object);
   }
-  std::vector<const void*> constructing;
-  constructing.swap(heap_.constructing);
-  for (const void* object : constructing) {
-    ++remembered_objects_;
-    trace_one(object);  // puts it back on the list if it is still under construction
-  }
-  auto& list = heap_.constructing;
-  std::sort(list.begin(), list.end());
-  list.erase(std::unique(list.begin(), list.end()), list.end());
 }
 
-void Marker::trace_dirty_cards() {
-  for (std::size_t cls = 0; cls < kNumSizeClasses; ++cls) {
-    heap_.allocator.directory(cls).for_each_block([&](MarkedBlock& block) {
-      if (!block.any_card_dirty()) return;
+void Marker::remember_directory(std::size_t size_class) {
+  heap_.allocator.directory(size_class).for_each_block([&](MarkedBlock& block) {
+    if (!block.any_card_dirty()) return;
 #if defined(HANDOFF_TEST_HOOKS)
-      if (heap_.hooks.drop_remembered) {
-        block.clear_cards();
-        return;
-      }
-#endif
-      if (block.mark_version() == version_) trace_cards_of(block);
+    if (heap_.hooks.drop_remembered) {
       block.clear_cards();
-    });
-  }
+      return;
+    }
+#endif
+    if (block.mark_version() == version_) remember_cards_of(block);
+    block.clear_cards();
+  });
 }
 
-// Traces each marked cell of `block` that overlaps a dirty card, once.
-void Marker::trace_cards_of(MarkedBlock& block) {
+// Pushes each marked cell of `block` that overlaps a dirty card, once.
+void Marker::remember_cards_of(MarkedBlock& block) {
   char* const base = reinterpret_cast<char*>(&block);
-  const char* last_traced = nullptr;
+  const char* last_pushed = nullptr;
   for (std::size_t card = 0; card < kCardsPerBlock; ++card) {
     if (!block.card_dirty(card)) continue;
     ++remembered_cards_;
@@ -87,10 +96,10 @@ void Marker::trace_cards_of(MarkedBlock& block) {
     if (from >= to) continue;
     std::size_t index = static_cast<std::size_t>(from - block.begin()) / block.cell_size();
     for (const char* cell = block.cell_at(index); cell < to; cell += block.cell_size()) {
-      if (cell <= last_traced || !block.is_live_cell(cell) || !block.is_marked(cell, version_)) continue;
-      last_traced = cell;
+      if (cell <= last_pushed || !block.is_live_cell(cell) || !block.is_marked(cell, version_)) continue;
+      last_pushed = cell;
       ++remembered_objects_;
-      trace_one(object_of(const_cast<char*>(cell)));
+      stack_.push_back(object_of(const_cast<char*>(cell)));
     }
   }
 }

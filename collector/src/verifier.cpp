@@ -14,6 +14,11 @@
 //      visited set: a value reached through an entry whose key the
 //      traversal reached must be marked; a value whose key it did not reach
 //      is not traversed (entries with dead keys are dropped after this).
+//
+// The verifier runs on the collecting thread alone, whatever
+// HANDOFF_MARKER_THREADS says (a Mode::kVerify marker never uses the marker
+// threads): it is a check, not a pause to shorten, and an independent
+// single-threaded traversal is the simplest thing to trust.
 #include "marker.h"
 
 #include <handoff/check.h>

@@ -38,6 +38,22 @@ class AtomBitmap {
     }
   }
 
+  // Sets the bit; true if it was clear. kShared: one fetch_or, so of two
+  // threads that race to set it exactly one sees it clear.
+  template <AccessMode M = AccessMode::kExclusive>
+  bool test_and_set(std::size_t atom) noexcept {
+    const std::uint64_t bit = std::uint64_t{1} << (atom % 64);
+    auto& word = words_[atom / 64];
+    if constexpr (M == AccessMode::kShared) {
+      return (word.fetch_or(bit, std::memory_order_relaxed) & bit) == 0;
+    } else {
+      const std::uint64_t old = word.load(std::memory_order_relaxed);
+      if ((old & bit) != 0) return false;
+      word.store(old | bit, std::memory_order_relaxed);
+      return true;
+    }
+  }
+
   template <AccessMode M = AccessMode::kExclusive>
   void clear(std::size_t atom) noexcept {
     const std::uint64_t bit = std::uint64_t{1} << (atom % 64);

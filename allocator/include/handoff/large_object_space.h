@@ -68,11 +68,20 @@ class LargeObjectSpace {
 
   // The collector's mark, kept in the first word of the object's mapping
   // header. mark() returns false when `object` was already marked for
-  // `version`. Exclusive: one marker, world stopped.
+  // `version`. kExclusive: one marker, world stopped; kShared: parallel
+  // markers, one compare-exchange, so exactly one of them gets true.
+  template <AccessMode M = AccessMode::kExclusive>
   static bool mark(const void* object, std::uint32_t version) noexcept {
     auto& word = mark_word(object);
-    if (word.load(std::memory_order_relaxed) == version) return false;
-    word.store(version, std::memory_order_relaxed);
+    std::uint32_t seen = word.load(std::memory_order_relaxed);
+    if (seen == version) return false;
+    if constexpr (M == AccessMode::kShared) {
+      while (!word.compare_exchange_weak(seen, version, std::memory_order_relaxed)) {
+        if (seen == version) return false;
+      }
+    } else {
+      word.store(version, std::memory_order_relaxed);
+    }
     return true;
   }
   static bool is_marked(const void* object, std::uint32_t version) noexcept {

@@ -165,16 +165,21 @@ class MarkedBlock {
   // Marks the cell starting at `cell` for `version`, first clearing marks
   // left by an older version (the bitmap is cleared only by the first mark
   // of a cycle, never in a pass over all blocks). Returns false when it was
-  // already marked. Exclusive: one marker, world stopped.
+  // already marked. kExclusive: one marker, world stopped. kShared: parallel
+  // markers, world stopped; the bit is set by one fetch_or, so exactly one
+  // of the markers that race on a cell gets true, and the first mark of a
+  // cycle clears the bitmap under the kMarkVersionClearing claim
+  // (begin_marking_shared).
+  static constexpr std::uint32_t kMarkVersionClearing = UINT32_MAX;  // never a collection's version
+  template <AccessMode M = AccessMode::kExclusive>
   bool mark(const void* cell, std::uint32_t version) noexcept {
-    if (mark_version_.load(std::memory_order_relaxed) != version) {
+    if constexpr (M == AccessMode::kShared) {
+      if (mark_version_.load(std::memory_order_acquire) != version) [[unlikely]] begin_marking_shared(version);
+    } else if (mark_version_.load(std::memory_order_relaxed) != version) {
       marks_.clear_all();
       mark_version_.store(version, std::memory_order_relaxed);
     }
-    const std::size_t atom = atom_of(cell);
-    if (marks_.get(atom)) return false;
-    marks_.set(atom);
-    return true;
+    return marks_.test_and_set<M>(atom_of(cell));
   }
   // Set by the owner when it allocates a cell whose type has a destructor;
   // a sweep skips the per-dead-cell callback for blocks without one, so it
@@ -183,8 +188,10 @@ class MarkedBlock {
     if (!has_destructible_.load(std::memory_order_relaxed)) has_destructible_.store(true, std::memory_order_relaxed);
   }
   bool has_destructible() const noexcept { return has_destructible_.load(std::memory_order_relaxed); }
+  // Acquire: a parallel marker that sees the new version also sees the
+  // bitmap cleared for it (begin_marking_shared publishes it with release).
   bool is_marked(const void* cell, std::uint32_t version) const noexcept {
-    return mark_version_.load(std::memory_order_relaxed) == version && marks_.get(atom_of(cell));
+    return mark_version_.load(std::memory_order_acquire) == version && marks_.get(atom_of(cell));
   }
   // True when a sweep by marks of `version` would free nothing: every
   // allocated cell is marked (block not kOwned).
@@ -211,6 +218,12 @@ class MarkedBlock {
   void dump(std::ostream& out) const;
 
  private:
+  // kShared mark's first mark of a cycle: one marker claims the block by
+  // CAS to kMarkVersionClearing, clears the bitmap and publishes `version`
+  // (release); the others wait for it (acquire), so no bit set for
+  // `version` is lost to the clear.
+  void begin_marking_shared(std::uint32_t version) noexcept;
+
   std::atomic<std::uint64_t> state_;
   Directory* directory_;
   std::size_t registry_index_;

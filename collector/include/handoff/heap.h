@@ -124,6 +124,10 @@ struct HeapConfig {
   std::uint64_t stall_warn_ms = 1000;
   // ~Heap waits up to this long for other threads to detach (see ~Heap).
   std::uint64_t destroy_wait_ms = 10000;
+  // Threads that mark, the collecting thread included (the others are the
+  // heap's marker threads, started with it); 0 = one per online CPU; 1 =
+  // the collecting thread alone.
+  std::uint64_t marker_threads = 0;
 
   AllocatorConfig allocator{};
   SweeperConfig sweeper{};
