@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <thread>
 
 namespace {
 
@@ -43,12 +44,6 @@ struct RecordedWrapper : handoff::Leaf {
   w->store.attach(heap, std::make_unique<Store48>(), sizeof(Store48));
 }
 
-[[gnu::noinline]] void scrub_stack() {
-  std::uintptr_t words[4096];
-  std::memset(words, 0, sizeof words);
-  asm volatile("" : : "r"(words) : "memory");
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -60,9 +55,15 @@ int main(int argc, char** argv) {
   handoff::HeapConfig config = handoff::HeapConfig::from_environment();
   config.sync_sweep = 1;
   handoff::Heap heap(config);
-  handoff::ThreadScope attached(heap);
-  for (int i = 0; i < 16; ++i) use_static ? make_static(heap) : make_recorded(heap);
-  scrub_stack();
+  // The wrappers are made on a thread that then detaches and ends, so no
+  // stale copy of their addresses can stay in a stack, an ASan fake frame
+  // or a register that the conservative scan of the collecting thread reads.
+  std::thread maker([&] {
+    handoff::ThreadScope scope(heap);
+    for (int i = 0; i < 16; ++i) use_static ? make_static(heap) : make_recorded(heap);
+  });
+  maker.join();
+  handoff::ThreadScope attached(heap);  // after the join: a thread blocked in join() must not be attached
   heap.collect();
   const handoff::HeapStats s = heap.stats();
   std::printf("%s: %llu objects swept, %llu external bytes still attached\n", argv[1],
