@@ -208,116 +208,95 @@ for m in $mutants; do
   fi
 done
 
-# ---------------------------------------------- the park/stop handshake
-# papers/park.pml (collector/src/safepoint.cpp): the model must verify with
-# every PROBE:<name> reached, and each planted mutant must give a
-# counterexample.  Exhaustive, about 13 k states: well under a second each.
-park_model="$script_dir/park.pml"
-park_mutants="PUBLISH_LATE UNPARK_UNCHECKED PARK_SPLIT SLOW_UNCOUNTED"
+# ------------------------------------------------ the two small models
+# small_model LABEL PML DEPTH CLASSIFY WHAT MUTANTS: an exhaustive safety
+# search of PML (in $work/LABEL_model) that must verify with every
+# PROBE:<name> reached, then one search per mutant in MUTANTS (in
+# $work/LABEL_mutant_<name>) that must give a counterexample. WHAT names an
+# associative array (mutant -> description); CLASSIFY is a function that
+# prints the property a counterexample's text breaks.
+small_model_run() {  # small_model_run DIR PML DEPTH "SPIN_DEFS"
+  local base
+  base=$(basename "$2")
+  mkdir -p "$1" && cp "$2" "$1/$base" || return 1
+  # shellcheck disable=SC2086
+  (cd "$1" && "$SPIN" $4 -a "$base" >spin.out 2>&1 && "$CC" -O2 -w -DSAFETY -o pan pan.c >cc.out 2>&1 &&
+     ./pan -m"$3" -I >pan.out 2>&1; [ -f "$base.trail" ] && "$SPIN" $4 -t "$base" >replay.out 2>&1; true)
+}
+small_model() {
+  local label=$1 model=$2 depth=$3 classify=$4 mutants=$6
+  local -n descr=$5
+  local base out probes missing="" p m errs cex prop line
+  base=$(basename "$model")
+  small_model_run "$work/${label}_model" "$model" "$depth" ""
+  out="$work/${label}_model/pan.out"
+  probes=$(grep -oE 'PROBE:[a-z0-9_]+' "$model" | sort -u)
+  for p in $probes; do
+    if [ ! -f "$out" ] || sed -n '/^unreached in proctype/,/^unreached in init/p' "$out" | grep -q "$p"; then
+      missing="$missing ${p#PROBE:}"
+    fi
+  done
+  if [ -f "$out" ] && grep -q "errors: 0" "$out" && complete "$out" && [ -z "$missing" ]; then
+    echo "$label model: safety OK (assertions (1)-(2), invalid end states (3); $(field '[0-9]+ states, stored' "$out") states stored; probes reached: $(echo "$probes" | sed 's/PROBE://' | tr '\n' ' ' | sed 's/ $//'))"
+  else
+    status=1
+    echo "$label model: safety FAILED ($(grep -m1 -E "^pan:|error|failed" "$out" 2>/dev/null)${missing:+ probes never reached:$missing})"
+  fi
+  for m in $mutants; do
+    small_model_run "$work/${label}_mutant_$m" "$model" "$depth" "-DMUTANT_$m"
+    out="$work/${label}_mutant_$m/pan.out"
+    errs=$(field 'errors: [0-9]+' "$out" 2>/dev/null)
+    if [ -n "$errs" ] && [ "$errs" -ge 1 ]; then
+      cex=$(grep -m1 -oE "text of failed assertion: .*" "$work/${label}_mutant_$m/replay.out" 2>/dev/null | sed 's/text of failed assertion: //')
+      [ -n "$cex" ] || cex=$(grep -m1 -E "^pan:1: " "$out" | sed -E 's/^pan:1: //; s/ \(at depth [0-9]+\)//')
+      prop=$("$classify" "$cex")
+      line="$label mutant ${descr[$m]}: counterexample found ($prop -- $cex)"
+      [ "$keep" = 1 ] && line="$line; replay: cd $work/${label}_mutant_$m && $SPIN -DMUTANT_$m -t -p $base"
+      echo "$line"
+    else
+      status=1
+      echo "$label mutant ${descr[$m]}: NO counterexample ($(grep -m1 -E "^pan:|error|failed" "$out" 2>/dev/null || echo "errors: ${errs:-?}"))"
+    fi
+  done
+}
+
+# The park/stop handshake: papers/park.pml (collector/src/safepoint.cpp).
+# Exhaustive, about 13 k states: well under a second each.
 declare -A park_what=(
   [PUBLISH_LATE]="publish_late (the stack is captured after the word says parked)"
   [UNPARK_UNCHECKED]="unpark_unchecked (leaving parked ignores the stop flag)"
   [PARK_SPLIT]="park_split (park is a load and a store, not a CAS)"
   [SLOW_UNCOUNTED]="slow_uncounted (the park slow path does not count itself)"
 )
-park_run() {  # park_run NAME "SPIN_DEFS": search in $work/park_NAME
-  local dir="$work/park_$1"
-  mkdir -p "$dir" && cp "$park_model" "$dir/park.pml" || return 1
-  # shellcheck disable=SC2086
-  (cd "$dir" && "$SPIN" $2 -a park.pml >spin.out 2>&1 && "$CC" -O2 -w -DSAFETY -o pan pan.c >cc.out 2>&1 &&
-     ./pan -m200000 -I >pan.out 2>&1; [ -f park.pml.trail ] && "$SPIN" $2 -t park.pml >replay.out 2>&1; true)
+park_property() {
+  case "$1" in
+    *snap_ok*) echo "(1) the collector scanned a stale snapshot or a running thread" ;;
+    *in_gc*) echo "(2) a mutator ran while the world was stopped" ;;
+    *"invalid end state"*) echo "(3) a collection waits for ever for a parked thread" ;;
+    *) echo "assertion" ;;
+  esac
 }
-park_run model ""
-out="$work/park_model/pan.out"
-park_probes=$(grep -oE 'PROBE:[a-z0-9_]+' "$park_model" | sort -u)
-park_missing=""
-for p in $park_probes; do
-  if [ ! -f "$out" ] || sed -n '/^unreached in proctype/,/^unreached in init/p' "$out" | grep -q "$p"; then
-    park_missing="$park_missing ${p#PROBE:}"
-  fi
-done
-if [ -f "$out" ] && grep -q "errors: 0" "$out" && complete "$out" && [ -z "$park_missing" ]; then
-  echo "park model: safety OK (assertions (1)-(2), invalid end states (3); $(field '[0-9]+ states, stored' "$out") states stored; probes reached: $(echo "$park_probes" | sed 's/PROBE://' | tr '\n' ' ' | sed 's/ $//'))"
-else
-  status=1
-  echo "park model: safety FAILED ($(grep -m1 -E "^pan:|error|failed" "$out" 2>/dev/null)${park_missing:+ probes never reached:$park_missing})"
-fi
-for m in $park_mutants; do
-  park_run "mutant_$m" "-DMUTANT_$m"
-  out="$work/park_mutant_$m/pan.out"
-  errs=$(field 'errors: [0-9]+' "$out" 2>/dev/null)
-  if [ -n "$errs" ] && [ "$errs" -ge 1 ]; then
-    cex=$(grep -m1 -oE "text of failed assertion: .*" "$work/park_mutant_$m/replay.out" 2>/dev/null | sed 's/text of failed assertion: //')
-    [ -n "$cex" ] || cex=$(grep -m1 -E "^pan:1: " "$out" | sed -E 's/^pan:1: //; s/ \(at depth [0-9]+\)//')
-    case "$cex" in
-      *snap_ok*) prop="(1) the collector scanned a stale snapshot or a running thread" ;;
-      *in_gc*) prop="(2) a mutator ran while the world was stopped" ;;
-      *"invalid end state"*) prop="(3) a collection waits for ever for a parked thread" ;;
-      *) prop="assertion" ;;
-    esac
-    line="park mutant ${park_what[$m]}: counterexample found ($prop -- $cex)"
-    [ "$keep" = 1 ] && line="$line; replay: cd $work/park_mutant_$m && $SPIN -DMUTANT_$m -t -p park.pml"
-    echo "$line"
-  else
-    status=1
-    echo "park mutant ${park_what[$m]}: NO counterexample ($(grep -m1 -E "^pan:|error|failed" "$out" 2>/dev/null || echo "errors: ${errs:-?}"))"
-  fi
-done
+small_model park "$script_dir/park.pml" 200000 park_property park_what \
+  "PUBLISH_LATE UNPARK_UNCHECKED PARK_SPLIT SLOW_UNCOUNTED"
 
-# ------------------------------------------ parallel marking's termination
-# papers/termination.pml (collector/src/mark_work.h): the model must verify
-# with every PROBE:<name> reached, and each planted mutant must give a
-# counterexample.  Exhaustive, about 35 k states: under a second each.
-term_model="$script_dir/termination.pml"
-term_mutants="IDLE_BEFORE_PUBLISH REACTIVATE_LATE CHECKS_POOL_ONLY"
+# Parallel marking's termination: papers/termination.pml
+# (collector/src/mark_work.h). Exhaustive, about 35 k states: under a
+# second each.
 declare -A term_what=(
   [IDLE_BEFORE_PUBLISH]="idle_before_publish (a donor of its last item counts itself idle before the item is in the pool)"
   [REACTIVATE_LATE]="reactivate_late (T4 takes a segment before counting itself busy)"
   [CHECKS_POOL_ONLY]="checks_pool_only (T6 concludes from the pool's counter alone)"
 )
-term_run() {  # term_run NAME "SPIN_DEFS": search in $work/term_NAME
-  local dir="$work/term_$1"
-  mkdir -p "$dir" && cp "$term_model" "$dir/termination.pml" || return 1
-  # shellcheck disable=SC2086
-  (cd "$dir" && "$SPIN" $2 -a termination.pml >spin.out 2>&1 && "$CC" -O2 -w -DSAFETY -o pan pan.c >cc.out 2>&1 &&
-     ./pan -m100000 -I >pan.out 2>&1; [ -f termination.pml.trail ] && "$SPIN" $2 -t termination.pml >replay.out 2>&1; true)
+term_property() {
+  case "$1" in
+    *traced*) echo "(2) a terminated drain left an item untraced" ;;
+    *held*) echo "(1) a worker concluded while work was held or pooled" ;;
+    *"invalid end state"*) echo "(3) a worker waits for ever" ;;
+    *) echo "assertion" ;;
+  esac
 }
-term_run model ""
-out="$work/term_model/pan.out"
-term_probes=$(grep -oE 'PROBE:[a-z0-9_]+' "$term_model" | sort -u)
-term_missing=""
-for p in $term_probes; do
-  if [ ! -f "$out" ] || sed -n '/^unreached in proctype/,/^unreached in init/p' "$out" | grep -q "$p"; then
-    term_missing="$term_missing ${p#PROBE:}"
-  fi
-done
-if [ -f "$out" ] && grep -q "errors: 0" "$out" && complete "$out" && [ -z "$term_missing" ]; then
-  echo "termination model: safety OK (assertions (1)-(2), invalid end states (3); $(field '[0-9]+ states, stored' "$out") states stored; probes reached: $(echo "$term_probes" | sed 's/PROBE://' | tr '\n' ' ' | sed 's/ $//'))"
-else
-  status=1
-  echo "termination model: safety FAILED ($(grep -m1 -E "^pan:|error|failed" "$out" 2>/dev/null)${term_missing:+ probes never reached:$term_missing})"
-fi
-for m in $term_mutants; do
-  term_run "mutant_$m" "-DMUTANT_$m"
-  out="$work/term_mutant_$m/pan.out"
-  errs=$(field 'errors: [0-9]+' "$out" 2>/dev/null)
-  if [ -n "$errs" ] && [ "$errs" -ge 1 ]; then
-    cex=$(grep -m1 -oE "text of failed assertion: .*" "$work/term_mutant_$m/replay.out" 2>/dev/null | sed 's/text of failed assertion: //')
-    [ -n "$cex" ] || cex=$(grep -m1 -E "^pan:1: " "$out" | sed -E 's/^pan:1: //; s/ \(at depth [0-9]+\)//')
-    case "$cex" in
-      *traced*) prop="(2) a terminated drain left an item untraced" ;;
-      *held*) prop="(1) a worker concluded while work was held or pooled" ;;
-      *"invalid end state"*) prop="(3) a worker waits for ever" ;;
-      *) prop="assertion" ;;
-    esac
-    line="termination mutant ${term_what[$m]}: counterexample found ($prop -- $cex)"
-    [ "$keep" = 1 ] && line="$line; replay: cd $work/term_mutant_$m && $SPIN -DMUTANT_$m -t -p termination.pml"
-    echo "$line"
-  else
-    status=1
-    echo "termination mutant ${term_what[$m]}: NO counterexample ($(grep -m1 -E "^pan:|error|failed" "$out" 2>/dev/null || echo "errors: ${errs:-?}"))"
-  fi
-done
+small_model termination "$script_dir/termination.pml" 100000 term_property term_what \
+  "IDLE_BEFORE_PUBLISH REACTIVATE_LATE CHECKS_POOL_ONLY"
 
 if [ "$status" = 0 ]; then
   echo "check_model: all runs as expected"
