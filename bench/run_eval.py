@@ -304,6 +304,19 @@ def run_micro(plan, build_dir, reps):
     return out
 
 
+def run_json_line(argv, env=None, timeout=600):
+    """Runs a program that prints one JSON line: its return code, and the
+    parsed line as "result" (or the tail of stderr when there is none)."""
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout, env=env)
+    record = {"returncode": proc.returncode}
+    line = next((l for l in proc.stdout.splitlines() if l.startswith("{")), None)
+    if line:
+        record["result"] = json.loads(line)
+    else:
+        record["stderr_tail"] = proc.stderr[-2000:]
+    return record
+
+
 def run_mark(plan, build_dir, reps, marker_threads=(None,)):
     """bench_mark_pause, `reps` times; per repetition once for each entry of
     marker_threads (HANDOFF_MARKER_THREADS; None: the heap's default),
@@ -316,18 +329,10 @@ def run_mark(plan, build_dir, reps, marker_threads=(None,)):
             if markers is not None:
                 env["HANDOFF_MARKER_THREADS"] = str(markers)
             print(f"mark_pause rep {rep}" + (f" markers {markers}" if markers else "") + " ...", flush=True)
-            proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600,
-                                  env=env)
-            record = {"rep": rep, "argv": [a.replace(str(REPO_ROOT) + "/", "") for a in argv],
-                      "returncode": proc.returncode}
+            record = {"rep": rep, "argv": [a.replace(str(REPO_ROOT) + "/", "") for a in argv]}
             if markers is not None:
                 record["marker_threads"] = markers
-            line = next((l for l in proc.stdout.splitlines() if l.startswith("{")), None)
-            if line:
-                record["result"] = json.loads(line)
-            else:
-                record["stderr_tail"] = proc.stderr[-2000:]
-            out.append(record)
+            out.append({**record, **run_json_line(argv, env=env)})
     return out
 
 
@@ -360,14 +365,7 @@ def run_embedder(plan, build_dir, reps):
                 args = args + ["--tiny"]
             argv = [str(build_dir / "bench" / args[0])] + args[1:]
             print(f"embedder {name} rep {rep} ...", flush=True)
-            proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600)
-            record = {"rep": rep, "bench": name, "argv": args, "returncode": proc.returncode}
-            line = next((l for l in proc.stdout.splitlines() if l.startswith("{")), None)
-            if line:
-                record["result"] = json.loads(line)
-            else:
-                record["stderr_tail"] = proc.stderr[-2000:]
-            out.append(record)
+            out.append({"rep": rep, "bench": name, "argv": args, **run_json_line(argv)})
     return out
 
 
