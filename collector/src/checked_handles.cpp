@@ -156,17 +156,4 @@ std::uint64_t clear_dead_checked_handles(HeapInternals& heap) {
   return cleared;
 }
 
-void EmbedderAccess::check_heap_object(Heap& heap, const void* object, const char* what) {
-  if (tls_records.in_destructor > 0) {
-    fatal_misuse(std::string("a destructor used ") + what +
-                 ": destructors run during sweeping and must not touch the heap");
-  }
-  heap.record_own_cells(object);
-  if (heap.is_heap_object(object)) return;
-  char address[32];
-  std::snprintf(address, sizeof address, "%p", object);
-  throw Error(ErrorCode::kNotAHeapPointer, std::string(what) + " of " + address +
-                                               ": it is not the start of a live object of this heap");
-}
-
 }  // namespace handoff::detail

@@ -1,6 +1,6 @@
 // Root and Weak handles: registration in the heap's handle table, checks of
 // the pointers they are given, and orphaning when the heap goes first.
-#include "heap_internals.h"
+#include "embedder_access.h"
 
 #include <cstdio>
 #include <string>
@@ -59,19 +59,29 @@ std::size_t HandleTable::count(HandleBase::Kind kind) const {
 }
 
 void HandleBase::check_object(Heap& heap, Kind kind, const void* object) {
+  EmbedderAccess::check_outside_destructor(std::string("created a ") + handle_name(kind));
+  if (object != nullptr) EmbedderAccess::check_live_object(heap, object, handle_name(kind));
+}
+
+void EmbedderAccess::check_outside_destructor(const std::string& action) {
   if (tls_records.in_destructor > 0) {
-    fatal_misuse(std::string("a destructor created a ") + handle_name(kind) +
-                 ": destructors run during sweeping and must not touch the heap");
+    fatal_misuse("a destructor " + action + ": destructors run during sweeping and must not touch the heap");
   }
-  if (object == nullptr) return;
+}
+
+void EmbedderAccess::check_live_object(Heap& heap, const void* object, const char* what) {
   heap.record_own_cells(object);
   if (heap.is_heap_object(object)) return;
   const void* containing = heap.find_object(object);
   std::string why = containing != nullptr
                         ? "it points inside the object at " + address(containing) + ", not at its start"
                         : "it is not a live object of this heap (never allocated by it, or already freed)";
-  throw Error(ErrorCode::kNotAHeapPointer,
-              std::string(handle_name(kind)) + " of " + address(object) + ": " + why);
+  throw Error(ErrorCode::kNotAHeapPointer, std::string(what) + " of " + address(object) + ": " + why);
+}
+
+void EmbedderAccess::check_heap_object(Heap& heap, const void* object, const char* what) {
+  check_outside_destructor(std::string("used ") + what);
+  check_live_object(heap, object, what);
 }
 
 void HandleBase::attach(Heap* heap, const void* object) {

@@ -159,7 +159,7 @@ TEST(CheckedHandle, NullAndBadPointers) {
   EXPECT_TRUE(CheckedHandle<Node>(heap, nullptr).null());
   expect_error(ErrorCode::kMisuse, "null", [&] { null.release(); });
   Node local(1);
-  expect_error(ErrorCode::kNotAHeapPointer, "not the start of a live object", [&] { CheckedHandle<Node>(heap, &local); });
+  expect_error(ErrorCode::kNotAHeapPointer, "it is not a live object of this heap", [&] { CheckedHandle<Node>(heap, &local); });
   EXPECT_EQ(heap.stats().checked_handles, 0u);
 }
 
