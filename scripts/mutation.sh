@@ -89,7 +89,6 @@ relacy="$build/allocator/tests/relacy/epoch_relacy"
 unit="$build/allocator/tests/handoff_allocator_unit_tests"
 api="$build/allocator/tests/handoff_allocator_api_tests"
 heap_tests="$build/collector/tests/handoff_heap_tests"
-collector_tests="$build/collector/tests/handoff_collector_tests"
 
 # check_runs CHECK: one command line per run of that check.
 check_runs() {
@@ -102,7 +101,7 @@ check_runs() {
             echo "$heap_tests --gtest_filter=Handles.StaleRootsBesideTheSweeperNeverReadAFreedBlock" ;;
     unit_reclaim) echo "$unit --gtest_filter=LastBlockReclaim.*" ;;
     unit_epoch) echo "$unit --gtest_filter=Epoch*:Limbo*" ;;
-    unit_pause) echo "$collector_tests --gtest_filter=ConcurrentSweeper.PauseLeavesNoBlockSweepingAndResumeContinues" ;;
+    unit_pause) echo "$api --gtest_filter=ConcurrentSweeper.PauseLeavesNoBlockSweepingAndResumeContinues" ;;
   esac
 }
 check_label() {
