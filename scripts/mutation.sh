@@ -79,7 +79,7 @@ grep -q '^HANDOFF_SANITIZER:STRING=thread' "$build/CMakeCache.txt" 2>/dev/null &
 grep -q '^HANDOFF_TEST_HOOKS:BOOL=ON' "$build/CMakeCache.txt" 2>/dev/null ||
   { echo "mutation.sh: $build is not a build with HANDOFF_TEST_HOOKS=ON (the debug, asan or tsan preset)" >&2; exit 2; }
 
-# The conservative stack scan cannot see ASan's fake stacks: as in the stress CTests.
+# The same options as the stress CTests (stress/CMakeLists.txt).
 export ASAN_OPTIONS="halt_on_error=1:abort_on_error=0:detect_leaks=1:detect_stack_use_after_return=0:strict_string_checks=1:exitcode=66"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 export TSAN_OPTIONS="halt_on_error=1:history_size=4:exitcode=66"
