@@ -30,6 +30,12 @@
 // blocks), so a stopped world, or begin_cycle(), never races with a sweep in
 // progress (DESIGN.md invariant 4: marking and sweeping never race).
 //
+// Layering. DESIGN.md lists the concurrent sweeper under collector/; it lives
+// in allocator/ beside the epoch domain and the limbo, whose protocol it
+// runs, because it uses nothing of the collector: a program that uses the
+// allocator alone gets background reclaim without linking the collector.
+// The collector owns one and pauses it around each collection.
+//
 // What ThreadSanitizer sees: the state-word CASes and release stores, the
 // seq_cst epoch operations, and this class's mutex and condition variable;
 // nothing relies on a fence.
