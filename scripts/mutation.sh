@@ -79,7 +79,7 @@ grep -q '^HANDOFF_SANITIZER:STRING=thread' "$build/CMakeCache.txt" 2>/dev/null &
 grep -q '^HANDOFF_TEST_HOOKS:BOOL=ON' "$build/CMakeCache.txt" 2>/dev/null ||
   { echo "mutation.sh: $build is not a build with HANDOFF_TEST_HOOKS=ON (the debug, asan or tsan preset)" >&2; exit 2; }
 
-# The conservative stack scan cannot see ASan's fake stacks: as in the stress CTests.
+# The same options as the stress CTests (stress/CMakeLists.txt).
 export ASAN_OPTIONS="halt_on_error=1:abort_on_error=0:detect_leaks=1:detect_stack_use_after_return=0:strict_string_checks=1:exitcode=66"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 export TSAN_OPTIONS="halt_on_error=1:history_size=4:exitcode=66"
@@ -89,7 +89,6 @@ relacy="$build/allocator/tests/relacy/epoch_relacy"
 unit="$build/allocator/tests/handoff_allocator_unit_tests"
 api="$build/allocator/tests/handoff_allocator_api_tests"
 heap_tests="$build/collector/tests/handoff_heap_tests"
-collector_tests="$build/collector/tests/handoff_collector_tests"
 
 # check_runs CHECK: one command line per run of that check.
 check_runs() {
@@ -102,7 +101,7 @@ check_runs() {
             echo "$heap_tests --gtest_filter=Handles.StaleRootsBesideTheSweeperNeverReadAFreedBlock" ;;
     unit_reclaim) echo "$unit --gtest_filter=LastBlockReclaim.*" ;;
     unit_epoch) echo "$unit --gtest_filter=Epoch*:Limbo*" ;;
-    unit_pause) echo "$collector_tests --gtest_filter=ConcurrentSweeper.PauseLeavesNoBlockSweepingAndResumeContinues" ;;
+    unit_pause) echo "$api --gtest_filter=ConcurrentSweeper.PauseLeavesNoBlockSweepingAndResumeContinues" ;;
   esac
 }
 check_label() {

@@ -3,6 +3,8 @@
 # the allocator and of the collector, static and shared, with
 # find_package(handoff) and with pkg-config, and checks what the installed
 # package promises:
+#   - only the public headers are installed (none of allocator/internal/),
+#     and together they compile with nothing but the installed tree;
 #   - clean link lines: no empty $<LINK_ONLY:>, no include directory twice;
 #   - shared libraries with a soname, used by the shared consumers (and not
 #     by the static ones);
@@ -19,6 +21,19 @@ prefix="$scratch/prefix"
 cmake --install "$build" --prefix "$prefix" >/dev/null
 libdir=$(dirname "$(ls -d "$prefix"/lib*/pkgconfig | head -1)")
 export PKG_CONFIG_PATH="$libdir/pkgconfig"
+
+# Public headers only: nothing from allocator/internal/, and the installed
+# headers compile on their own (one translation unit including them all).
+src_root="$(cd "$here/../.." && pwd)"
+for internal in "$src_root"/allocator/internal/handoff/*.h; do
+  if [ -e "$prefix/include/handoff/$(basename "$internal")" ]; then
+    fail "internal header handoff/$(basename "$internal") was installed"
+  fi
+done
+for header in "$prefix"/include/handoff/*.h; do echo "#include <handoff/$(basename "$header")>"; done \
+  >"$scratch/all_headers.cpp"
+c++ -std=c++20 -fsyntax-only -I"$prefix/include" "$scratch/all_headers.cpp" ||
+  fail "the installed headers do not compile on their own"
 
 # Exported CMake targets.
 targets=$(cat "$libdir"/cmake/handoff/handoffTargets*.cmake)

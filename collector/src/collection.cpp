@@ -69,7 +69,7 @@ void drain_to_fixpoint(Marker& marker) {
 
 bool HeapInternals::is_marked(const void* object) const noexcept {
   const void* cell = cell_of(object);
-  if (allocator.pool().chunk_of(cell) != nullptr) return MarkedBlock::of(cell)->is_marked(cell, mark_version);
+  if (in_block_chunks(allocator, cell)) return MarkedBlock::of(cell)->is_marked(cell, mark_version);
   return LargeObjectSpace::is_marked(cell, mark_version);
 }
 

@@ -373,16 +373,7 @@ std::size_t Heap::run_finalizers() { return internals_->run_finalizers(current_o
 
 void Heap::record_own_cells(const void* p) noexcept {
   MutatorThread* self = find_current();
-  if (self == nullptr || !allocator_.pool().is_handed_out(p)) return;
-  const MarkedBlock* block = MarkedBlock::of(p);
-  // Unpinned: the block may be freed meanwhile, so only its type-stable state
-  // word is read, and acted on only when the block is our own.
-  const BlockStateWord state = MarkedBlock::state_possibly_freed(block);
-  // Our own current block: its cells are recorded in the live bits only when
-  // we give it up, so give it up (the next allocation re-claims it).
-  if (state.state == BlockState::kOwned && state.owner == self->allocator.owner_id()) {
-    self->allocator.local_allocator(block->size_class()).stop_allocating();
-  }
+  if (self != nullptr) give_up_block_holding(allocator_, self->allocator, p);
 }
 
 namespace {
@@ -399,11 +390,11 @@ namespace {
 // not freed and the word is readable; what it holds is only believed if it
 // names a TypeInfo. A free cell's first word may be a free list's link into
 // the heap, never a TypeInfo.
-HANDOFF_LOOKUP_NO_ASAN bool names_a_type(const void* object, const BlockPool& pool) noexcept {
+HANDOFF_LOOKUP_NO_ASAN bool names_a_type(const void* object, const Allocator& allocator) noexcept {
   const auto* word = static_cast<const std::uintptr_t*>(detail::cell_of(object));
   const std::uintptr_t header = __atomic_load_n(word, __ATOMIC_RELAXED) & ~detail::kInConstruction;
   const auto* type = reinterpret_cast<const TypeInfo*>(header);
-  if (type == nullptr || pool.chunk_of(type) != nullptr) return false;
+  if (type == nullptr || in_block_chunks(allocator, type)) return false;
   return type->magic == TypeInfo::kMagic;
 }
 
@@ -414,29 +405,11 @@ void* Heap::find_object(const void* p) const noexcept {
   // sweeper or another thread may free the block meanwhile (invariant 7).
   std::optional<ScopedPin> pinned;
   if (!HANDOFF_MUTANT(kFindCellUnprotected)) pinned.emplace(allocator_.epochs());
-  void* cell = nullptr;
-  if (const MarkedBlock* block = allocator_.lookup_block(p)) {
-    HANDOFF_CHAOS_POINT(kLookup);
-    if (block->state().state == BlockState::kOwned) {
-      // Another thread's current block: its live bits are not up to date and
-      // its free list is private to the owner, so accept a cell whose header
-      // is intact. A cell freed before the owner claimed the block keeps its
-      // old header and passes (documented in handles.h); under ASan it is
-      // poisoned, and refused here instead of read.
-      cell = block->cell_start(p);
-#if defined(HANDOFF_ASAN)
-      if (cell != nullptr && __asan_address_is_poisoned(cell)) return nullptr;
-#endif
-    } else {
-      cell = allocator_.find_cell(p);
-    }
-  } else {
-    cell = allocator_.find_cell(p);
-  }
+  void* cell = find_cell_for_lookup(allocator_, p);
   if (cell == nullptr) return nullptr;
   void* object = detail::object_of(cell);
   if (p < object) return nullptr;  // inside the header word
-  return names_a_type(object, allocator_.pool()) ? object : nullptr;
+  return names_a_type(object, allocator_) ? object : nullptr;
 }
 
 bool Heap::is_heap_object(const void* object) const noexcept {

@@ -100,7 +100,7 @@ const void* Marker::find_large(std::uintptr_t word) const noexcept {
 
 std::size_t Marker::object_capacity(const void* object) const {
   const void* cell = cell_of(object);
-  if (heap_.allocator.pool().chunk_of(cell) != nullptr) {
+  if (in_block_chunks(heap_.allocator, cell)) {
     return MarkedBlock::of(cell)->cell_size() - kCellHeaderSize;
   }
   const auto* found = find_large(reinterpret_cast<std::uintptr_t>(cell));
@@ -345,7 +345,7 @@ void Marker::trace_one(const void* object) {
   if (type == nullptr || type->magic != TypeInfo::kMagic) [[unlikely]] {
     std::fprintf(stderr, "handoff: corrupt object header %#llx at %p\n", static_cast<unsigned long long>(header),
                  object);
-    if (heap_.allocator.pool().chunk_of(object) != nullptr) MarkedBlock::of(object)->dump(std::cerr);
+    if (in_block_chunks(heap_.allocator, object)) MarkedBlock::of(object)->dump(std::cerr);
     HANDOFF_CHECK(false, "a marked object has no valid type header (heap corruption or a bad Member)");
   }
   if (type->trace == nullptr) return;

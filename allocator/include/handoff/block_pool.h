@@ -5,8 +5,10 @@
 // Call tree:
 //   Directory::take_fresh_block -> BlockPool::acquire  (pool lock)
 //       cached block (LIFO) | purged block | carve + commit from a chunk
-//   Directory::release_block    -> BlockPool::release  (pool lock)
-//       cache it (poisoned under ASan); purge_idle() on the way out
+//   Limbo::reclaim (S4), Limbo::release_all, ~Directory,
+//   Directory::take_fresh_block (publish failed)
+//                               -> BlockPool::release  (pool lock)
+//       cache it (poisoned under ASan); purge_locked() on the way out
 //   Allocator::purge            -> BlockPool::purge    (pool lock)
 //
 // Block memory is type-stable: a chunk is never unmapped while its pool
@@ -15,7 +17,8 @@
 // with generation 0, a state no claim accepts. Each block's generation lives
 // in the chunk's side table, not in the block, so a purge cannot reset it.
 //
-// Accounting identities (checked in tests and by check_accounting()):
+// Accounting identities (of stats(); block_pool_test.cpp checks them with
+// pool_identities_hold()):
 //   committed == in_use + cached + purged
 //   reserved  == chunks * kChunkSize  >= committed
 //   resident  == in_use + cached      (an upper bound for this pool's pages)

@@ -41,6 +41,8 @@
 //
 // Layering. DESIGN.md places epochs in collector/; they live here because the
 // allocator's refill path pins, and allocator/ never includes collector/.
+// The rest of the reclaim protocol lives here too: the limbo (limbo.h) and
+// the concurrent sweeper (concurrent_sweeper.h).
 //
 // Relaxed-memory check. Every shared word here is an Atomic<T>
 // (handoff/atomic.h): std::atomic<T> in every build of the library, and

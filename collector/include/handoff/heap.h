@@ -53,6 +53,7 @@
 #pragma once
 
 #include <handoff/allocator.h>
+#include <handoff/cell_services.h>
 #include <handoff/config.h>
 #include <handoff/check.h>
 #include <handoff/concurrent_sweeper.h>
@@ -485,7 +486,7 @@ template <class T, class... Args>
 T* Heap::construct(void* cell, std::size_t size, Args&&... args) {
   const TypeInfo* type = type_info_of<T>();
   if constexpr (!std::is_trivially_destructible_v<T>) {
-    if (size <= kMaxSmallSize) MarkedBlock::of(cell)->note_destructible();  // our OWNED block
+    note_destructible_cell(cell, size);
   }
   auto& header = detail::header_of(detail::object_of(cell));
   header.store(reinterpret_cast<std::uintptr_t>(type) | detail::kInConstruction, std::memory_order_relaxed);

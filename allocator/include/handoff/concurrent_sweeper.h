@@ -14,10 +14,12 @@
 // domain (allocator/include/handoff/epoch.h): the sweeper never touches an
 // OWNED block (S1 claims by CAS and skips what it loses), and it frees only
 // through the limbo, so a block leaves for the pool only after a grace
-// period. Its registry walks run pinned like every other reader's: it is
-// not the only thread that may free (Allocator::release_empty_blocks may run
-// on any thread, papers/handoff.md "Who may free"), so a block it read from
-// the registry could otherwise be freed under it.
+// period. Its registry walks (S1 here, S2 in Directory::retire_empty_blocks)
+// run pinned like every other reader's: it is not the only thread that may
+// free (Allocator::release_empty_blocks may run on any thread,
+// papers/handoff.md "Who may free"), so a block it read from the registry
+// could otherwise be freed under it. S3 and S4 run unpinned, so the sweeper
+// never holds back its own grace periods.
 //
 // Allocators that want a block the sweeper is sweeping *skip* it (their claim
 // CAS fails on SWEEPING) rather than wait or help: a refill must never block
@@ -27,6 +29,12 @@
 // Pausing. pause() returns once the sweeper holds no block (it checks between
 // blocks), so a stopped world, or begin_cycle(), never races with a sweep in
 // progress (DESIGN.md invariant 4: marking and sweeping never race).
+//
+// Layering. DESIGN.md lists the concurrent sweeper under collector/; it lives
+// in allocator/ beside the epoch domain and the limbo, whose protocol it
+// runs, because it uses nothing of the collector: a program that uses the
+// allocator alone gets background reclaim without linking the collector.
+// The collector owns one and pauses it around each collection.
 //
 // What ThreadSanitizer sees: the state-word CASes and release stores, the
 // seq_cst epoch operations, and this class's mutex and condition variable;

@@ -1,0 +1,35 @@
+# Checks of the source tree's structure (label: structure). They read the
+# sources, not the build, so they run in one configuration only (release),
+# each well under a second.
+#   structure.layers          allocator/ names the collector only in comments
+#                             and includes no collector header (STYLE.md 8)
+#   structure.comment_names   every A::b and f() a comment or doc names exists
+#                             (STYLE.md 16)
+# Each has a negative control: the same check with a planted violation
+# (scripts/testdata/) must fail and name it.
+if(NOT (HANDOFF_SANITIZER STREQUAL "none" AND CMAKE_BUILD_TYPE STREQUAL "Release"))
+  return()
+endif()
+find_package(Python3 COMPONENTS Interpreter)
+if(NOT Python3_Interpreter_FOUND)
+  message(STATUS "python3 not found: the structure checks (label: structure) are skipped")
+  return()
+endif()
+set(_handoff_scripts ${PROJECT_SOURCE_DIR}/scripts)
+add_test(NAME structure.layers COMMAND Python3::Interpreter ${_handoff_scripts}/check_layers.py ${PROJECT_SOURCE_DIR})
+add_test(NAME structure.layers.negative_control
+         COMMAND Python3::Interpreter ${_handoff_scripts}/check_layers.py ${PROJECT_SOURCE_DIR}
+                 --also ${_handoff_scripts}/testdata/layer_leak.cpp)
+# The exit code is ignored when a pass expression is set: the output must
+# name both planted leaks, and the check's own verdict must be a failure.
+set_tests_properties(structure.layers.negative_control PROPERTIES PASS_REGULAR_EXPRESSION
+  "layer_leak.cpp:4: includes <handoff/heap.h>.*layer_leak.cpp:5: names the collector|layer_leak.cpp:5: names the collector.*layer_leak.cpp:4: includes <handoff/heap.h>")
+add_test(NAME structure.comment_names
+         COMMAND Python3::Interpreter ${_handoff_scripts}/check_comment_names.py ${PROJECT_SOURCE_DIR})
+add_test(NAME structure.comment_names.negative_control
+         COMMAND Python3::Interpreter ${_handoff_scripts}/check_comment_names.py ${PROJECT_SOURCE_DIR}
+                 --also ${_handoff_scripts}/testdata/stale_comment.h)
+set_tests_properties(structure.comment_names.negative_control PROPERTIES PASS_REGULAR_EXPRESSION
+  "stale_comment.h:3: Directory::release_block names nothing.*stale_comment.h:3: purge_idle\\(\\) names nothing")
+set_tests_properties(structure.layers structure.layers.negative_control structure.comment_names
+                     structure.comment_names.negative_control PROPERTIES LABELS structure TIMEOUT 60)
