@@ -52,6 +52,8 @@ struct SweeperConfig {
   std::uint64_t keep_empty_blocks = 64;  // per directory, kept for reuse
   std::uint64_t limbo_cap_blocks = 4096; // above it, empty blocks are not retired
   std::uint64_t idle_wait_ms = 5;        // poll interval while there is nothing to do
+  std::uint64_t keep_last_cycle = 1;     // 1: also keep as many EMPTY blocks as the last cycle filled
+  std::uint64_t back_off = 1;            // 1: no S1 while attached threads >= online CPUs
 
   static std::span<const TunableSpec<SweeperConfig>> table();
   static SweeperConfig from_environment();
@@ -63,6 +65,7 @@ struct SweeperStats {
   std::uint64_t cells_freed = 0;
   std::uint64_t blocks_retired = 0; // S2
   std::uint64_t blocks_freed = 0;   // S4
+  std::uint64_t passes_backed_off = 0;  // passes that left S1 to the allocators
   std::size_t limbo_blocks = 0;
   bool running = false;
 };
@@ -91,8 +94,11 @@ class ConcurrentSweeper {
  private:
   void run();
   // `walk`: also S1 and S2, which read every block's header.
-  bool pass(bool walk);
+  // `sweep_deferred` is set when back-off left S1 undone.
+  bool pass(bool walk, bool& sweep_deferred);
   bool sweep_unswept_blocks();
+  // Whether S1 would take a core from a mutator (back_off).
+  bool mutators_fill_the_cores() const;
   bool pause_requested() const noexcept { return pause_requested_.load(std::memory_order_acquire); }
 
   Allocator& heap_;
@@ -103,12 +109,15 @@ class ConcurrentSweeper {
   bool stop_ = false;
   bool work_ = false;
   bool in_pass_ = false;
+  bool sweep_deferred_ = false;  // S1 was left undone by back-off; look again each poll
+  const std::size_t online_cpus_;
   std::atomic<bool> pause_requested_{false};
   std::atomic<std::uint64_t> passes_{0};
   std::atomic<std::uint64_t> blocks_swept_{0};
   std::atomic<std::uint64_t> cells_freed_{0};
   std::atomic<std::uint64_t> blocks_retired_{0};
   std::atomic<std::uint64_t> blocks_freed_{0};
+  std::atomic<std::uint64_t> passes_backed_off_{0};
   std::thread thread_;
 };
 
