@@ -161,8 +161,11 @@ class Directory {
   std::array<std::atomic<Segment*>, kMaxSegments> segments_{};
   std::atomic<std::size_t> size_{0};
   std::atomic<std::uint64_t> cycle_{1};
-  std::atomic<std::uint64_t> freed_cells_total_{0};  // one add per swept block
-  std::atomic<const LivenessPredicate*> lazy_predicate_{nullptr};
+  // One add per swept block, by every allocator that sweeps lazily and the
+  // sweeper: on a cache line of its own, away from size_ and cycle_, which
+  // every claim reads (false sharing between two threads' refills).
+  alignas(64) std::atomic<std::uint64_t> freed_cells_total_{0};
+  alignas(64) std::atomic<const LivenessPredicate*> lazy_predicate_{nullptr};
   std::atomic<std::size_t> last_cycle_blocks_{0};  // a hint: relaxed
   LivenessPredicate lazy_storage_;  // what lazy_predicate_ points to
 };
