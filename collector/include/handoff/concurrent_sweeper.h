@@ -24,6 +24,27 @@
 // on another thread, the skipped block comes back SWEPT or EMPTY within one
 // block's sweep, and the allocator's next refill or the next cycle finds it.
 //
+// Paying for itself. The sweeper's work is useful only where a mutator would
+// otherwise do it on its own time. Two rules keep it from costing more than
+// it saves:
+//   Retention by demand (keep_last_cycle). S2 keeps, per directory, as many
+//   EMPTY blocks as the last begin_lazy_sweep made UNSWEPT
+//   (Directory::last_cycle_blocks): about as many as the allocators fill
+//   again before the next collection. Retiring them instead sent each one
+//   through the limbo and the pool and back as a fresh block (pool and
+//   directory locks, a new header): in churn at 1024 B that was half of all
+//   refills, against none with the sweeper off. Blocks a whole cycle left
+//   unused are retired at the next one, so a heap that shrinks gives its
+//   memory back one cycle later than before.
+//   Back-off (back_off). While at least as many threads are attached as
+//   there are online CPUs, S1 would take a core from a mutator that sweeps
+//   the same blocks lazily when it claims them, so the sweeper skips S1 and
+//   looks again at each poll; S2 to S4 go on. The attached count is a proxy
+//   for busy mutators (a parked thread still counts), which errs towards
+//   leaving the work to the mutators, i.e. towards HANDOFF_SWEEPER=0. Either
+//   rule only decides *whether* the sweeper does a step; neither changes a
+//   transition, so the protocol argument above is untouched.
+//
 // Pausing. pause() returns once the sweeper holds no block (it checks between
 // blocks), so a stopped world, or begin_cycle(), never races with a sweep in
 // progress (DESIGN.md invariant 4: marking and sweeping never race).
