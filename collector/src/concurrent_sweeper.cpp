@@ -75,13 +75,16 @@ void ConcurrentSweeper::run() {
     // miss per block (16 % of the CPU samples of a w3m run on the libgc
     // heap). It still walks while retired blocks wait in the limbo, which
     // may have stopped S2 at its cap.
-    const bool walk = work_ || sweep_deferred_ || heap_.limbo().size() != 0;
+    // A sweep that back-off deferred is retried at each poll; while it
+    // stays deferred the retry walks nothing (one look at the thread count).
+    const bool walk = work_ || heap_.limbo().size() != 0;
+    const bool retry = sweep_deferred_;
     work_ = false;
     sweep_deferred_ = false;
     in_pass_ = true;
     lock.unlock();
     bool deferred = false;
-    const bool did_work = pass(walk, deferred);
+    const bool did_work = pass(walk, retry, deferred);
     lock.lock();
     sweep_deferred_ = deferred;
     in_pass_ = false;
@@ -90,10 +93,12 @@ void ConcurrentSweeper::run() {
   }
 }
 
-bool ConcurrentSweeper::pass(bool walk, bool& sweep_deferred) {
+bool ConcurrentSweeper::pass(bool walk, bool retry_sweep, bool& sweep_deferred) {
   passes_.fetch_add(1, std::memory_order_relaxed);
-  sweep_deferred = walk && config_.back_off != 0 && mutators_fill_the_cores();
+  const bool wants_sweep = walk || retry_sweep;
+  sweep_deferred = wants_sweep && config_.back_off != 0 && mutators_fill_the_cores();
   if (sweep_deferred) passes_backed_off_.fetch_add(1, std::memory_order_relaxed);
+  walk = walk || (retry_sweep && !sweep_deferred);
   bool did = walk && !sweep_deferred && sweep_unswept_blocks();
   if (pause_requested()) return did;
   const std::size_t retired = walk ? heap_.retire_empty_blocks(config_.keep_empty_blocks, config_.limbo_cap_blocks,

@@ -114,9 +114,10 @@ class ConcurrentSweeper {
 
  private:
   void run();
-  // `walk`: also S1 and S2, which read every block's header.
-  // `sweep_deferred` is set when back-off left S1 undone.
-  bool pass(bool walk, bool& sweep_deferred);
+  // `walk`: also S1 and S2, which read every block's header. `retry_sweep`:
+  // the last pass deferred S1 (back-off); walk if it need not defer again.
+  // `sweep_deferred` is set when back-off leaves S1 undone.
+  bool pass(bool walk, bool retry_sweep, bool& sweep_deferred);
   bool sweep_unswept_blocks();
   // Whether S1 would take a core from a mutator (back_off).
   bool mutators_fill_the_cores() const;
