@@ -22,6 +22,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import alloc_report  # noqa: E402
+import churn_report  # noqa: E402
 
 MALLOC = ["glibc", "jemalloc", "mimalloc", "tcmalloc", "tbbmalloc"]
 GC = ["boehm", "boehm-incremental", "handoff", "handoff-nosweeper", "handoff-nogen"]
@@ -470,6 +471,7 @@ MICRO_NAME = re.compile(r"^(?P<family>[a-z_]+)/(?P<backend>[^/]+)/(?P<size>\d+)(
 def micro_samples(data):
     samples = {}  # (family, backend, size, threads) -> [ns per object per thread]
     for run in data.get("micro", []):
+        variant = "-" + run["variant"] if run.get("variant") else ""  # handoff-nosweeper
         for bench in run["benchmarks"]:
             if bench.get("run_type", "iteration") != "iteration" or bench.get("error_occurred"):
                 continue
@@ -478,7 +480,7 @@ def micro_samples(data):
                 continue
             tm = re.search(r"threads:(\d+)", m.group("rest"))
             threads = int(tm.group(1)) if tm else 1
-            key = (m.group("family"), m.group("backend"), int(m.group("size")), threads)
+            key = (m.group("family"), m.group("backend") + variant, int(m.group("size")), threads)
             samples.setdefault(key, []).append(1e9 / bench["items_per_second"])
     return samples
 
@@ -1113,6 +1115,10 @@ def render(data, alloc, out, figures):
     micro_lines, fast = micro_section(data, figures, plots)
     target_lines, verdicts = targets_section(data, cells, fast)
     body += target_lines
+    sweeper_pairs = [(label(w, t), cells[(w, t, "handoff")].wall_med(), cells[(w, t, "handoff-nosweeper")].wall_med())
+                     for (w, t) in configs_in_order(data["runs"], "macro")
+                     if (w, t, "handoff") in cells and (w, t, "handoff-nosweeper") in cells]
+    body += churn_report.render(micro_samples(data), sweeper_pairs, fmt)
     body += misses_section(data, cells, verdicts)
     body += section_setup(data, alloc) + section_method(data)
     if cells:

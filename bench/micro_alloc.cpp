@@ -29,6 +29,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <memory>
 #include <optional>
@@ -154,16 +155,23 @@ void large(benchmark::State& state) {
 
 void register_benchmarks() {
   const std::string backend = HANDOFF_BENCH_BACKEND_NAME;
+  // BENCH_MICRO_ITERATIONS=N fixes fast_path's iterations per thread (no
+  // calibration runs): instruction counts under callgrind then divide by a
+  // known number of objects.
+  const char* fixed = std::getenv("BENCH_MICRO_ITERATIONS");
+  const benchmark::IterationCount iterations = fixed != nullptr ? std::strtoll(fixed, nullptr, 10) : 0;
   auto fast = [&](std::int64_t size, void (*run)(benchmark::State&)) {
-    benchmark::RegisterBenchmark(("fast_path/" + backend + "/" + std::to_string(size)).c_str(), run)
-        ->ThreadRange(1, 8)
-        ->UseRealTime();
+    auto* b = benchmark::RegisterBenchmark(("fast_path/" + backend + "/" + std::to_string(size)).c_str(), run)
+                  ->ThreadRange(1, 8)
+                  ->UseRealTime();
+    if (iterations > 0) b->Iterations(iterations);
   };
   fast(16, fast_path<16>);
   fast(32, fast_path<32>);
   fast(64, fast_path<64>);
   fast(128, fast_path<128>);
   fast(256, fast_path<256>);
+  fast(1024, fast_path<1024>);
   auto keep = [&](std::int64_t size, void (*run)(benchmark::State&)) {
     benchmark::RegisterBenchmark(("retain/" + backend + "/" + std::to_string(size)).c_str(), run)
         ->UseRealTime()
@@ -185,7 +193,7 @@ void print_help() {
       "  fast_path/<backend>/<S>  allocate S bytes, touch, release (free or drop); 1..8 threads\n"
       "  retain/<backend>/<S>     allocate 65,536 objects of S bytes, then release all (refill path)\n"
       "  large/<backend>/<S>      16 KiB .. 1 MiB objects\n"
-      "S in 16, 32, 64, 128, 256 (handoff: cell size, 8-byte header included).\n"
+      "S in 16, 32, 64, 128, 256 (fast_path also 1024; handoff: cell size, 8-byte header included).\n"
       "ns per object = 1e9 / items_per_second (real time). bench/run_eval.py runs every backend.\n\n",
       HANDOFF_BENCH_BACKEND_NAME);
   benchmark::PrintDefaultHelp();

@@ -15,7 +15,10 @@ untimed warm-up pass first:
   heapsize  gcbench and binary-trees under heap limits of k x the live size
             (k in 1.25, 1.5, 2, 3, 4, 6) on handoff and Boehm GC; the live
             size is measured first with --live-probe
-  micro     bench_micro_<family> (Google Benchmark) for every family
+  micro     bench_micro_<family> (Google Benchmark) for every family, and
+            the churn points (fast_path at 16..1024 B, 1 and 2 threads) once
+            more on handoff with the concurrent sweeper off
+            (HANDOFF_SWEEPER=0), interleaved with the others
   mark      bench_mark_pause (mark throughput and pauses on ~100 MB live)
   markscaling  bench_mark_pause with HANDOFF_MARKER_THREADS at 1, 2, 4 (and
             8, 16 where the machine has that many CPUs), interleaved: mark
@@ -124,7 +127,7 @@ class Plan:
             self.heap_workloads = [("gcbench", [])]
             self.heap_factors = [1.5, 2, 4]
             self.micro_min_time = 0.02
-            self.micro_filter = "fast_path/[^/]+/(16|64|256)/real_time/threads:1$"
+            self.micro_filter = "fast_path/[^/]+/(16|256|1024)/real_time/threads:[12]$"
             self.mark_args = ["--mb", "20", "--collections", "5"]
             self.libgc = [("w3m", 2, 1), ("gcbench", 16, 1)]
         else:
@@ -268,13 +271,15 @@ def heapsize_configs(plan, live):
     return configs
 
 
-def run_gbench(argv, prefix, timeout):
+def run_gbench(argv, prefix, timeout, env=None):
     """Runs a Google Benchmark program with JSON output to a temporary file;
-    returns its record (argv as run, return code, benchmarks, stderr tail)."""
+    returns its record (argv as run, return code, benchmarks, stderr tail).
+    `env`: variables added to the environment."""
     with tempfile.NamedTemporaryFile(prefix=prefix, suffix=".json", delete=False) as tmp:
         path = Path(tmp.name)
     full = argv + [f"--benchmark_out={path}", "--benchmark_out_format=json"]
-    proc = subprocess.run(full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout)
+    proc = subprocess.run(full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout,
+                          env={**os.environ, **env} if env else None)
     try:
         data = json.loads(path.read_text()) if proc.returncode == 0 else {}
     except (OSError, json.JSONDecodeError):
@@ -285,19 +290,33 @@ def run_gbench(argv, prefix, timeout):
             "benchmarks": data.get("benchmarks", []), "stderr_tail": proc.stderr[-1000:]}
 
 
+# The churn points of the sweeper on/off comparison (eval_report.py, "Churn").
+CHURN_NOSWEEPER_FILTER = "fast_path/handoff/(16|32|64|128|256|1024)/real_time/threads:[12]$"
+
+
 def run_micro(plan, build_dir, reps):
-    """Google Benchmark JSON from every family, interleaved over repetitions."""
+    """Google Benchmark JSON from every family, interleaved over repetitions;
+    after handoff in each repetition, handoff's churn points with the
+    concurrent sweeper off (variant "nosweeper")."""
     out = []
     started = time.monotonic()
-    total = reps * len(FAMILIES)
+    runs = [(f, None) for f in FAMILIES] + [("handoff", "nosweeper")]
+    total = reps * len(runs)
     done = 0
     for rep in range(1, reps + 1):
-        for family in FAMILIES:
-            progress(done, total, started, f"micro rep {rep} {family}")
+        for family, variant in runs:
+            progress(done, total, started, f"micro rep {rep} {family}{' ' + variant if variant else ''}")
             argv = [str(build_dir / "bench" / f"bench_micro_{family}"), f"--benchmark_min_time={plan.micro_min_time}"]
-            if plan.micro_filter:
+            env = None
+            if variant == "nosweeper":
+                env = {"HANDOFF_SWEEPER": "0"}
+                argv.append(f"--benchmark_filter={plan.micro_filter or CHURN_NOSWEEPER_FILTER}")
+            elif plan.micro_filter:
                 argv.append(f"--benchmark_filter={plan.micro_filter}")
-            out.append({"rep": rep, "family": family, **run_gbench(argv, f"micro_{family}_", 900)})
+            record = {"rep": rep, "family": family}
+            if variant:
+                record.update({"variant": variant, "env": env})
+            out.append({**record, **run_gbench(argv, f"micro_{family}_", 900, env)})
             done += 1
     progress(done, total, started, "micro done")
     print()

@@ -67,6 +67,8 @@ HeapConfig race_config(const ProgramInfo& info) {
   config.allocation_slice_bytes = 16 << 10;  // reach safepoints often
   config.sweeper.enabled = 1;
   config.sweeper.keep_empty_blocks = 0;  // retire every empty block: the race needs them
+  config.sweeper.keep_last_cycle = 0;
+  config.sweeper.back_off = 0;  // sweep beside the mutators however many there are: the race needs that too
   config.sweeper.idle_wait_ms = 1;
   return config;
 }

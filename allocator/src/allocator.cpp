@@ -52,6 +52,11 @@ void Allocator::detach(ThreadAllocator* thread) {
   threads_.erase(it);
 }
 
+std::size_t Allocator::attached_threads() const {
+  std::lock_guard lock(threads_mutex_);
+  return threads_.size();
+}
+
 void Allocator::publish_counters(const LocalAllocatorCounters& delta) {
   std::lock_guard lock(threads_mutex_);
   published_ += delta;
@@ -110,9 +115,12 @@ std::size_t Allocator::release_empty_blocks() {
   return freed;
 }
 
-std::size_t Allocator::retire_empty_blocks(std::size_t keep, std::size_t limbo_cap) {
+std::size_t Allocator::retire_empty_blocks(std::size_t keep, std::size_t limbo_cap, bool keep_last_cycle) {
   std::size_t retired = 0;
-  for (auto& directory : directories_) retired += directory->retire_empty_blocks(keep, limbo_, limbo_cap);
+  for (auto& directory : directories_) {
+    const std::size_t demand = keep_last_cycle ? directory->last_cycle_blocks() : 0;
+    retired += directory->retire_empty_blocks(std::max(keep, demand), limbo_, limbo_cap);
+  }
   return retired;
 }
 

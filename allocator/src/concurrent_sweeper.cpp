@@ -2,6 +2,8 @@
 #include <handoff/concurrent_sweeper.h>
 #include <handoff/mutant.h>
 
+#include <unistd.h>
+
 #include <array>
 #include <chrono>
 #include <optional>
@@ -9,7 +11,7 @@
 namespace handoff {
 namespace {
 
-constexpr std::array<TunableSpec<SweeperConfig>, 5> kSweeperTunables{{
+constexpr std::array<TunableSpec<SweeperConfig>, 7> kSweeperTunables{{
     {"sweeper_enabled", "HANDOFF_SWEEPER", &SweeperConfig::enabled,
      "1 runs the concurrent sweeper thread; 0 leaves all sweeping to mutators", TunableKind::kSwitch},
     {"sweeper_start_paused", "HANDOFF_SWEEPER_START_PAUSED", &SweeperConfig::start_paused,
@@ -20,7 +22,18 @@ constexpr std::array<TunableSpec<SweeperConfig>, 5> kSweeperTunables{{
      "retired blocks allowed to wait for their grace period; above it, empty blocks are kept"},
     {"sweeper_idle_wait_ms", "HANDOFF_SWEEPER_IDLE_MS", &SweeperConfig::idle_wait_ms,
      "how often an idle sweeper looks for work and for grace periods that ended"},
+    {"sweeper_keep_last_cycle", "HANDOFF_SWEEPER_KEEP_LAST_CYCLE", &SweeperConfig::keep_last_cycle,
+     "1 also keeps, per size class, as many empty blocks as allocators filled in the last cycle (they claim "
+     "them again before the next collection); 0 keeps only HANDOFF_SWEEPER_KEEP_EMPTY", TunableKind::kSwitch},
+    {"sweeper_back_off", "HANDOFF_SWEEPER_BACK_OFF", &SweeperConfig::back_off,
+     "1 leaves unswept blocks to the allocators' lazy sweeps while at least as many threads are attached as "
+     "there are online CPUs; 0 always sweeps them in the background", TunableKind::kSwitch},
 }};
+
+std::size_t online_cpus() noexcept {
+  const long online = ::sysconf(_SC_NPROCESSORS_ONLN);
+  return online > 0 ? static_cast<std::size_t>(online) : 1;
+}
 
 }  // namespace
 
@@ -32,7 +45,8 @@ SweeperConfig SweeperConfig::from_environment() {
   return config;
 }
 
-ConcurrentSweeper::ConcurrentSweeper(Allocator& heap, SweeperConfig config) : heap_(heap), config_(config) {
+ConcurrentSweeper::ConcurrentSweeper(Allocator& heap, SweeperConfig config)
+    : heap_(heap), config_(config), online_cpus_(online_cpus()) {
   pause_requested_.store(config_.start_paused != 0, std::memory_order_relaxed);
   if (config_.enabled != 0) thread_ = std::thread([this] { run(); });
 }
@@ -61,24 +75,35 @@ void ConcurrentSweeper::run() {
     // miss per block (16 % of the CPU samples of a w3m run on the libgc
     // heap). It still walks while retired blocks wait in the limbo, which
     // may have stopped S2 at its cap.
+    // A sweep that back-off deferred is retried at each poll; while it
+    // stays deferred the retry walks nothing (one look at the thread count).
     const bool walk = work_ || heap_.limbo().size() != 0;
+    const bool retry = sweep_deferred_;
     work_ = false;
+    sweep_deferred_ = false;
     in_pass_ = true;
     lock.unlock();
-    const bool did_work = pass(walk);
+    bool deferred = false;
+    const bool did_work = pass(walk, retry, deferred);
     lock.lock();
+    sweep_deferred_ = deferred;
     in_pass_ = false;
     idle_cv_.notify_all();
     if (did_work) work_ = true;  // keep going while there is work
   }
 }
 
-bool ConcurrentSweeper::pass(bool walk) {
+bool ConcurrentSweeper::pass(bool walk, bool retry_sweep, bool& sweep_deferred) {
   passes_.fetch_add(1, std::memory_order_relaxed);
-  bool did = walk && sweep_unswept_blocks();
+  const bool wants_sweep = walk || retry_sweep;
+  sweep_deferred = wants_sweep && config_.back_off != 0 && mutators_fill_the_cores();
+  if (sweep_deferred) passes_backed_off_.fetch_add(1, std::memory_order_relaxed);
+  walk = walk || (retry_sweep && !sweep_deferred);
+  bool did = walk && !sweep_deferred && sweep_unswept_blocks();
   if (pause_requested()) return did;
-  const std::size_t retired =
-      walk ? heap_.retire_empty_blocks(config_.keep_empty_blocks, config_.limbo_cap_blocks) : 0;
+  const std::size_t retired = walk ? heap_.retire_empty_blocks(config_.keep_empty_blocks, config_.limbo_cap_blocks,
+                                                               config_.keep_last_cycle != 0)
+                                   : 0;
   const std::size_t freed = heap_.reclaim_retired();
   blocks_retired_.fetch_add(retired, std::memory_order_relaxed);
   blocks_freed_.fetch_add(freed, std::memory_order_relaxed);
@@ -109,6 +134,10 @@ bool ConcurrentSweeper::sweep_unswept_blocks() {
     }
   }
   return did;
+}
+
+bool ConcurrentSweeper::mutators_fill_the_cores() const {
+  return heap_.attached_threads() >= online_cpus_;
 }
 
 void ConcurrentSweeper::pause() {
@@ -156,6 +185,7 @@ SweeperStats ConcurrentSweeper::stats() const {
   s.cells_freed = cells_freed_.load(std::memory_order_relaxed);
   s.blocks_retired = blocks_retired_.load(std::memory_order_relaxed);
   s.blocks_freed = blocks_freed_.load(std::memory_order_relaxed);
+  s.passes_backed_off = passes_backed_off_.load(std::memory_order_relaxed);
   s.limbo_blocks = heap_.limbo().size();
   s.running = thread_.joinable();
   return s;

@@ -202,6 +202,7 @@ std::size_t Directory::begin_lazy_sweep(const LivenessPredicate& is_live) {
     if (block.try_transition(seen, seen.with(BlockState::kUnswept))) ++marked;
   });
   advance_cycle();
+  last_cycle_blocks_.store(marked, std::memory_order_relaxed);
   return marked;
 }
 

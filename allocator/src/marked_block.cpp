@@ -108,8 +108,8 @@ SweepCounts MarkedBlock::sweep_marked() noexcept {
     const std::uint64_t live = live_.word(w);
     const std::uint64_t kept = live & marks_.word(w);
     std::uint64_t dead = live & ~kept;
-    counts.live_cells += static_cast<std::size_t>(std::popcount(kept));
-    counts.freed_cells += static_cast<std::size_t>(std::popcount(dead));
+    counts.live_cells += bit_count(kept);
+    counts.freed_cells += bit_count(dead);
     if (dead == 0) continue;
     live_.set_word(w, kept);
 #if defined(HANDOFF_ASAN)
@@ -131,8 +131,8 @@ SweepCounts MarkedBlock::sweep_marked(std::uint32_t version, void (*on_dead)(voi
     const std::uint64_t live = live_.word(w);
     const std::uint64_t kept = current ? live & marks_.word(w) : 0;
     std::uint64_t dead = live & ~kept;
-    counts.live_cells += static_cast<std::size_t>(std::popcount(kept));
-    counts.freed_cells += static_cast<std::size_t>(std::popcount(dead));
+    counts.live_cells += bit_count(kept);
+    counts.freed_cells += bit_count(dead);
     if (dead == 0) continue;
     for (; dead != 0; dead &= dead - 1) {
       void* cell = base + (w * 64 + static_cast<std::size_t>(std::countr_zero(dead))) * kAtomSize;

@@ -9,6 +9,7 @@
 #include <handoff/concurrent_sweeper.h>
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -38,6 +39,8 @@ SweeperConfig sweeper_config(std::uint64_t keep_empty, std::uint64_t limbo_cap =
   c.keep_empty_blocks = keep_empty;
   c.limbo_cap_blocks = limbo_cap;
   c.idle_wait_ms = 1;
+  c.keep_last_cycle = 0;  // the retention budget alone (KeepsAsManyEmptyBlocksAsTheLastCycleFilled)
+  c.back_off = 0;         // sweeps however many threads are attached (BacksOffWhileMutatorsFillTheCores)
   return c;
 }
 
@@ -434,6 +437,71 @@ TEST(ConcurrentSweeper, RepeatedCyclesKeepLiveObjectsAndReuseMemory) {
   EXPECT_LE(peak_in_use, 8 * kBlockSize) << "memory was not reused across cycles";
   RecordProperty("peak_blocks", static_cast<int>(peak_in_use / kBlockSize));
   sweeper.resume();
+}
+
+// Retention by demand: blocks that the last cycle filled and that become
+// EMPTY stay in the registry (the allocators will claim as many again
+// before the next collection), instead of going through the limbo to the
+// pool and coming back as fresh blocks. A cycle in which they stayed
+// unused lets them go.
+TEST(ConcurrentSweeper, KeepsAsManyEmptyBlocksAsTheLastCycleFilled) {
+  Allocator heap(test::default_config());
+  ThreadAllocator thread(heap);
+  constexpr std::size_t kBlocks = 8;
+  constexpr std::size_t kKeep = 2;
+  fill_full_blocks(thread, kBlocks);
+  SweeperConfig config = sweeper_config(kKeep);
+  config.keep_last_cycle = 1;
+  ConcurrentSweeper sweeper(heap, config);
+  sweeper.begin_cycle(drop_all);
+  ASSERT_TRUE(wait_until([&] { return sweeper.stats().blocks_swept == kBlocks; }));
+  // Two more passes: the one that follows a pass that swept walks the
+  // registry again (S2) with nothing left to sweep.
+  const std::uint64_t passes = sweeper.stats().passes;
+  ASSERT_TRUE(wait_until([&] { return sweeper.stats().passes >= passes + 2; }));
+  EXPECT_EQ(heap.directory(kClass).last_cycle_blocks(), kBlocks);
+  EXPECT_EQ(sweeper.stats().blocks_retired, 0u) << "retired blocks the last cycle filled";
+  EXPECT_EQ(blocks_in(heap, BlockState::kEmpty), kBlocks);
+
+  // A cycle with no allocation: nothing was filled, so only kKeep stay.
+  sweeper.begin_cycle(drop_all);
+  EXPECT_EQ(heap.directory(kClass).last_cycle_blocks(), 0u);
+  ASSERT_TRUE(wait_until([&] { return sweeper.stats().blocks_retired == kBlocks - kKeep; }))
+      << "retired " << sweeper.stats().blocks_retired;
+  EXPECT_EQ(blocks_in(heap, BlockState::kEmpty), kKeep);
+  EXPECT_TRUE(test::budget_identity_holds(heap));
+}
+
+// Back-off: with at least as many attached threads as online CPUs, a
+// background sweep would take a core from a mutator that sweeps lazily
+// anyway, so the sweeper leaves UNSWEPT blocks alone (S1) until a core is
+// free again, and then sweeps them.
+TEST(ConcurrentSweeper, BacksOffWhileMutatorsFillTheCores) {
+  Allocator heap(test::default_config());
+  ThreadAllocator thread(heap);
+  constexpr std::size_t kBlocks = 4;
+  fill_full_blocks(thread, kBlocks);
+  const long online = ::sysconf(_SC_NPROCESSORS_ONLN);
+  std::vector<std::unique_ptr<ThreadAllocator>> others;
+  for (long i = 1; i < online; ++i) others.push_back(std::make_unique<ThreadAllocator>(heap));
+  ASSERT_GE(heap.attached_threads(), static_cast<std::size_t>(online));
+  SweeperConfig config = sweeper_config(0);
+  config.back_off = 1;
+  ConcurrentSweeper sweeper(heap, config);
+  sweeper.begin_cycle(drop_all);
+  ASSERT_TRUE(wait_until([&] { return sweeper.stats().passes_backed_off >= 3; }))
+      << "backed off " << sweeper.stats().passes_backed_off << " times";
+  EXPECT_EQ(sweeper.stats().blocks_swept, 0u) << "swept while every core has a mutator";
+  EXPECT_EQ(blocks_in(heap, BlockState::kUnswept), kBlocks);
+
+  others.clear();  // detached: one thread on this machine's CPUs leaves a core free
+  if (online > 1) {
+    ASSERT_TRUE(wait_until([&] { return sweeper.stats().blocks_swept == kBlocks; }))
+        << "swept " << sweeper.stats().blocks_swept << " after a core came free";
+    EXPECT_EQ(blocks_in(heap, BlockState::kUnswept), 0u);
+  }
+  sweeper.pause();
+  heap.finish_lazy_sweep();
 }
 
 }  // namespace

@@ -84,8 +84,9 @@ class Allocator {
   // reclaim_retired(). Safe beside allocating threads. Returns blocks freed.
   std::size_t release_empty_blocks();
   // S2 for all directories: retires EMPTY blocks beyond `keep` per
-  // directory while the limbo holds fewer than `limbo_cap`.
-  std::size_t retire_empty_blocks(std::size_t keep, std::size_t limbo_cap);
+  // directory (or beyond its last_cycle_blocks(), if larger, when
+  // `keep_last_cycle`) while the limbo holds fewer than `limbo_cap`.
+  std::size_t retire_empty_blocks(std::size_t keep, std::size_t limbo_cap, bool keep_last_cycle = false);
   // S3 + S4: advances the epoch if it can and frees blocks past their grace
   // period. Called by the concurrent sweeper, or by a stopped world.
   std::size_t reclaim_retired() { return limbo_.reclaim(epochs_, pool_); }
@@ -132,6 +133,8 @@ class Allocator {
 
   const AllocatorConfig& config() const noexcept { return config_; }
   Directory& directory(std::size_t size_class) noexcept { return *directories_[size_class]; }
+  // ThreadAllocators attached now (the sweeper's back-off reads it each pass).
+  std::size_t attached_threads() const;
   BlockPool& pool() noexcept { return pool_; }
   const BlockPool& pool() const noexcept { return pool_; }
   HeapBudget& budget() noexcept { return budget_; }

@@ -6,6 +6,7 @@
 // share the word with other writers (kShared: fetch_or / fetch_and).
 #pragma once
 
+#include <handoff/bit_count.h>
 #include <handoff/size_classes.h>
 
 #include <array>
@@ -76,7 +77,7 @@ class AtomBitmap {
   }
   std::size_t count() const noexcept {
     std::size_t n = 0;
-    for (const auto& w : words_) n += static_cast<std::size_t>(std::popcount(w.load(std::memory_order_relaxed)));
+    for (const auto& w : words_) n += bit_count(w.load(std::memory_order_relaxed));  // popcnt where the CPU has it
     return n;
   }
 

@@ -26,6 +26,27 @@
 // on another thread, the skipped block comes back SWEPT or EMPTY within one
 // block's sweep, and the allocator's next refill or the next cycle finds it.
 //
+// Paying for itself. The sweeper's work is useful only where a mutator would
+// otherwise do it on its own time. Two rules keep it from costing more than
+// it saves:
+//   Retention by demand (keep_last_cycle). S2 keeps, per directory, as many
+//   EMPTY blocks as the last begin_lazy_sweep made UNSWEPT
+//   (Directory::last_cycle_blocks): about as many as the allocators fill
+//   again before the next collection. Retiring them instead sent each one
+//   through the limbo and the pool and back as a fresh block (pool and
+//   directory locks, a new header): in churn at 1024 B that was half of all
+//   refills, against none with the sweeper off. Blocks a whole cycle left
+//   unused are retired at the next one, so a heap that shrinks gives its
+//   memory back one cycle later than before.
+//   Back-off (back_off). While at least as many threads are attached as
+//   there are online CPUs, S1 would take a core from a mutator that sweeps
+//   the same blocks lazily when it claims them, so the sweeper skips S1 and
+//   looks again at each poll; S2 to S4 go on. The attached count is a proxy
+//   for busy mutators (a parked thread still counts), which errs towards
+//   leaving the work to the mutators, i.e. towards HANDOFF_SWEEPER=0. Either
+//   rule only decides *whether* the sweeper does a step; neither changes a
+//   transition, so the protocol argument above is untouched.
+//
 // Pausing. pause() returns once the sweeper holds no block (it checks between
 // blocks), so a stopped world, or begin_cycle(), never races with a sweep in
 // progress (DESIGN.md invariant 4: marking and sweeping never race).
@@ -60,6 +81,8 @@ struct SweeperConfig {
   std::uint64_t keep_empty_blocks = 64;  // per directory, kept for reuse
   std::uint64_t limbo_cap_blocks = 4096; // above it, empty blocks are not retired
   std::uint64_t idle_wait_ms = 5;        // poll interval while there is nothing to do
+  std::uint64_t keep_last_cycle = 1;     // 1: also keep as many EMPTY blocks as the last cycle filled
+  std::uint64_t back_off = 1;            // 1: no S1 while attached threads >= online CPUs
 
   static std::span<const TunableSpec<SweeperConfig>> table();
   static SweeperConfig from_environment();
@@ -71,6 +94,7 @@ struct SweeperStats {
   std::uint64_t cells_freed = 0;
   std::uint64_t blocks_retired = 0; // S2
   std::uint64_t blocks_freed = 0;   // S4
+  std::uint64_t passes_backed_off = 0;  // passes that left S1 to the allocators
   std::size_t limbo_blocks = 0;
   bool running = false;
 };
@@ -98,9 +122,13 @@ class ConcurrentSweeper {
 
  private:
   void run();
-  // `walk`: also S1 and S2, which read every block's header.
-  bool pass(bool walk);
+  // `walk`: also S1 and S2, which read every block's header. `retry_sweep`:
+  // the last pass deferred S1 (back-off); walk if it need not defer again.
+  // `sweep_deferred` is set when back-off leaves S1 undone.
+  bool pass(bool walk, bool retry_sweep, bool& sweep_deferred);
   bool sweep_unswept_blocks();
+  // Whether S1 would take a core from a mutator (back_off).
+  bool mutators_fill_the_cores() const;
   bool pause_requested() const noexcept { return pause_requested_.load(std::memory_order_acquire); }
 
   Allocator& heap_;
@@ -111,12 +139,15 @@ class ConcurrentSweeper {
   bool stop_ = false;
   bool work_ = false;
   bool in_pass_ = false;
+  bool sweep_deferred_ = false;  // S1 was left undone by back-off; look again each poll
+  const std::size_t online_cpus_;
   std::atomic<bool> pause_requested_{false};
   std::atomic<std::uint64_t> passes_{0};
   std::atomic<std::uint64_t> blocks_swept_{0};
   std::atomic<std::uint64_t> cells_freed_{0};
   std::atomic<std::uint64_t> blocks_retired_{0};
   std::atomic<std::uint64_t> blocks_freed_{0};
+  std::atomic<std::uint64_t> passes_backed_off_{0};
   std::thread thread_;
 };
 

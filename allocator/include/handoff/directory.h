@@ -112,6 +112,12 @@ class Directory {
   // the stored predicate that claimers read); see Allocator.
   std::size_t begin_lazy_sweep(const LivenessPredicate& is_live);
   SweepCounts finish_lazy_sweep();
+  // Blocks the last begin_lazy_sweep made UNSWEPT: those allocators filled
+  // since the collection before (after an eden collection; every non-empty
+  // block after a full one), so about as many as they will claim again
+  // before the next collection. The sweeper keeps that many EMPTY blocks
+  // instead of retiring blocks the allocators would take back from the pool.
+  std::size_t last_cycle_blocks() const noexcept { return last_cycle_blocks_.load(std::memory_order_relaxed); }
   // S2: retires EMPTY blocks beyond the first `keep`, unless the limbo
   // already holds `limbo_cap` blocks. Safe beside refills.
   std::size_t retire_empty_blocks(std::size_t keep, Limbo& limbo, std::size_t limbo_cap);
@@ -155,8 +161,12 @@ class Directory {
   std::array<std::atomic<Segment*>, kMaxSegments> segments_{};
   std::atomic<std::size_t> size_{0};
   std::atomic<std::uint64_t> cycle_{1};
-  std::atomic<std::uint64_t> freed_cells_total_{0};  // one add per swept block
-  std::atomic<const LivenessPredicate*> lazy_predicate_{nullptr};
+  // One add per swept block, by every allocator that sweeps lazily and the
+  // sweeper: on a cache line of its own, away from size_ and cycle_, which
+  // every claim reads (false sharing between two threads' refills).
+  alignas(64) std::atomic<std::uint64_t> freed_cells_total_{0};
+  alignas(64) std::atomic<const LivenessPredicate*> lazy_predicate_{nullptr};
+  std::atomic<std::size_t> last_cycle_blocks_{0};  // a hint: relaxed
   LivenessPredicate lazy_storage_;  // what lazy_predicate_ points to
 };
 

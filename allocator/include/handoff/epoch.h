@@ -66,8 +66,10 @@ class EpochDomain;
 
 // One registered thread's record. Records are linked into the domain once
 // and never freed (reused after unregister), so try_advance can walk them
-// without locks.
-class EpochParticipant {
+// without locks. Each record has a cache line of its own: two threads'
+// records from consecutive allocations shared one, and every refill's pin
+// and unpin (two stores) then took the line from the other thread.
+class alignas(64) EpochParticipant {
  public:
   // A1: read E, publish "pinned at E". The seq_cst store orders it before the
   // seq_cst registry loads that follow (store-buffering with retire).
