@@ -112,6 +112,15 @@ class Directory {
   // the stored predicate that claimers read); see Allocator.
   std::size_t begin_lazy_sweep(const LivenessPredicate& is_live);
   SweepCounts finish_lazy_sweep();
+  // begin_lazy_sweep in parts, for a caller that walks the registry on
+  // several threads (Allocator::begin_lazy_sweep with a ParallelFor; same
+  // preconditions): set_lazy_predicate on one thread; then
+  // mark_unswept(first, last) for disjoint slot ranges, on any threads at
+  // once (each pins); then end_lazy_sweep_begin on one thread, after every
+  // part returned. Returns the blocks made UNSWEPT.
+  void set_lazy_predicate(const LivenessPredicate& is_live);
+  std::size_t mark_unswept(std::size_t first, std::size_t last);
+  void end_lazy_sweep_begin() noexcept { advance_cycle(); }
   // S2: retires EMPTY blocks beyond the first `keep`, unless the limbo
   // already holds `limbo_cap` blocks. Safe beside refills.
   std::size_t retire_empty_blocks(std::size_t keep, Limbo& limbo, std::size_t limbo_cap);
