@@ -20,9 +20,10 @@
 //   - the live bitmap: bit set at a cell's first atom <=> the cell is
 //     allocated. Its words are interleaved with the mark bitmap's
 //     (atom_bitmap.h) so that the marker's live-bit check and the mark it
-//     sets touch one line. It is exact whenever the block is not kOwned. While a local
-//     allocator owns the block, cells it hands out are not recorded one by
-//     one (the fast path writes nothing); give-up records them all at once.
+//     sets touch one line. It is exact whenever the block is not kOwned.
+//     While a local allocator owns the block, cells it hands out are not
+//     recorded one by one (the fast path writes nothing); give-up records
+//     them all at once.
 //
 // Invariants (checked by check_invariants() in debug builds):
 //   live bits are a subset of the cell-start atoms of the block's class
