@@ -78,11 +78,31 @@ SweepTotals Allocator::sweep(const LivenessPredicate& is_live) {
 }
 
 void Allocator::begin_lazy_sweep(const LivenessPredicate& is_live) {
+  begin_lazy_sweep(is_live, [](std::size_t tasks, const std::function<void(std::size_t)>& run) {
+    for (std::size_t i = 0; i < tasks; ++i) run(i);
+  });
+}
+
+void Allocator::begin_lazy_sweep(const LivenessPredicate& is_live, const ParallelFor& parallel_for) {
+  struct Part {
+    Directory* directory;
+    std::size_t first;
+    std::size_t last;
+  };
+  std::vector<Part> parts;  // made before the cycle opens: running out of memory here changes nothing
+  for (auto& directory : directories_) {
+    const std::size_t slots = directory->block_slots();
+    for (std::size_t first = 0; first < slots; first += kLazySweepPartSlots) {
+      parts.push_back({directory.get(), first, std::min(slots, first + kLazySweepPartSlots)});
+    }
+  }
   if (lazy_sweep_open_.exchange(true, std::memory_order_acq_rel)) {
     throw Error(ErrorCode::kMisuse,
                 "begin_lazy_sweep: the previous lazy sweep is still open; call finish_lazy_sweep() first");
   }
-  for (auto& directory : directories_) directory->begin_lazy_sweep(is_live);
+  for (auto& directory : directories_) directory->set_lazy_predicate(is_live);
+  parallel_for(parts.size(), [&](std::size_t i) { parts[i].directory->mark_unswept(parts[i].first, parts[i].last); });
+  for (auto& directory : directories_) directory->end_lazy_sweep_begin();
   // Large objects are judged now, eagerly: finish must not judge objects
   // allocated after begin, which the predicate knows nothing about.
   const SweepCounts large = large_.sweep(is_live);

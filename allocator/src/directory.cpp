@@ -188,21 +188,39 @@ SweepCounts Directory::sweep(const LivenessPredicate& is_live) {
 }
 
 std::size_t Directory::begin_lazy_sweep(const LivenessPredicate& is_live) {
-  ScopedPin pinned(epochs_);  // this walk reads block pointers from the registry
+  set_lazy_predicate(is_live);
+  const std::size_t marked = mark_unswept(0, block_slots());
+  end_lazy_sweep_begin();
+  return marked;
+}
+
+void Directory::set_lazy_predicate(const LivenessPredicate& is_live) {
   lazy_storage_ = is_live;
   lazy_predicate_.store(&lazy_storage_, std::memory_order_release);
+  unswept_in_cycle_.store(0, std::memory_order_relaxed);
+}
+
+void Directory::end_lazy_sweep_begin() noexcept {
+  advance_cycle();
+  last_cycle_blocks_.store(unswept_in_cycle_.load(std::memory_order_relaxed), std::memory_order_relaxed);
+}
+
+std::size_t Directory::mark_unswept(std::size_t first, std::size_t last) {
+  ScopedPin pinned(epochs_);  // this walk reads block pointers from the registry
+  const std::uint32_t version = lazy_storage_.mark_version();
   std::size_t marked = 0;
-  for_each_block([&](MarkedBlock& block) {
-    const BlockStateWord seen = block.state();
-    if (seen.state != BlockState::kFull && seen.state != BlockState::kSwept) return;
+  for (std::size_t i = first; i < last; ++i) {
+    MarkedBlock* block = block_at(i);
+    if (block == nullptr) continue;
+    const BlockStateWord seen = block->state();
+    if (seen.state != BlockState::kFull && seen.state != BlockState::kSwept) continue;
     // A block whose every allocated cell is marked has nothing to sweep:
     // after an eden collection, every block that received no new cell
     // since the last one (its survivors keep their marks).
-    if (is_live.mark_version() != 0 && block.all_live_marked(is_live.mark_version())) return;
-    if (block.try_transition(seen, seen.with(BlockState::kUnswept))) ++marked;
-  });
-  advance_cycle();
-  last_cycle_blocks_.store(marked, std::memory_order_relaxed);
+    if (version != 0 && block->all_live_marked(version)) continue;
+    if (block->try_transition(seen, seen.with(BlockState::kUnswept))) ++marked;
+  }
+  unswept_in_cycle_.fetch_add(marked, std::memory_order_relaxed);
   return marked;
 }
 

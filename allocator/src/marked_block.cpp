@@ -39,8 +39,8 @@ MarkedBlock* MarkedBlock::format(void* memory, Directory* directory, std::size_t
   block->mark_version_.store(0, std::memory_order_relaxed);
   block->has_destructible_.store(false, std::memory_order_relaxed);
   block->clear_cards();
-  block->marks_.clear_all();
-  block->live_.clear_all();
+  block->mark_bits().clear_all();
+  block->live_bits().clear_all();
   // Last, and release: a lookup that reads this state under its pin
   // (Allocator::find_cell) sees the header written above, never a half
   // formatted one; until then it reads the retired or pooled state.
@@ -99,19 +99,19 @@ void* MarkedBlock::cell_start(const void* p) const noexcept {
 }
 
 bool MarkedBlock::is_live_cell(const void* p) const noexcept {
-  return cell_start(p) == p && live_.get(atom_of(p));
+  return cell_start(p) == p && live_bits().get(atom_of(p));
 }
 
 SweepCounts MarkedBlock::sweep_marked() noexcept {
   SweepCounts counts;
   for (std::size_t w = 0; w < AtomBitmap::kWords; ++w) {
-    const std::uint64_t live = live_.word(w);
-    const std::uint64_t kept = live & marks_.word(w);
+    const std::uint64_t live = live_bits().word(w);
+    const std::uint64_t kept = live & mark_bits().word(w);
     std::uint64_t dead = live & ~kept;
     counts.live_cells += bit_count(kept);
     counts.freed_cells += bit_count(dead);
     if (dead == 0) continue;
-    live_.set_word(w, kept);
+    live_bits().set_word(w, kept);
 #if defined(HANDOFF_ASAN)
     for (; dead != 0; dead &= dead - 1) {
       HANDOFF_POISON(reinterpret_cast<char*>(this) + (w * 64 + std::countr_zero(dead)) * kAtomSize, cell_size_);
@@ -128,8 +128,8 @@ SweepCounts MarkedBlock::sweep_marked(std::uint32_t version, void (*on_dead)(voi
   SweepCounts counts;
   char* const base = reinterpret_cast<char*>(this);
   for (std::size_t w = 0; w < AtomBitmap::kWords; ++w) {
-    const std::uint64_t live = live_.word(w);
-    const std::uint64_t kept = current ? live & marks_.word(w) : 0;
+    const std::uint64_t live = live_bits().word(w);
+    const std::uint64_t kept = current ? live & mark_bits().word(w) : 0;
     std::uint64_t dead = live & ~kept;
     counts.live_cells += bit_count(kept);
     counts.freed_cells += bit_count(dead);
@@ -139,7 +139,7 @@ SweepCounts MarkedBlock::sweep_marked(std::uint32_t version, void (*on_dead)(voi
       if (on_dead != nullptr) on_dead(cell);
       HANDOFF_POISON(cell, cell_size_);
     }
-    live_.set_word(w, kept);
+    live_bits().set_word(w, kept);
   }
   return counts;
 }
@@ -147,7 +147,7 @@ SweepCounts MarkedBlock::sweep_marked(std::uint32_t version, void (*on_dead)(voi
 void MarkedBlock::check_invariants() const {
   const auto& mask = cell_start_mask();
   for (std::size_t w = 0; w < AtomBitmap::kWords; ++w) {
-    if ((live_.word(w) & ~mask[w]) != 0) {
+    if ((live_bits().word(w) & ~mask[w]) != 0) {
       dump(std::cerr);
       HANDOFF_CHECK(false, "live bit set on an atom that does not start a cell");
     }
@@ -171,7 +171,7 @@ void MarkedBlock::dump(std::ostream& out) const {
       << " mark_version=" << mark_version() << "\n  live bits:";
   char buf[24];
   for (std::size_t i = 0; i < AtomBitmap::kWords; ++i) {
-    std::snprintf(buf, sizeof buf, " %016llx", static_cast<unsigned long long>(live_.word(i)));
+    std::snprintf(buf, sizeof buf, " %016llx", static_cast<unsigned long long>(live_bits().word(i)));
     out << buf;
   }
   out << "\n";
@@ -183,7 +183,7 @@ void MarkedBlock::begin_marking_shared(std::uint32_t version) noexcept {
     if (seen == version) return;
     if (seen != kMarkVersionClearing &&
         mark_version_.compare_exchange_strong(seen, kMarkVersionClearing, std::memory_order_acquire)) {
-      marks_.clear_all();
+      mark_bits().clear_all();
       mark_version_.store(version, std::memory_order_release);
       return;
     }

@@ -225,6 +225,82 @@ TEST_F(MarkedBlockTest, SweepFreesExactlyTheCellsThePredicateRejects) {
   block->check_invariants();
 }
 
+// The interleaved layout (atom_bitmap.h): mark word w and live word w on
+// one cache line, every word of the two bitmaps in its own slot of the
+// header, after its first line (the state word, scalars and cards).
+TEST_F(MarkedBlockTest, MarkWordAndLiveWordShareACacheLine) {
+  MarkedBlock* block = fresh_block(0);
+  ASSERT_NE(block, nullptr);
+  const std::uintptr_t base = address(block);
+  std::set<std::uintptr_t> slots;
+  for (std::size_t w = 0; w < AtomBitmap::kWords; ++w) {
+    const std::uintptr_t mark = address(block->mark_bits().word_address(w));
+    const std::uintptr_t live = address(block->live_bits().word_address(w));
+    EXPECT_EQ(mark / 64, live / 64) << "word " << w << ": mark at +" << mark - base << ", live at +" << live - base;
+    for (const std::uintptr_t a : {mark, live}) {
+      EXPECT_GE(a - base, 64u) << "word " << w << " in the header's first line";
+      EXPECT_LE(a - base + sizeof(std::uint64_t), kBlockHeaderSize) << "word " << w << " past the header";
+      EXPECT_TRUE(slots.insert(a).second) << "word " << w << " shares its slot";
+    }
+  }
+}
+
+// Every bit of either bitmap is its own: setting it shows in that bitmap's
+// word, at that bit, and nowhere in the other bitmap.
+TEST_F(MarkedBlockTest, MarkAndLiveBitsAreIndependentPerBit) {
+  MarkedBlock* block = fresh_block(0);
+  ASSERT_NE(block, nullptr);
+  for (const bool marks : {true, false}) {
+    for (std::size_t atom = 0; atom < kAtomsPerBlock; ++atom) {
+      AtomBitmap set = marks ? block->mark_bits() : block->live_bits();
+      const AtomBitmap other = marks ? block->live_bits() : block->mark_bits();
+      set.set(atom);
+      for (std::size_t w = 0; w < AtomBitmap::kWords; ++w) {
+        const std::uint64_t expected = w == atom / 64 ? std::uint64_t{1} << (atom % 64) : 0;
+        ASSERT_EQ(set.word(w), expected) << (marks ? "marks" : "live") << ": atom " << atom << ", word " << w;
+        ASSERT_EQ(other.word(w), 0u) << (marks ? "marks" : "live") << ": atom " << atom << " leaked into word " << w;
+      }
+      ASSERT_TRUE(set.get(atom));
+      ASSERT_EQ(set.count(), 1u);
+      set.clear(atom);
+      ASSERT_EQ(set.count(), 0u) << "atom " << atom;
+    }
+  }
+}
+
+// Sweep by marks, a word at a time: live &= marks in every word, with
+// patterns that differ in each word of both bitmaps.
+TEST_F(MarkedBlockTest, SweepByMarksKeepsExactlyTheMarkedLiveCellsInEveryWord) {
+  MarkedBlock* block = fresh_block(0, BlockState::kSweeping);
+  ASSERT_NE(block, nullptr);
+  std::uint64_t rng = 0x9E3779B97F4A7C15u;
+  auto next = [&] { return rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17; };
+  std::vector<bool> live(block->cell_count());
+  std::vector<bool> marked(block->cell_count());
+  for (std::size_t i = 0; i < block->cell_count(); ++i) {
+    live[i] = next() % 3 != 0;
+    marked[i] = next() % 2 == 0;
+    if (live[i]) block->live_bits().set(MarkedBlock::atom_of(block->cell_at(i)));
+  }
+  constexpr std::uint32_t kVersion = 7;
+  for (std::size_t i = 0; i < block->cell_count(); ++i) {
+    if (marked[i]) block->mark(block->cell_at(i), kVersion);
+  }
+  std::size_t kept = 0;
+  std::size_t freed = 0;
+  for (std::size_t i = 0; i < block->cell_count(); ++i) {
+    kept += live[i] && marked[i];
+    freed += live[i] && !marked[i];
+  }
+  const SweepCounts counts = block->sweep_marked(kVersion, nullptr);
+  EXPECT_EQ(counts.live_cells, kept);
+  EXPECT_EQ(counts.freed_cells, freed);
+  for (std::size_t i = 0; i < block->cell_count(); ++i) {
+    ASSERT_EQ(block->is_live_cell(block->cell_at(i)), live[i] && marked[i]) << "cell " << i;
+    ASSERT_EQ(block->is_marked(block->cell_at(i), kVersion), marked[i]) << "the sweep changed the mark of cell " << i;
+  }
+}
+
 TEST(BlockStateWord, PackUnpackRoundTrip) {
   const BlockStateWord w{0xDEADBEEF, 0x123456, BlockState::kSweeping};
   EXPECT_EQ(BlockStateWord::unpack(w.pack()), w);

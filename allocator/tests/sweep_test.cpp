@@ -8,9 +8,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-
+#include <atomic>
+#include <functional>
 #include <set>
 #include <string>
+#include <thread>
 #include <unordered_set>
 #include <vector>
 
@@ -248,6 +250,56 @@ TEST(Sweep, TotalsCountBytesAndLargeObjects) {
   EXPECT_EQ(t.live_cells + t.live_large, 0u);
   EXPECT_EQ(heap.stats().large.objects, 0u);
   EXPECT_TRUE(test::budget_identity_holds(heap));
+}
+
+// begin_lazy_sweep with its walk in parts run by several threads at once
+// (as the collector runs them on its marker threads): every part runs once,
+// a directory larger than one part is split, and the blocks made UNSWEPT
+// are exactly the FULL and SWEPT ones, as with the sequential begin.
+TEST(Sweep, LazySweepBegunInPartsOnSeveralThreadsMarksEveryFullOrSweptBlockOnce) {
+  Allocator heap(test::default_config());
+  ThreadAllocator thread(heap);
+  const std::size_t small = (Allocator::kLazySweepPartSlots * 2 + 10) * cells_per_block(size_class_of(32));  // 3 parts
+  std::vector<void*> cells;
+  for (std::size_t i = 0; i < small; ++i) cells.push_back(thread.allocate(32));
+  for (std::size_t i = 0; i < 100; ++i) cells.push_back(thread.allocate(16 + (i * 53) % 700));
+  thread.flush();
+  auto in_state = [&](BlockState state) {
+    std::size_t n = 0;
+    for (const DirectoryStats& d : heap.stats().classes) n += d.blocks_in_state[static_cast<std::size_t>(state)];
+    return n;
+  };
+  const std::size_t sweepable = in_state(BlockState::kFull) + in_state(BlockState::kSwept);
+  ASSERT_GT(sweepable, Allocator::kLazySweepPartSlots * 2);
+
+  std::size_t calls = 0;
+  std::size_t parts = 0;
+  std::vector<std::atomic<int>> ran;
+  auto keep_all = [&](void*) { ++calls; return true; };  // outlives the cycle: finish calls it
+  heap.begin_lazy_sweep(keep_all,
+                        [&](std::size_t tasks, const std::function<void(std::size_t)>& run) {
+                          parts = tasks;
+                          ran = std::vector<std::atomic<int>>(tasks);
+                          std::atomic<std::size_t> next{0};
+                          std::vector<std::thread> workers;
+                          for (int t = 0; t < 3; ++t) {
+                            workers.emplace_back([&] {
+                              for (std::size_t i; (i = next.fetch_add(1)) < tasks;) {
+                                ran[i].fetch_add(1);
+                                run(i);
+                              }
+                            });
+                          }
+                          for (auto& w : workers) w.join();
+                        });
+  EXPECT_GE(parts, 4u) << "the 32-byte directory in three parts, and one per other directory in use";
+  for (std::size_t i = 0; i < parts; ++i) EXPECT_EQ(ran[i].load(), 1) << "part " << i;
+  EXPECT_EQ(in_state(BlockState::kUnswept), sweepable);
+  EXPECT_EQ(in_state(BlockState::kFull) + in_state(BlockState::kSwept), 0u);
+  EXPECT_EQ(calls, 0u) << "nothing is swept at begin";
+  heap.finish_lazy_sweep();
+  EXPECT_EQ(calls, cells.size()) << "every cell judged once, by finish";
+  for (void* p : cells) ASSERT_TRUE(heap.is_live_cell(p));
 }
 
 }  // namespace

@@ -17,8 +17,10 @@
 //   6. verify     optional: a second, independent marking (verifier.cpp)
 //   6b. drop      ephemeron entries whose key is unmarked (after the
 //                 verifier, which must see them and not trace their values)
-//   7. sweep      begin the lazy sweep (or sweep everything now, or, for the
-//                 immortal torture mode, nothing); resume the sweeper
+//   7. sweep      begin the lazy sweep, its block walk in parts on every
+//                 marker thread (on_marker_threads) (or sweep everything
+//                 now, or, for the immortal torture mode, nothing); resume
+//                 the sweeper
 //
 // Weak references are cleared in 4, inside the pause, before 7 lets any
 // thread sweep a block, so no weak reference can observe a reused cell.
@@ -30,6 +32,7 @@
 #include <algorithm>
 #include <chrono>
 #include <exception>
+#include <functional>
 
 namespace handoff::detail {
 namespace {
@@ -38,6 +41,37 @@ std::uint64_t now_ns() {
   return static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
           .count());
+}
+
+// Beginning the lazy sweep on every marker thread. Allocator::
+// begin_lazy_sweep hands out parts of the directories' registries (slot
+// ranges); each worker makes the FULL and SWEPT blocks of its parts
+// UNSWEPT. Why this is safe, with the world stopped and the concurrent
+// sweeper paused:
+//   - Invariant 3: each part pins the epoch on the thread that walks it
+//     (Directory::mark_unswept's ScopedPin registers a marker thread as a
+//     participant for the part), so every block pointer read from a
+//     registry is used inside a pin of the thread that read it. Besides,
+//     nothing can retire or free a block meanwhile: the mutators are
+//     stopped or parked and the sweeper is paused.
+//   - Invariant 2: each transition to UNSWEPT is one CAS; parts are
+//     disjoint, and no other thread transitions blocks now, so no CAS
+//     fails: a block that is not FULL or SWEPT is skipped before the CAS.
+//   - Invariant 4: the mark phase is over (every drain returned) before
+//     this starts, and sweeping starts only after the world resumes.
+//   - Orders: MarkerThreads::run hands over under its mutex, so the stored
+//     predicates happen before every part, and every part's CAS before
+//     run() returns and the directories' cycles advance.
+// With one marker thread (or none usable: a forked child) the parts run
+// here, in order, as the sequential begin does.
+Allocator::ParallelFor on_marker_threads(MarkerThreads* threads) {
+  return [threads](std::size_t tasks, const std::function<void(std::size_t)>& run) {
+    if (threads == nullptr || !threads->usable() || tasks < 2) {
+      for (std::size_t i = 0; i < tasks; ++i) run(i);
+      return;
+    }
+    threads->for_each_task(tasks, run);
+  };
 }
 
 }  // namespace
@@ -237,7 +271,7 @@ void HeapInternals::start_sweep(CollectionKind kind) {
     if (kind == CollectionKind::kLastResort) allocator.release_empty_blocks();
     return;
   }
-  allocator.begin_lazy_sweep(sweep_predicate());
+  allocator.begin_lazy_sweep(sweep_predicate(), on_marker_threads(marker_threads.get()));
 }
 
 void HeapInternals::update_after_collection(const CollectionResult& r) {

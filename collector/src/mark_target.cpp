@@ -26,7 +26,11 @@
 // costs a compare, a load of the block's in-use byte and a test of the live
 // bit next to the mark bit the marker writes anyway; a large object costs a binary search of the
 // snapshot (the mark would otherwise need none). bench_mark_pause measures
-// it (README, "Misuse").
+// it (README, "Misuse"). "Next to" is the block layout's doing: the live
+// and mark bitmaps are interleaved so that live word w and mark word w
+// share a cache line (atom_bitmap.h). With the bitmaps one after the other
+// the live bit was a second miss per edge into a cold block header, which
+// doubled the mark time of the steady workload.
 //
 // Kept to this one function (and the report below) so that the marker's
 // workers call it the same way wherever they mark.

@@ -63,6 +63,22 @@ void MarkerThreads::run(const std::function<void(std::size_t)>& job) {
   if (error) std::rethrow_exception(error);
 }
 
+void MarkerThreads::for_each_task(std::size_t tasks, const std::function<void(std::size_t)>& task) {
+  std::atomic<std::size_t> next{0};
+  std::atomic<bool> failed{false};
+  run([&](std::size_t) {
+    try {
+      for (std::size_t i; !failed.load(std::memory_order_relaxed) &&
+                          (i = next.fetch_add(1, std::memory_order_relaxed)) < tasks;) {
+        task(i);
+      }
+    } catch (...) {
+      failed.store(true, std::memory_order_relaxed);
+      throw;
+    }
+  });
+}
+
 void MarkerThreads::helper_loop(std::size_t worker) {
   ::pthread_setname_np(::pthread_self(), "handoff-marker");
   std::uint64_t seen = 0;

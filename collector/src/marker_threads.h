@@ -27,6 +27,7 @@
 // do not exist.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -55,6 +56,12 @@ class MarkerThreads {
   // others on the helpers. Returns when all have returned; rethrows the
   // first exception any of them threw. One run at a time.
   void run(const std::function<void(std::size_t worker)>& job);
+  // Runs task(i) once for each i in [0, tasks), the workers taking the next
+  // i from an atomic counter, inside one run() (so with its barrier and
+  // its handovers). After a task throws, no worker starts another; the
+  // first exception is rethrown. For the stopped-world phases other than
+  // marking (collection.cpp, on_marker_threads).
+  void for_each_task(std::size_t tasks, const std::function<void(std::size_t task)>& task);
 
  private:
   void helper_loop(std::size_t worker);

@@ -29,6 +29,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <iosfwd>
 #include <memory>
 #include <mutex>
@@ -78,6 +79,16 @@ class Allocator {
   // objects are swept eagerly at begin; finish reports their counts. A second begin before finish throws
   // Error(kMisuse) and changes nothing.
   void begin_lazy_sweep(const LivenessPredicate& is_live);
+  // The same, with the walk over the directories' registries split into
+  // parts of kLazySweepPartSlots slots that `parallel_for` may run on
+  // several threads at once (the collector runs them on its marker
+  // threads, world stopped). parallel_for(n, run) must call run(i) once for
+  // each i in [0, n) and return when every call has returned. Each part
+  // pins the epoch on the thread that runs it (Directory::mark_unswept), so
+  // any thread may run one. Large objects are judged on the calling thread.
+  using ParallelFor = std::function<void(std::size_t tasks, const std::function<void(std::size_t task)>& run)>;
+  static constexpr std::size_t kLazySweepPartSlots = 256;  // blocks per part: 4 MiB of heap, tens of microseconds
+  void begin_lazy_sweep(const LivenessPredicate& is_live, const ParallelFor& parallel_for);
   SweepTotals finish_lazy_sweep();
   // Retires every EMPTY block and frees those whose grace period is over;
   // blocks a pinned thread might still read stay in limbo until a later

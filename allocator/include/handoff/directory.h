@@ -118,6 +118,15 @@ class Directory {
   // before the next collection. The sweeper keeps that many EMPTY blocks
   // instead of retiring blocks the allocators would take back from the pool.
   std::size_t last_cycle_blocks() const noexcept { return last_cycle_blocks_.load(std::memory_order_relaxed); }
+  // begin_lazy_sweep in parts, for a caller that walks the registry on
+  // several threads (Allocator::begin_lazy_sweep with a ParallelFor; same
+  // preconditions): set_lazy_predicate on one thread; then
+  // mark_unswept(first, last) for disjoint slot ranges, on any threads at
+  // once (each pins); then end_lazy_sweep_begin on one thread, after every
+  // part returned. Returns the blocks made UNSWEPT.
+  void set_lazy_predicate(const LivenessPredicate& is_live);
+  std::size_t mark_unswept(std::size_t first, std::size_t last);
+  void end_lazy_sweep_begin() noexcept;
   // S2: retires EMPTY blocks beyond the first `keep`, unless the limbo
   // already holds `limbo_cap` blocks. Safe beside refills.
   std::size_t retire_empty_blocks(std::size_t keep, Limbo& limbo, std::size_t limbo_cap);
@@ -167,6 +176,10 @@ class Directory {
   alignas(64) std::atomic<std::uint64_t> freed_cells_total_{0};
   alignas(64) std::atomic<const LivenessPredicate*> lazy_predicate_{nullptr};
   std::atomic<std::size_t> last_cycle_blocks_{0};  // a hint: relaxed
+  // Blocks the parts of the current begin_lazy_sweep made UNSWEPT so far;
+  // end_lazy_sweep_begin (after every part returned) publishes the sum as
+  // last_cycle_blocks_.
+  std::atomic<std::size_t> unswept_in_cycle_{0};
   LivenessPredicate lazy_storage_;  // what lazy_predicate_ points to
 };
 

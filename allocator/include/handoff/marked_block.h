@@ -2,7 +2,9 @@
 //
 //   +--------------------------- 16 KiB ----------------------------+
 //   | header (320 B)                  | cell | cell | ... | cell |pad |
-//   | state word, scalars, marks,live |                               |
+//   | line 0: state word, scalars,    |                               |
+//   |   cards; lines 1-4: mark and    |                               |
+//   |   live words, interleaved       |                               |
 //   +---------------------------------------------------------------+
 //
 // block_of(p) is p & ~(16 KiB - 1). The header holds:
@@ -16,9 +18,12 @@
 //     per KiB of the block, set by stores of references into it, read and
 //     cleared by the collector with the world stopped,
 //   - the live bitmap: bit set at a cell's first atom <=> the cell is
-//     allocated. It is exact whenever the block is not kOwned. While a local
-//     allocator owns the block, cells it hands out are not recorded one by
-//     one (the fast path writes nothing); give-up records them all at once.
+//     allocated. Its words are interleaved with the mark bitmap's
+//     (atom_bitmap.h) so that the marker's live-bit check and the mark it
+//     sets touch one line. It is exact whenever the block is not kOwned.
+//     While a local allocator owns the block, cells it hands out are not
+//     recorded one by one (the fast path writes nothing); give-up records
+//     them all at once.
 //
 // Invariants (checked by check_invariants() in debug builds):
 //   live bits are a subset of the cell-start atoms of the block's class
@@ -133,18 +138,20 @@ class MarkedBlock {
   // the caller, or a stopped world): publish the next state.
   void publish(BlockStateWord next) noexcept { state_.store(next.pack(), std::memory_order_release); }
 
-  AtomBitmap& live_bits() noexcept { return live_; }
-  const AtomBitmap& live_bits() const noexcept { return live_; }
-  AtomBitmap& mark_bits() noexcept { return marks_; }
-  const AtomBitmap& mark_bits() const noexcept { return marks_; }
+  // Views of the interleaved bitmaps (atom_bitmap.h: live word w and mark
+  // word w share a cache line).
+  AtomBitmap live_bits() noexcept { return bitmaps_.live(); }
+  const AtomBitmap live_bits() const noexcept { return bitmaps_.live(); }
+  AtomBitmap mark_bits() noexcept { return bitmaps_.marks(); }
+  const AtomBitmap mark_bits() const noexcept { return bitmaps_.marks(); }
   std::uint32_t mark_version() const noexcept { return mark_version_.load(std::memory_order_acquire); }
   void set_mark_version(std::uint32_t v) noexcept { mark_version_.store(v, std::memory_order_release); }
   const AtomBitmap::Words& cell_start_mask() const noexcept { return detail::kCellStartMasks[size_class_]; }
 
-  std::size_t live_cell_count() const noexcept { return live_.count(); }
+  std::size_t live_cell_count() const noexcept { return live_bits().count(); }
   std::size_t free_cell_count() const noexcept { return cell_count_ - live_cell_count(); }
   // Marks every cell allocated (a full block given up by its owner).
-  void set_all_live() noexcept { live_.assign(cell_start_mask()); }
+  void set_all_live() noexcept { live_bits().assign(cell_start_mask()); }
 
   // Calls f(cell) for every allocated cell, in address order.
   template <class F>
@@ -176,10 +183,10 @@ class MarkedBlock {
     if constexpr (M == AccessMode::kShared) {
       if (mark_version_.load(std::memory_order_acquire) != version) [[unlikely]] begin_marking_shared(version);
     } else if (mark_version_.load(std::memory_order_relaxed) != version) {
-      marks_.clear_all();
+      mark_bits().clear_all();
       mark_version_.store(version, std::memory_order_relaxed);
     }
-    return marks_.test_and_set<M>(atom_of(cell));
+    return mark_bits().test_and_set<M>(atom_of(cell));
   }
   // Set by the owner when it allocates a cell whose type has a destructor;
   // a sweep skips the per-dead-cell callback for blocks without one, so it
@@ -191,14 +198,14 @@ class MarkedBlock {
   // Acquire: a parallel marker that sees the new version also sees the
   // bitmap cleared for it (begin_marking_shared publishes it with release).
   bool is_marked(const void* cell, std::uint32_t version) const noexcept {
-    return mark_version_.load(std::memory_order_acquire) == version && marks_.get(atom_of(cell));
+    return mark_version_.load(std::memory_order_acquire) == version && mark_bits().get(atom_of(cell));
   }
   // True when a sweep by marks of `version` would free nothing: every
   // allocated cell is marked (block not kOwned).
   bool all_live_marked(std::uint32_t version) const noexcept {
-    if (mark_version_.load(std::memory_order_relaxed) != version) return live_.count() == 0;
+    if (mark_version_.load(std::memory_order_relaxed) != version) return live_bits().count() == 0;
     for (std::size_t w = 0; w < AtomBitmap::kWords; ++w) {
-      if ((live_.word(w) & ~marks_.word(w)) != 0) return false;
+      if ((live_bits().word(w) & ~mark_bits().word(w)) != 0) return false;
     }
     return true;
   }
@@ -233,8 +240,7 @@ class MarkedBlock {
   std::atomic<std::uint32_t> mark_version_;
   std::atomic<bool> has_destructible_;
   alignas(16) std::atomic<std::uint8_t> cards_[detail::kCardsPerBlock];
-  alignas(64) AtomBitmap marks_;
-  AtomBitmap live_;
+  BlockBitmaps bitmaps_;  // marks and live bits, interleaved (atom_bitmap.h); lines 1-4 of the header
 };
 
 static_assert(sizeof(MarkedBlock) <= kBlockHeaderSize, "block header must fit kBlockHeaderSize");
@@ -246,7 +252,7 @@ template <class F>
 void MarkedBlock::for_each_live_cell(F&& f) const {
   char* const base = const_cast<char*>(reinterpret_cast<const char*>(this));
   for (std::size_t w = 0; w < AtomBitmap::kWords; ++w) {
-    std::uint64_t bits = live_.word(w);
+    std::uint64_t bits = live_bits().word(w);
     while (bits != 0) {
       const std::size_t atom = w * 64 + static_cast<std::size_t>(std::countr_zero(bits));
       bits &= bits - 1;
@@ -260,7 +266,7 @@ SweepCounts MarkedBlock::sweep(Pred&& is_live) {
   SweepCounts counts;
   char* const base = reinterpret_cast<char*>(this);
   for (std::size_t w = 0; w < AtomBitmap::kWords; ++w) {
-    const std::uint64_t word = live_.word(w);
+    const std::uint64_t word = live_bits().word(w);
     std::uint64_t bits = word;
     std::uint64_t kept = word;
     while (bits != 0) {
@@ -271,7 +277,7 @@ SweepCounts MarkedBlock::sweep(Pred&& is_live) {
       try {
         live = is_live(cell);
       } catch (...) {
-        live_.set_word(w, kept);  // the cells judged dead so far are freed; the rest stay allocated
+        live_bits().set_word(w, kept);  // the cells judged dead so far are freed; the rest stay allocated
         throw;
       }
       if (live) {
@@ -282,7 +288,7 @@ SweepCounts MarkedBlock::sweep(Pred&& is_live) {
         HANDOFF_POISON(cell, cell_size_);
       }
     }
-    if (kept != word) live_.set_word(w, kept);
+    if (kept != word) live_bits().set_word(w, kept);
   }
   return counts;
 }
