@@ -515,7 +515,7 @@ MISUSE_CASE(allocator_destroyed_with_thread_attached, kAborts, kNone, "Allocator
 
 MISUSE_CASE(begin_lazy_sweep_twice, kThrows, kMisuse, "begin_lazy_sweep: the previous lazy sweep is still open") {
   handoff::Allocator allocator;
-  const auto keep_all = handoff::LivenessPredicate([](void*) { return true; });
+  const auto keep_all = handoff::SweepPolicy([](void*) { return true; });
   allocator.begin_lazy_sweep(keep_all);
   allocator.begin_lazy_sweep(keep_all);
 }

@@ -73,7 +73,7 @@ std::size_t LargeObjectSpace::size_of(const void* object) const noexcept {
   return it == objects_.end() ? 0 : it->second.size;
 }
 
-SweepCounts LargeObjectSpace::sweep(const LivenessPredicate& is_live) {
+SweepCounts LargeObjectSpace::sweep(const SweepPolicy& policy) {
   std::lock_guard sweeping(sweep_mutex_);
   std::vector<std::uintptr_t> snapshot;
   {
@@ -85,14 +85,12 @@ SweepCounts LargeObjectSpace::sweep(const LivenessPredicate& is_live) {
   }
   SweepCounts counts;
   std::vector<std::uintptr_t> dead;
-  const std::uint32_t version = is_live.mark_version();
   for (std::uintptr_t start : snapshot) {
     void* object = reinterpret_cast<void*>(start);
-    const bool live = version != 0 ? is_marked(object, version) : is_live(object);
-    if (live) {
+    if (policy.keeps(object, mark_word(object).load(std::memory_order_relaxed))) {
       ++counts.live_cells;
     } else {
-      if (version != 0 && is_live.on_dead() != nullptr) is_live.on_dead()(object);
+      policy.on_dead(object);
       dead.push_back(start);
     }
   }

@@ -119,7 +119,7 @@ Heap::~Heap() {
   // last collection's lazy sweep has not reached, then of everything else.
   allocator_.finish_lazy_sweep();
   if (++in.mark_version == 0) in.mark_version = 1;
-  allocator_.sweep(LivenessPredicate::by_marks(in.mark_version, &detail::run_destructor));
+  allocator_.sweep(SweepPolicy::by_marks(in.mark_version, &detail::run_destructor));
 }
 
 detail::MutatorThread* Heap::find_current_slow() const noexcept {

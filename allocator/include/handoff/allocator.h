@@ -65,19 +65,20 @@ class Allocator {
   Allocator(const Allocator&) = delete;
   Allocator& operator=(const Allocator&) = delete;
 
-  // Eager sweep of every block no thread owns, and of large objects:
-  // is_live(cell) is called once per allocated cell; false frees it.
-  SweepTotals sweep(const LivenessPredicate& is_live);
+  // Eager sweep of every block no thread owns, and of large objects, by
+  // `policy` (liveness.h): a predicate, called once per allocated cell
+  // (false frees it), or the collector's marks.
+  SweepTotals sweep(const SweepPolicy& policy);
   // Lazy sweep: blocks are swept by the local allocator that claims them.
   // Preconditions of begin: no refill is in flight on this heap (the
   // collector calls it with the world stopped) and the previous lazy cycle
-  // was finished. `is_live` must stay valid while any refill may still
+  // was finished. A predicate `policy` must stay valid while any refill may still
   // claim an UNSWEPT block, that is until finish_lazy_sweep() returns and
   // every allocating thread has passed a refill since; a stateless callable
   // is the safe choice. finish may run beside allocating threads. Large
   // objects are swept eagerly at begin; finish reports their counts. A second begin before finish throws
   // Error(kMisuse) and changes nothing.
-  void begin_lazy_sweep(const LivenessPredicate& is_live);
+  void begin_lazy_sweep(const SweepPolicy& policy);
   SweepTotals finish_lazy_sweep();
   // Retires every EMPTY block and frees those whose grace period is over;
   // blocks a pinned thread might still read stay in limbo until a later

@@ -99,18 +99,18 @@ class Directory {
   // none is claimable.
   ClaimResult try_claim(ClaimCursor& cursor, std::uint32_t owner, EpochParticipant& self) noexcept;
   // The sweeper's step S1 for one UNSWEPT block: claims it (CAS to
-  // SWEEPING), sweeps it with the lazy predicate and publishes the result.
+  // SWEEPING), sweeps it with the lazy policy and publishes the result.
   // False when another thread took it first.
   bool sweep_unswept(MarkedBlock& block, SweepCounts& counts);
   // A new block from the pool, already OWNED by `owner`; nullptr on OOM.
   MarkedBlock* take_fresh_block(std::uint32_t owner) noexcept;
 
   // Eager sweep of every block nobody owns.
-  SweepCounts sweep(const LivenessPredicate& is_live);
+  SweepCounts sweep(const SweepPolicy& policy);
   // Lazy sweep: FULL and SWEPT blocks become UNSWEPT; claimers sweep them
-  // with `is_live`. begin requires that no refill is in flight (it rewrites
-  // the stored predicate that claimers read); see Allocator.
-  std::size_t begin_lazy_sweep(const LivenessPredicate& is_live);
+  // with `policy`. begin requires that no refill is in flight (it rewrites
+  // the stored policy that claimers read); see Allocator.
+  std::size_t begin_lazy_sweep(const SweepPolicy& policy);
   SweepCounts finish_lazy_sweep();
   // S2: retires EMPTY blocks beyond the first `keep`, unless the limbo
   // already holds `limbo_cap` blocks. Safe beside refills.
@@ -140,9 +140,9 @@ class Directory {
 
   Atomic<MarkedBlock*>& slot(std::size_t i) const noexcept;
   bool publish_locked(MarkedBlock* block);
-  SweepCounts sweep_one(MarkedBlock& block, BlockStateWord seen, const LivenessPredicate& is_live);
+  SweepCounts sweep_one(MarkedBlock& block, BlockStateWord seen, const SweepPolicy& policy);
   // Claims (CAS to SWEEPING) and sweeps every block whose state `accepts`.
-  SweepCounts sweep_where(bool (*accepts)(BlockState), const LivenessPredicate& is_live);
+  SweepCounts sweep_where(bool (*accepts)(BlockState), const SweepPolicy& policy);
   MarkedBlock* claim_scan(ClaimCursor& cursor, std::uint32_t owner, EpochParticipant& self,
                           ClaimResult& result) noexcept;
   void advance_cycle() noexcept { cycle_.fetch_add(1, std::memory_order_acq_rel); }
@@ -156,8 +156,8 @@ class Directory {
   std::atomic<std::size_t> size_{0};
   std::atomic<std::uint64_t> cycle_{1};
   std::atomic<std::uint64_t> freed_cells_total_{0};  // one add per swept block
-  std::atomic<const LivenessPredicate*> lazy_predicate_{nullptr};
-  LivenessPredicate lazy_storage_;  // what lazy_predicate_ points to
+  std::atomic<const SweepPolicy*> lazy_policy_{nullptr};
+  SweepPolicy lazy_storage_;  // what lazy_policy_ points to
 };
 
 }  // namespace handoff

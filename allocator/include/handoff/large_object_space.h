@@ -62,9 +62,9 @@ class LargeObjectSpace {
   void* find(const void* p) const noexcept;
   // Requested size of the object starting at `object`, or 0 if none does.
   std::size_t size_of(const void* object) const noexcept;
-  // Sweeps published objects. A by_marks predicate judges each object by
-  // the mark word in its mapping header and calls on_dead before unmapping.
-  SweepCounts sweep(const LivenessPredicate& is_live);
+  // Sweeps published objects: `policy` judges each one (by_marks: by the
+  // mark word in its mapping header) and on_dead runs before it is unmapped.
+  SweepCounts sweep(const SweepPolicy& policy);
 
   // The collector's mark, kept in the first word of the object's mapping
   // header. mark() returns false when `object` was already marked for
