@@ -493,7 +493,7 @@ MISUSE_CASE(allocator_allocate_zero, kThrows, kZeroSize, "allocate(0): a cell mu
   thread.allocate(0);
 }
 
-MISUSE_CASE(allocator_allocate_huge, kThrows, kSizeOverflow, "the size overflows once the large-object header") {
+MISUSE_CASE(allocator_allocate_huge, kThrows, kSizeOverflow, "the size overflows once headers and page rounding are added") {
   handoff::Allocator allocator;
   handoff::ThreadAllocator thread(allocator);
   thread.allocate(std::numeric_limits<std::size_t>::max());

@@ -23,15 +23,23 @@ std::size_t LargeObjectSpace::max_request() noexcept {
   return std::numeric_limits<std::size_t>::max() - kHeaderSize - platform::page_size();
 }
 
-void* LargeObjectSpace::allocate(std::size_t size, bool publish) noexcept {
+AllocationFailure LargeObjectSpace::refusal(std::size_t size) noexcept {
+  if (size > max_request()) return AllocationFailure::kSizeOverflow;
+  // More than the machine has (platform.h): refused before any reservation,
+  // which overcommit would grant.
+  if (mapping_size_for(size) > platform::backable_bytes()) return AllocationFailure::kUnbackable;
+  return AllocationFailure::kNone;
+}
+
+Allocation LargeObjectSpace::allocate(std::size_t size, bool publish) noexcept {
+  if (const AllocationFailure refused = refusal(size); refused != AllocationFailure::kNone) return {nullptr, refused};
   const std::size_t mapping = mapping_size_for(size);
-  if (mapping > platform::backable_bytes()) return nullptr;  // more than the machine has (platform.h)
-  if (!budget_.try_charge(mapping)) return nullptr;
+  if (!budget_.try_charge(mapping)) return {nullptr, AllocationFailure::kNoMapping};
   void* base = platform::reserve_aligned(mapping, platform::page_size());
   if (base == nullptr || !platform::commit(base, mapping)) {
     if (base != nullptr) platform::release(base, mapping);
     budget_.uncharge(mapping);
-    return nullptr;
+    return {nullptr, AllocationFailure::kNoMapping};
   }
   const auto start = reinterpret_cast<std::uintptr_t>(base) + kHeaderSize;
   new (base) std::atomic<std::uint32_t>(0);  // the mark word: never marked
@@ -39,7 +47,7 @@ void* LargeObjectSpace::allocate(std::size_t size, bool publish) noexcept {
   objects_.emplace(start, Entry{size, mapping, publish});
   bounds_.include(base, mapping);
   ++counters_.allocated;
-  return reinterpret_cast<void*>(start);
+  return {reinterpret_cast<void*>(start), AllocationFailure::kNone};
 }
 
 AddressBounds LargeObjectSpace::bounds() const {

@@ -38,13 +38,8 @@ void LocalAllocator::bind(Directory& directory, std::uint32_t owner, EpochPartic
 }
 
 void* LocalAllocator::allocate_slow() {
-  if (!refill()) {
-    throw Error(ErrorCode::kOutOfMemory,
-                "no 16 KiB block available for size class " + std::to_string(directory_->size_class()) +
-                    " (cell size " + std::to_string(directory_->cell_size()) +
-                    " B): the OS refused memory or HANDOFF_MAX_HEAP_BYTES was reached");
-  }
-  return free_list_.allocate([]() -> void* { return nullptr; });
+  if (void* cell = try_allocate_slow()) return cell;
+  throw allocation_error(AllocationFailure::kNoBlock, directory_->cell_size());
 }
 
 void* LocalAllocator::try_allocate_slow() noexcept {

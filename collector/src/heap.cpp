@@ -210,33 +210,19 @@ void Heap::forget_on_this_thread(MutatorThread* self) noexcept {
   records.cached = nullptr;
 }
 
-namespace {
-
-[[noreturn]] void throw_size_error(const ThreadAllocator& allocator, std::size_t size) {
-  if (allocator.last_error() == ErrorCode::kZeroSize) {
-    throw Error(ErrorCode::kZeroSize, "allocation of 0 bytes");
-  }
-  throw Error(ErrorCode::kSizeOverflow, "allocation of " + std::to_string(size) +
-                                            " bytes: the size overflows once headers and page rounding "
-                                            "are added");
-}
-
-}  // namespace
-
 void* Heap::allocate_slow(MutatorThread& self, std::size_t size, bool throw_on_oom) {
   if (detail::tls_records.in_destructor > 0) current_or_throw("allocation");
   if (self.park_depth > 0) {
     throw Error(ErrorCode::kMisuse,
                 "allocation inside a ParkedScope: a parked thread must not touch the heap; close the scope first");
   }
-  if (size > LargeObjectSpace::max_request()) {
-    self.countdown += static_cast<std::int64_t>(size);  // nothing was allocated
-    throw Error(ErrorCode::kSizeOverflow, "allocation of " + std::to_string(size) +
-                                              " bytes: the size overflows once headers and page rounding "
-                                              "are added");
+  // Sizes no heap could hold, refused before the request is counted as
+  // allocated; the allocator's answer for every other request is a cell or
+  // out of memory, so no error code needs reading back from it.
+  if (const AllocationFailure refused = LargeObjectSpace::refusal(size); refused != AllocationFailure::kNone) {
+    return refuse(self, size, refused, throw_on_oom);
   }
   auto& in = *internals_;
-  if (size > platform::backable_bytes()) return refuse_unbackable(self, size, throw_on_oom);
   // Publish the slice just used up (or the part of it used before a failure).
   in.publish_allocation(self);
   self.slice_bytes = config_.collect_every != 0 ? 0 : static_cast<std::int64_t>(config_.allocation_slice_bytes);
@@ -244,7 +230,6 @@ void* Heap::allocate_slow(MutatorThread& self, std::size_t size, bool throw_on_o
   safepoint();
   if (in.should_collect() && self.defer_depth == 0) in.collect(&self, detail::CollectionKind::kTriggered);
   if (void* cell = self.allocator.try_allocate(size)) return cell;
-  if (self.allocator.last_error() != ErrorCode::kOutOfMemory) throw_size_error(self.allocator, size);
   // One last full collection (synchronous sweep, empty blocks released),
   // unless collections are deferred; then the error.
   const bool collected = in.collect(&self, detail::CollectionKind::kLastResort);
@@ -270,19 +255,20 @@ void* Heap::allocate_slow(MutatorThread& self, std::size_t size, bool throw_on_o
   throw Error(ErrorCode::kOutOfMemory, message);
 }
 
-// A request larger than the machine can back (platform.h): no collection
-// could make room for it, so none runs.
-void* Heap::refuse_unbackable(MutatorThread& self, std::size_t size, bool throw_on_oom) {
+// A size that overflows, or one larger than the machine can back
+// (platform.h): no collection could make room for it, so none runs. An
+// overflowing size is a misuse, not out of memory: it throws even for
+// try_make.
+void* Heap::refuse(MutatorThread& self, std::size_t size, AllocationFailure failure, bool throw_on_oom) {
   self.countdown += static_cast<std::int64_t>(size);  // nothing was allocated
-  {
-    std::lock_guard lock(internals_->stats_mutex);
-    ++internals_->counters.out_of_memory_errors;
+  if (error_code_of(failure) == ErrorCode::kOutOfMemory) {
+    {
+      std::lock_guard lock(internals_->stats_mutex);
+      ++internals_->counters.out_of_memory_errors;
+    }
+    if (!throw_on_oom) return nullptr;
   }
-  if (!throw_on_oom) return nullptr;
-  throw Error(ErrorCode::kOutOfMemory, "allocation of " + std::to_string(size) +
-                                           " bytes: larger than this machine can back (" +
-                                           std::to_string(platform::backable_bytes()) +
-                                           " bytes: physical memory plus swap, or RLIMIT_AS)");
+  throw allocation_error(failure, size);
 }
 
 std::size_t Heap::checked_extra(std::size_t count, std::size_t element) {

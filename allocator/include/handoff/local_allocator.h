@@ -61,8 +61,9 @@ class LocalAllocator {
 
   void bind(Directory& directory, std::uint32_t owner, EpochParticipant& participant) noexcept;
 
-  // Fast paths (allocate_inlines.h). allocate() throws Error(kOutOfMemory);
-  // try_allocate() returns nullptr instead.
+  // Fast paths (allocate_inlines.h). try_allocate() returns nullptr when no
+  // block is left (AllocationFailure::kNoBlock); allocate() throws the
+  // Error for it instead (its slow path wraps try_allocate's).
   void* allocate();
   void* try_allocate() noexcept;
 

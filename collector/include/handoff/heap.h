@@ -346,7 +346,7 @@ class Heap {
     return allocate_slow(*self, size, throw_on_oom);
   }
   HANDOFF_SLOW_PATH void* allocate_slow(MutatorThread& self, std::size_t size, bool throw_on_oom);
-  void* refuse_unbackable(MutatorThread& self, std::size_t size, bool throw_on_oom);
+  void* refuse(MutatorThread& self, std::size_t size, AllocationFailure failure, bool throw_on_oom);
   HANDOFF_SLOW_PATH void safepoint_slow();
   // ParkedScope's parts (the protocol: collector/src/safepoint.cpp).
   // park_begin finds the record and counts the scope; the slow paths run
