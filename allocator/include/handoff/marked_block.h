@@ -233,7 +233,7 @@ class MarkedBlock {
            (w * 64 + static_cast<std::size_t>(std::countr_zero(bits))) * kAtomSize;
   }
   // Under ASan, poisons the cells of word w whose bits are set in `dead`.
-  void free_cells(std::size_t w, std::uint64_t dead) noexcept;
+  void poison_cells(std::size_t w, std::uint64_t dead) noexcept;
 
   std::atomic<std::uint64_t> state_;
   Directory* directory_;
@@ -281,7 +281,7 @@ SweepCounts MarkedBlock::sweep(const Policy& policy) {
       try {
         kept = judge.keep(w, live, kept);
       } catch (...) {
-        free_cells(w, live & ~kept);  // the cells judged dead so far; the rest stay allocated
+        poison_cells(w, live & ~kept);  // the cells judged dead so far are freed; the rest stay allocated
         live_.set_word(w, kept);
         throw;
       }
@@ -293,7 +293,7 @@ SweepCounts MarkedBlock::sweep(const Policy& policy) {
     if (visit) {
       for (std::uint64_t d = dead; d != 0; d &= d - 1) judge.on_dead(cell_of_bit(w, d));
     }
-    free_cells(w, dead);
+    poison_cells(w, dead);
     live_.set_word(w, kept);
   }
   SweepCounts counts;
@@ -302,7 +302,7 @@ SweepCounts MarkedBlock::sweep(const Policy& policy) {
   return counts;
 }
 
-inline void MarkedBlock::free_cells([[maybe_unused]] std::size_t w, [[maybe_unused]] std::uint64_t dead) noexcept {
+inline void MarkedBlock::poison_cells([[maybe_unused]] std::size_t w, [[maybe_unused]] std::uint64_t dead) noexcept {
 #if defined(HANDOFF_ASAN)
   for (; dead != 0; dead &= dead - 1) HANDOFF_POISON(cell_of_bit(w, dead), cell_size_);
 #endif
