@@ -7,8 +7,9 @@
 // heap's own collector is not built yet: every `--gc-mb` MiB of allocation,
 // at a tree boundary (so the only roots are the long-lived tree and the
 // array), the mutator pauses the sweeper, finishes the previous lazy sweep,
-// flushes, clears and sets mark bits by walking the live trees, and begins a
-// new lazy sweep whose predicate is "marked". From then on blocks are swept
+// flushes, marks the live trees and the array with a new mark version, and
+// begins a new lazy sweep by the marks of that version (the collector's
+// sweep policy, SweepPolicy::by_marks). From then on blocks are swept
 // by whoever gets there first: the concurrent sweeper in the background, a
 // refill that claims an UNSWEPT block, or the next collection's finish.
 //
@@ -57,11 +58,6 @@ struct Result {
     return total == 0 ? 0 : static_cast<double>(by_sweeper) / total;
   }
 };
-
-bool marked(void* cell) {
-  auto* block = handoff::MarkedBlock::of(cell);
-  return block->mark_bits().get(handoff::MarkedBlock::atom_of(cell));
-}
 
 class Run {
  public:
@@ -137,11 +133,10 @@ class Run {
     sweeper_.pause();
     result_.by_finish += heap_.finish_lazy_sweep().blocks_swept;
     thread_.flush();
-    for (std::size_t cls = 0; cls < handoff::kNumSizeClasses; ++cls) {
-      heap_.directory(cls).for_each_block([](handoff::MarkedBlock& b) { b.mark_bits().clear_all(); });
-    }
+    ++version_;  // marks of older versions read as unmarked: no bitmap is cleared
     mark(long_lived_);
-    heap_.begin_lazy_sweep(handoff::LivenessPredicate::marked_or(large_is_live_));
+    if (array_ != nullptr) handoff::LargeObjectSpace::mark(array_, version_);
+    heap_.begin_lazy_sweep(handoff::SweepPolicy::by_marks(version_, nullptr));
     sweeper_.resume();
   }
 
@@ -150,8 +145,7 @@ class Run {
     while (!stack.empty()) {
       Node* n = stack.back();
       stack.pop_back();
-      if (n == nullptr || marked(n)) continue;
-      handoff::MarkedBlock::of(n)->mark_bits().set(handoff::MarkedBlock::atom_of(n));
+      if (n == nullptr || !handoff::MarkedBlock::of(n)->mark(n, version_)) continue;
       stack.push_back(n->left);
       stack.push_back(n->right);
     }
@@ -159,9 +153,7 @@ class Run {
 
   Options options_;
   handoff::Allocator heap_{handoff::AllocatorConfig{}};
-  // Block cells are live iff marked; the only large object, the array, is
-  // always live. Captureless, so it never dangles.
-  static bool large_is_live_(void*) { return true; }
+  std::uint32_t version_ = 0;  // of the last collection's marks
   handoff::ConcurrentSweeper sweeper_;
   handoff::ThreadAllocator thread_;
   Node* long_lived_ = nullptr;

@@ -493,7 +493,7 @@ MISUSE_CASE(allocator_allocate_zero, kThrows, kZeroSize, "allocate(0): a cell mu
   thread.allocate(0);
 }
 
-MISUSE_CASE(allocator_allocate_huge, kThrows, kSizeOverflow, "the size overflows once the large-object header") {
+MISUSE_CASE(allocator_allocate_huge, kThrows, kSizeOverflow, "the size overflows once headers and page rounding are added") {
   handoff::Allocator allocator;
   handoff::ThreadAllocator thread(allocator);
   thread.allocate(std::numeric_limits<std::size_t>::max());
@@ -515,7 +515,7 @@ MISUSE_CASE(allocator_destroyed_with_thread_attached, kAborts, kNone, "Allocator
 
 MISUSE_CASE(begin_lazy_sweep_twice, kThrows, kMisuse, "begin_lazy_sweep: the previous lazy sweep is still open") {
   handoff::Allocator allocator;
-  const auto keep_all = handoff::LivenessPredicate([](void*) { return true; });
+  const auto keep_all = handoff::SweepPolicy([](void*) { return true; });
   allocator.begin_lazy_sweep(keep_all);
   allocator.begin_lazy_sweep(keep_all);
 }

@@ -62,28 +62,28 @@ void Allocator::publish_counters(const LocalAllocatorCounters& delta) {
   published_ += delta;
 }
 
-SweepTotals Allocator::sweep(const LivenessPredicate& is_live) {
+SweepTotals Allocator::sweep(const SweepPolicy& policy) {
   SweepTotals totals;
   for (auto& directory : directories_) {
-    const SweepCounts c = directory->sweep(is_live);
+    const SweepCounts c = directory->sweep(policy);
     totals.blocks_swept += c.blocks;
     totals.live_cells += c.live_cells;
     totals.freed_cells += c.freed_cells;
     totals.freed_bytes += c.freed_cells * directory->cell_size();
   }
-  const SweepCounts large = large_.sweep(is_live);
+  const SweepCounts large = large_.sweep(policy);
   totals.live_large = large.live_cells;
   totals.freed_large = large.freed_cells;
   return totals;
 }
 
-void Allocator::begin_lazy_sweep(const LivenessPredicate& is_live) {
-  begin_lazy_sweep(is_live, [](std::size_t tasks, const std::function<void(std::size_t)>& run) {
+void Allocator::begin_lazy_sweep(const SweepPolicy& policy) {
+  begin_lazy_sweep(policy, [](std::size_t tasks, const std::function<void(std::size_t)>& run) {
     for (std::size_t i = 0; i < tasks; ++i) run(i);
   });
 }
 
-void Allocator::begin_lazy_sweep(const LivenessPredicate& is_live, const ParallelFor& parallel_for) {
+void Allocator::begin_lazy_sweep(const SweepPolicy& policy, const ParallelFor& parallel_for) {
   struct Part {
     Directory* directory;
     std::size_t first;
@@ -100,12 +100,12 @@ void Allocator::begin_lazy_sweep(const LivenessPredicate& is_live, const Paralle
     throw Error(ErrorCode::kMisuse,
                 "begin_lazy_sweep: the previous lazy sweep is still open; call finish_lazy_sweep() first");
   }
-  for (auto& directory : directories_) directory->set_lazy_predicate(is_live);
+  for (auto& directory : directories_) directory->set_lazy_policy(policy);
   parallel_for(parts.size(), [&](std::size_t i) { parts[i].directory->mark_unswept(parts[i].first, parts[i].last); });
   for (auto& directory : directories_) directory->end_lazy_sweep_begin();
   // Large objects are judged now, eagerly: finish must not judge objects
-  // allocated after begin, which the predicate knows nothing about.
-  const SweepCounts large = large_.sweep(is_live);
+  // allocated after begin, which the policy knows nothing about.
+  const SweepCounts large = large_.sweep(policy);
   lazy_large_ = {large.live_cells, large.freed_cells};
 }
 

@@ -160,7 +160,7 @@ void ConcurrentSweeper::wake() {
   wake_cv_.notify_all();
 }
 
-SweepTotals ConcurrentSweeper::begin_cycle(const LivenessPredicate& is_live) {
+SweepTotals ConcurrentSweeper::begin_cycle(const SweepPolicy& policy) {
   // Leaves the sweeper as it found it: paused by the caller stays paused, and
   // an exception from begin_lazy_sweep does not leave it paused by us.
   const bool was_paused = pause_requested();
@@ -173,7 +173,7 @@ SweepTotals ConcurrentSweeper::begin_cycle(const LivenessPredicate& is_live) {
     }
   } restore{*this, was_paused};
   const SweepTotals previous = heap_.finish_lazy_sweep();
-  heap_.begin_lazy_sweep(is_live);
+  heap_.begin_lazy_sweep(policy);
   if (was_paused) wake();  // work is queued for when the caller resumes
   return previous;
 }

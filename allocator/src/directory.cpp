@@ -16,12 +16,6 @@ bool sweepable(BlockState s) noexcept {
   return s == BlockState::kFull || s == BlockState::kSwept || s == BlockState::kUnswept;
 }
 
-SweepCounts sweep_block(MarkedBlock& block, const LivenessPredicate& is_live) {
-  if (!is_live.mark_bits_decide_blocks()) return block.sweep(is_live);
-  if (is_live.mark_version() != 0) return block.sweep_marked(is_live.mark_version(), is_live.on_dead());
-  return block.sweep_marked();
-}
-
 BlockState state_after_sweep(const MarkedBlock& block) noexcept {
   const std::size_t live = block.live_cell_count();
   if (live == 0) return BlockState::kEmpty;
@@ -63,9 +57,9 @@ ClaimResult Directory::try_claim(ClaimCursor& cursor, std::uint32_t owner, Epoch
   HANDOFF_CHECK(block->directory() == this,
                 "claimed a block of another directory: a block was freed and recycled under a pinned reader");
   if (result.lazily_swept) {
-    // The predicate was published before the UNSWEPT store our CAS read.
+    // The policy was published before the UNSWEPT store our CAS read.
     // (A throwing predicate ends the program here: noexcept, liveness.h.)
-    result.swept = sweep_block(*block, *lazy_predicate_.load(std::memory_order_acquire));
+    result.swept = lazy_policy_.load(std::memory_order_acquire)->sweep(*block);
     freed_cells_total_.fetch_add(result.swept.freed_cells, std::memory_order_relaxed);
   }
   result.block = block;
@@ -107,7 +101,7 @@ bool Directory::sweep_unswept(MarkedBlock& block, SweepCounts& counts) {
   const BlockStateWord seen = block.state();
   if (seen.state != BlockState::kUnswept) return false;
   if (!block.try_transition(seen, seen.with(BlockState::kSweeping))) return false;
-  const SweepCounts c = sweep_one(block, seen, *lazy_predicate_.load(std::memory_order_acquire));
+  const SweepCounts c = sweep_one(block, seen, *lazy_policy_.load(std::memory_order_acquire));
   counts.live_cells += c.live_cells;
   counts.freed_cells += c.freed_cells;
   ++counts.blocks;
@@ -147,10 +141,10 @@ MarkedBlock* Directory::take_fresh_block(std::uint32_t owner) noexcept {
   return block;
 }
 
-SweepCounts Directory::sweep_one(MarkedBlock& block, BlockStateWord seen, const LivenessPredicate& is_live) {
+SweepCounts Directory::sweep_one(MarkedBlock& block, BlockStateWord seen, const SweepPolicy& policy) {
   SweepCounts counts;
   try {
-    counts = sweep_block(block, is_live);
+    counts = policy.sweep(block);
   } catch (...) {
     // A predicate that throws: the block is published as what its live bits
     // now say (the cells judged dead are free, the rest allocated), so it
@@ -167,14 +161,14 @@ SweepCounts Directory::sweep_one(MarkedBlock& block, BlockStateWord seen, const 
   return counts;
 }
 
-SweepCounts Directory::sweep_where(bool (*accepts)(BlockState), const LivenessPredicate& is_live) {
+SweepCounts Directory::sweep_where(bool (*accepts)(BlockState), const SweepPolicy& policy) {
   ScopedPin pinned(epochs_);  // this walk reads block pointers from the registry
   SweepCounts total;
   for_each_block([&](MarkedBlock& block) {
     const BlockStateWord seen = block.state();
     if (!accepts(seen.state)) return;
     if (!block.try_transition(seen, seen.with(BlockState::kSweeping))) return;
-    const SweepCounts c = sweep_one(block, seen, is_live);
+    const SweepCounts c = sweep_one(block, seen, policy);
     total.live_cells += c.live_cells;
     total.freed_cells += c.freed_cells;
     ++total.blocks;
@@ -183,20 +177,20 @@ SweepCounts Directory::sweep_where(bool (*accepts)(BlockState), const LivenessPr
   return total;
 }
 
-SweepCounts Directory::sweep(const LivenessPredicate& is_live) {
-  return sweep_where(sweepable, is_live);  // OWNED, SWEEPING, EMPTY: not ours to sweep
+SweepCounts Directory::sweep(const SweepPolicy& policy) {
+  return sweep_where(sweepable, policy);  // OWNED, SWEEPING, EMPTY: not ours to sweep
 }
 
-std::size_t Directory::begin_lazy_sweep(const LivenessPredicate& is_live) {
-  set_lazy_predicate(is_live);
+std::size_t Directory::begin_lazy_sweep(const SweepPolicy& policy) {
+  set_lazy_policy(policy);
   const std::size_t marked = mark_unswept(0, block_slots());
   end_lazy_sweep_begin();
   return marked;
 }
 
-void Directory::set_lazy_predicate(const LivenessPredicate& is_live) {
-  lazy_storage_ = is_live;
-  lazy_predicate_.store(&lazy_storage_, std::memory_order_release);
+void Directory::set_lazy_policy(const SweepPolicy& policy) {
+  lazy_storage_ = policy;
+  lazy_policy_.store(&lazy_storage_, std::memory_order_release);
   unswept_in_cycle_.store(0, std::memory_order_relaxed);
 }
 
@@ -207,17 +201,16 @@ void Directory::end_lazy_sweep_begin() noexcept {
 
 std::size_t Directory::mark_unswept(std::size_t first, std::size_t last) {
   ScopedPin pinned(epochs_);  // this walk reads block pointers from the registry
-  const std::uint32_t version = lazy_storage_.mark_version();
   std::size_t marked = 0;
   for (std::size_t i = first; i < last; ++i) {
     MarkedBlock* block = block_at(i);
     if (block == nullptr) continue;
     const BlockStateWord seen = block->state();
     if (seen.state != BlockState::kFull && seen.state != BlockState::kSwept) continue;
-    // A block whose every allocated cell is marked has nothing to sweep:
-    // after an eden collection, every block that received no new cell
-    // since the last one (its survivors keep their marks).
-    if (version != 0 && block->all_live_marked(version)) continue;
+    // A block that the sweep would leave unchanged stays as it is: by
+    // marks, after an eden collection, every block that received no new
+    // cell since the last one (its survivors keep their marks).
+    if (lazy_storage_.frees_nothing_in(*block)) continue;
     if (block->try_transition(seen, seen.with(BlockState::kUnswept))) ++marked;
   }
   unswept_in_cycle_.fetch_add(marked, std::memory_order_relaxed);
@@ -225,9 +218,9 @@ std::size_t Directory::mark_unswept(std::size_t first, std::size_t last) {
 }
 
 SweepCounts Directory::finish_lazy_sweep() {
-  const LivenessPredicate* is_live = lazy_predicate_.load(std::memory_order_acquire);
-  if (is_live == nullptr) return {};
-  return sweep_where([](BlockState s) { return s == BlockState::kUnswept; }, *is_live);
+  const SweepPolicy* policy = lazy_policy_.load(std::memory_order_acquire);
+  if (policy == nullptr) return {};
+  return sweep_where([](BlockState s) { return s == BlockState::kUnswept; }, *policy);
 }
 
 std::size_t Directory::retire_empty_blocks(std::size_t keep, Limbo& limbo, std::size_t limbo_cap) {

@@ -23,15 +23,23 @@ std::size_t LargeObjectSpace::max_request() noexcept {
   return std::numeric_limits<std::size_t>::max() - kHeaderSize - platform::page_size();
 }
 
-void* LargeObjectSpace::allocate(std::size_t size, bool publish) noexcept {
+AllocationFailure LargeObjectSpace::refusal(std::size_t size) noexcept {
+  if (size > max_request()) return AllocationFailure::kSizeOverflow;
+  // More than the machine has (platform.h): refused before any reservation,
+  // which overcommit would grant.
+  if (mapping_size_for(size) > platform::backable_bytes()) return AllocationFailure::kUnbackable;
+  return AllocationFailure::kNone;
+}
+
+Allocation LargeObjectSpace::allocate(std::size_t size, bool publish) noexcept {
+  if (const AllocationFailure refused = refusal(size); refused != AllocationFailure::kNone) return {nullptr, refused};
   const std::size_t mapping = mapping_size_for(size);
-  if (mapping > platform::backable_bytes()) return nullptr;  // more than the machine has (platform.h)
-  if (!budget_.try_charge(mapping)) return nullptr;
+  if (!budget_.try_charge(mapping)) return {nullptr, AllocationFailure::kNoMapping};
   void* base = platform::reserve_aligned(mapping, platform::page_size());
   if (base == nullptr || !platform::commit(base, mapping)) {
     if (base != nullptr) platform::release(base, mapping);
     budget_.uncharge(mapping);
-    return nullptr;
+    return {nullptr, AllocationFailure::kNoMapping};
   }
   const auto start = reinterpret_cast<std::uintptr_t>(base) + kHeaderSize;
   new (base) std::atomic<std::uint32_t>(0);  // the mark word: never marked
@@ -39,7 +47,7 @@ void* LargeObjectSpace::allocate(std::size_t size, bool publish) noexcept {
   objects_.emplace(start, Entry{size, mapping, publish});
   bounds_.include(base, mapping);
   ++counters_.allocated;
-  return reinterpret_cast<void*>(start);
+  return {reinterpret_cast<void*>(start), AllocationFailure::kNone};
 }
 
 AddressBounds LargeObjectSpace::bounds() const {
@@ -73,7 +81,7 @@ std::size_t LargeObjectSpace::size_of(const void* object) const noexcept {
   return it == objects_.end() ? 0 : it->second.size;
 }
 
-SweepCounts LargeObjectSpace::sweep(const LivenessPredicate& is_live) {
+SweepCounts LargeObjectSpace::sweep(const SweepPolicy& policy) {
   std::lock_guard sweeping(sweep_mutex_);
   std::vector<std::uintptr_t> snapshot;
   {
@@ -85,14 +93,12 @@ SweepCounts LargeObjectSpace::sweep(const LivenessPredicate& is_live) {
   }
   SweepCounts counts;
   std::vector<std::uintptr_t> dead;
-  const std::uint32_t version = is_live.mark_version();
   for (std::uintptr_t start : snapshot) {
     void* object = reinterpret_cast<void*>(start);
-    const bool live = version != 0 ? is_marked(object, version) : is_live(object);
-    if (live) {
+    if (policy.keeps(object, mark_word(object).load(std::memory_order_relaxed))) {
       ++counts.live_cells;
     } else {
-      if (version != 0 && is_live.on_dead() != nullptr) is_live.on_dead()(object);
+      policy.on_dead(object);
       dead.push_back(start);
     }
   }

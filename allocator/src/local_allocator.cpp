@@ -7,27 +7,34 @@
 
 namespace handoff {
 
+namespace {
+
+using C = LocalAllocatorCounters;
+constexpr CounterSpec<C> kCounters[] = {
+    {"refills", &C::refills, "refills", "slow-path entries that needed a block"},
+    {"claims", &C::claims, "claims", "blocks taken from the directory"},
+    {"fresh_blocks", &C::fresh_blocks, "fresh blocks", "blocks taken from the pool"},
+    {"lazy_sweeps", &C::lazy_sweeps, "lazy sweeps", "claimed blocks this thread swept"},
+    {"lazily_freed_cells", &C::lazily_freed, "lazily freed cells", "cells those sweeps freed"},
+    {"cas_failures", &C::cas_failures, "CAS failures", "claims lost to another thread"},
+    {"cells_from_claims", &C::cells_from_claims, "cells from claims", "free cells in the blocks claimed"},
+    {"last_block_reclaims", &C::last_block_reclaims, "last-block reclaims",
+     "refills served by the block given up last (R1-R3)"},
+};
+static_assert(sizeof(kCounters) / sizeof(kCounters[0]) * sizeof(std::uint64_t) == sizeof(C),
+              "every LocalAllocatorCounters field has a row in the table");
+
+}  // namespace
+
+std::span<const CounterSpec<LocalAllocatorCounters>> LocalAllocatorCounters::table() noexcept { return kCounters; }
+
 LocalAllocatorCounters& LocalAllocatorCounters::operator+=(const LocalAllocatorCounters& o) noexcept {
-  refills += o.refills;
-  claims += o.claims;
-  fresh_blocks += o.fresh_blocks;
-  lazy_sweeps += o.lazy_sweeps;
-  lazily_freed += o.lazily_freed;
-  cas_failures += o.cas_failures;
-  cells_from_claims += o.cells_from_claims;
-  last_block_reclaims += o.last_block_reclaims;
+  add_counters(*this, o, table());
   return *this;
 }
 
 LocalAllocatorCounters& LocalAllocatorCounters::operator-=(const LocalAllocatorCounters& o) noexcept {
-  refills -= o.refills;
-  claims -= o.claims;
-  fresh_blocks -= o.fresh_blocks;
-  lazy_sweeps -= o.lazy_sweeps;
-  lazily_freed -= o.lazily_freed;
-  cas_failures -= o.cas_failures;
-  cells_from_claims -= o.cells_from_claims;
-  last_block_reclaims -= o.last_block_reclaims;
+  subtract_counters(*this, o, table());
   return *this;
 }
 
@@ -38,13 +45,8 @@ void LocalAllocator::bind(Directory& directory, std::uint32_t owner, EpochPartic
 }
 
 void* LocalAllocator::allocate_slow() {
-  if (!refill()) {
-    throw Error(ErrorCode::kOutOfMemory,
-                "no 16 KiB block available for size class " + std::to_string(directory_->size_class()) +
-                    " (cell size " + std::to_string(directory_->cell_size()) +
-                    " B): the OS refused memory or HANDOFF_MAX_HEAP_BYTES was reached");
-  }
-  return free_list_.allocate([]() -> void* { return nullptr; });
+  if (void* cell = try_allocate_slow()) return cell;
+  throw allocation_error(AllocationFailure::kNoBlock, directory_->cell_size());
 }
 
 void* LocalAllocator::try_allocate_slow() noexcept {

@@ -102,48 +102,6 @@ bool MarkedBlock::is_live_cell(const void* p) const noexcept {
   return cell_start(p) == p && live_bits().get(atom_of(p));
 }
 
-SweepCounts MarkedBlock::sweep_marked() noexcept {
-  SweepCounts counts;
-  for (std::size_t w = 0; w < AtomBitmap::kWords; ++w) {
-    const std::uint64_t live = live_bits().word(w);
-    const std::uint64_t kept = live & mark_bits().word(w);
-    std::uint64_t dead = live & ~kept;
-    counts.live_cells += bit_count(kept);
-    counts.freed_cells += bit_count(dead);
-    if (dead == 0) continue;
-    live_bits().set_word(w, kept);
-#if defined(HANDOFF_ASAN)
-    for (; dead != 0; dead &= dead - 1) {
-      HANDOFF_POISON(reinterpret_cast<char*>(this) + (w * 64 + std::countr_zero(dead)) * kAtomSize, cell_size_);
-    }
-#endif
-  }
-  return counts;
-}
-
-SweepCounts MarkedBlock::sweep_marked(std::uint32_t version, void (*on_dead)(void* cell)) {
-  if (!has_destructible()) on_dead = nullptr;
-  if (on_dead == nullptr && mark_version() == version) return sweep_marked();
-  const bool current = mark_version() == version;
-  SweepCounts counts;
-  char* const base = reinterpret_cast<char*>(this);
-  for (std::size_t w = 0; w < AtomBitmap::kWords; ++w) {
-    const std::uint64_t live = live_bits().word(w);
-    const std::uint64_t kept = current ? live & mark_bits().word(w) : 0;
-    std::uint64_t dead = live & ~kept;
-    counts.live_cells += bit_count(kept);
-    counts.freed_cells += bit_count(dead);
-    if (dead == 0) continue;
-    for (; dead != 0; dead &= dead - 1) {
-      void* cell = base + (w * 64 + static_cast<std::size_t>(std::countr_zero(dead))) * kAtomSize;
-      if (on_dead != nullptr) on_dead(cell);
-      HANDOFF_POISON(cell, cell_size_);
-    }
-    live_bits().set_word(w, kept);
-  }
-  return counts;
-}
-
 void MarkedBlock::check_invariants() const {
   const auto& mask = cell_start_mask();
   for (std::size_t w = 0; w < AtomBitmap::kWords; ++w) {

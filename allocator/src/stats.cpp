@@ -33,10 +33,9 @@ constexpr BlockState kAllStates[] = {BlockState::kPooled,   BlockState::kOwned, 
                                      BlockState::kEmpty,    BlockState::kRetired};
 
 void write_counters_json(std::ostream& out, const LocalAllocatorCounters& c) {
-  out << "{\"refills\":" << c.refills << ",\"claims\":" << c.claims << ",\"fresh_blocks\":" << c.fresh_blocks
-      << ",\"lazy_sweeps\":" << c.lazy_sweeps << ",\"lazily_freed_cells\":" << c.lazily_freed
-      << ",\"cas_failures\":" << c.cas_failures << ",\"cells_from_claims\":" << c.cells_from_claims
-      << ",\"last_block_reclaims\":" << c.last_block_reclaims << "}";
+  out << "{";
+  counters_json_fields(out, c, LocalAllocatorCounters::table());
+  out << "}";
 }
 
 }  // namespace
@@ -88,11 +87,9 @@ void Allocator::write_stats_text(std::ostream& out) const {
       << p.cached_bytes / kKiB << " + purged " << p.purged_bytes / kKiB << " KiB\n"
       << "  blocks: acquired " << p.blocks_acquired << ", released " << p.blocks_released << ", purged "
       << p.blocks_purged << ", acquire failures " << p.acquire_failures << "\n"
-      << "  large objects: " << s.large.objects << " (" << s.large.object_bytes / kKiB << " KiB)\n"
-      << "  refills " << s.counters.refills << ", claims " << s.counters.claims << ", fresh blocks "
-      << s.counters.fresh_blocks << ", lazy sweeps " << s.counters.lazy_sweeps << ", CAS failures "
-      << s.counters.cas_failures << "\n"
-      << "  epoch " << s.epoch.epoch << " (" << s.epoch.advances << " advances), limbo " << s.limbo.size
+      << "  large objects: " << s.large.objects << " (" << s.large.object_bytes / kKiB << " KiB)\n";
+  counters_text(out, s.counters, LocalAllocatorCounters::table());
+  out << "  epoch " << s.epoch.epoch << " (" << s.epoch.advances << " advances), limbo " << s.limbo.size
       << " blocks (retired " << s.limbo.retired << ", freed " << s.limbo.freed << ")\n"
       << "  process RSS " << s.process_rss_bytes / kKiB << " KiB, attached threads " << s.attached_threads
       << "\n  class  cell  blocks  live/capacity  occupancy\n";

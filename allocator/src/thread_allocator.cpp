@@ -5,21 +5,6 @@
 #include <string>
 
 namespace handoff {
-namespace {
-
-Error size_error(std::size_t size) {
-  if (size == 0) {
-    return Error(ErrorCode::kZeroSize, "allocate(0): a cell must have at least one byte");
-  }
-  return Error(ErrorCode::kSizeOverflow,
-               "allocate(" + std::to_string(size) + "): the size overflows once the large-object header "
-               "and page rounding are added (largest request: " +
-                   std::to_string(LargeObjectSpace::max_request()) + " bytes)");
-}
-
-bool is_bad_size(std::size_t size) noexcept { return size == 0 || size > LargeObjectSpace::max_request(); }
-
-}  // namespace
 
 ThreadAllocator::ThreadAllocator(Allocator& allocator)
     : allocator_(allocator),
@@ -39,46 +24,29 @@ ThreadAllocator::~ThreadAllocator() {
 }
 
 void* ThreadAllocator::allocate_unclassed(std::size_t size) {
-  if (is_bad_size(size)) throw size_error(size);
-  if (size > platform::backable_bytes()) {
-    throw Error(ErrorCode::kOutOfMemory, "large object of " + std::to_string(size) +
-                                             " bytes: larger than this machine can back (" +
-                                             std::to_string(platform::backable_bytes()) +
-                                             " bytes: physical memory plus swap, or RLIMIT_AS)");
-  }
-  void* object = allocator_.large_objects().allocate(size, false);
-  if (object == nullptr) {
-    throw Error(ErrorCode::kOutOfMemory,
-                "large object of " + std::to_string(size) +
-                    " bytes: the OS refused the mapping or HANDOFF_MAX_HEAP_BYTES was reached");
-  }
-  remember_large(object);
-  return object;
+  const Allocation a = allocate_large(size);
+  if (a.cell == nullptr) throw allocation_error(a.failure, size);
+  return a.cell;
 }
 
 void* ThreadAllocator::try_allocate_unclassed(std::size_t size) noexcept {
-  if (is_bad_size(size)) {
-    last_error_ = size == 0 ? ErrorCode::kZeroSize : ErrorCode::kSizeOverflow;
-    return nullptr;
-  }
-  void* object = allocator_.large_objects().allocate(size, false);
-  if (object == nullptr) {
-    last_error_ = ErrorCode::kOutOfMemory;
-    return nullptr;
-  }
-  try {
-    remember_large(object);
-  } catch (...) {  // published instead: the object is still valid to return
-  }
-  return object;
+  const Allocation a = allocate_large(size);
+  if (a.cell == nullptr) last_error_ = error_code_of(a.failure);
+  return a.cell;
 }
 
-void ThreadAllocator::remember_large(void* object) {
+Allocation ThreadAllocator::allocate_large(std::size_t size) noexcept {
+  if (size == 0) return {nullptr, AllocationFailure::kZeroSize};
+  const Allocation a = allocator_.large_objects().allocate(size, false);  // checks the size
+  if (a.cell != nullptr) remember_large(a.cell);
+  return a;
+}
+
+void ThreadAllocator::remember_large(void* object) noexcept {
   try {
     unpublished_large_.push_back(object);
-  } catch (...) {
-    allocator_.large_objects().publish(object);  // keep the heap consistent
-    throw;
+  } catch (...) {  // no room to remember it: published now, still valid to return
+    allocator_.large_objects().publish(object);
   }
 }
 

@@ -76,6 +76,44 @@ TEST(Errors, HugeSizesOverflow) {
   expect_heap_still_works(heap, thread);
 }
 
+// Each failure has one code and one wording (allocation_error), which the
+// throwing entry points use as they are: no layer words its own copy.
+TEST(Errors, EachAllocationFailureHasOneCodeAndOneMessage) {
+  struct Case {
+    AllocationFailure failure;
+    ErrorCode code;
+    std::size_t size;
+    const char* names;
+  };
+  const Case cases[] = {
+      {AllocationFailure::kZeroSize, ErrorCode::kZeroSize, 0, "allocate(0)"},
+      {AllocationFailure::kSizeOverflow, ErrorCode::kSizeOverflow, SIZE_MAX, "overflows"},
+      {AllocationFailure::kUnbackable, ErrorCode::kOutOfMemory, std::size_t{1} << 50, "larger than this machine"},
+      {AllocationFailure::kNoBlock, ErrorCode::kOutOfMemory, 48, "cell size 48 B"},
+      {AllocationFailure::kNoMapping, ErrorCode::kOutOfMemory, 100000, "refused the mapping"},
+  };
+  for (const Case& c : cases) {
+    EXPECT_EQ(error_code_of(c.failure), c.code);
+    const Error e = allocation_error(c.failure, c.size);
+    EXPECT_EQ(e.code(), c.code);
+    const std::string what = e.what();
+    EXPECT_NE(what.find(c.names), std::string::npos) << what;
+    if (c.failure != AllocationFailure::kNoBlock) {
+      EXPECT_NE(what.find(std::to_string(c.size)), std::string::npos) << what;
+    }
+  }
+  EXPECT_EQ(LargeObjectSpace::refusal(SIZE_MAX), AllocationFailure::kSizeOverflow);
+  EXPECT_EQ(LargeObjectSpace::refusal(std::size_t{1} << 50), AllocationFailure::kUnbackable);
+  EXPECT_EQ(LargeObjectSpace::refusal(kMaxSmallSize + 1), AllocationFailure::kNone);
+
+  Allocator heap(test::default_config());
+  ThreadAllocator thread(heap);
+  EXPECT_EQ(expect_error([&] { thread.allocate(SIZE_MAX); }, ErrorCode::kSizeOverflow),
+            allocation_error(AllocationFailure::kSizeOverflow, SIZE_MAX).what());
+  EXPECT_EQ(expect_error([&] { thread.allocate(std::size_t{1} << 50); }, ErrorCode::kOutOfMemory),
+            allocation_error(AllocationFailure::kUnbackable, std::size_t{1} << 50).what());
+}
+
 TEST(Errors, SizesTheOsRefusesAreOutOfMemory) {
   Allocator heap(test::default_config());
   ThreadAllocator thread(heap);

@@ -26,7 +26,7 @@ TEST(LargeObjectSpace, ObjectsAreWritableAndFoundFromAnyInteriorPointer) {
   LargeObjectSpace space(budget);
   std::vector<char*> objects;
   for (std::size_t size : kSizes) {
-    auto* p = static_cast<char*>(space.allocate(size));
+    auto* p = static_cast<char*>(space.allocate(size).cell);
     ASSERT_NE(p, nullptr) << "size " << size;
     EXPECT_EQ(reinterpret_cast<std::uintptr_t>(p) % 16, 0u);
     std::memset(p, 0xC3, size);
@@ -74,7 +74,7 @@ TEST(LargeObjectSpace, BoundsCoverEveryObjectItMaps) {
   LargeObjectSpace space(budget);
   EXPECT_FALSE(space.bounds().contains(reinterpret_cast<std::uintptr_t>(&space)));
   std::vector<char*> objects;
-  for (std::size_t size : kSizes) objects.push_back(static_cast<char*>(space.allocate(size)));
+  for (std::size_t size : kSizes) objects.push_back(static_cast<char*>(space.allocate(size).cell));
   const AddressBounds bounds = space.bounds();
   for (std::size_t i = 0; i < objects.size(); ++i) {
     ASSERT_NE(objects[i], nullptr);
@@ -87,7 +87,7 @@ TEST(LargeObjectSpace, SweepFreesTheDeadAndUnchargesThem) {
   HeapBudget budget(0);
   LargeObjectSpace space(budget);
   std::vector<char*> objects;
-  for (std::size_t size : kSizes) objects.push_back(static_cast<char*>(space.allocate(size)));
+  for (std::size_t size : kSizes) objects.push_back(static_cast<char*>(space.allocate(size).cell));
   char* keep = objects[1];
   test::stamp(keep, kSizes[1], 99);
   std::size_t calls = 0;
@@ -116,10 +116,10 @@ TEST(LargeObjectSpace, SweepFreesTheDeadAndUnchargesThem) {
 TEST(LargeObjectSpace, ObjectsAllocatedDuringASweepAreKept) {
   HeapBudget budget(0);
   LargeObjectSpace space(budget);
-  void* old_object = space.allocate(kMaxSmallSize + 1);
+  void* old_object = space.allocate(kMaxSmallSize + 1).cell;
   void* born_during_sweep = nullptr;
   auto is_live = [&](void*) {
-    if (born_during_sweep == nullptr) born_during_sweep = space.allocate(kMaxSmallSize + 1);
+    if (born_during_sweep == nullptr) born_during_sweep = space.allocate(kMaxSmallSize + 1).cell;
     return false;
   };
   const SweepCounts c = space.sweep(is_live);
@@ -132,13 +132,13 @@ TEST(LargeObjectSpace, ObjectsAllocatedDuringASweepAreKept) {
 TEST(LargeObjectSpace, BudgetAndFailureInjectorRefuseCleanly) {
   HeapBudget budget(std::size_t{1} << 20);
   LargeObjectSpace space(budget);
-  EXPECT_EQ(space.allocate(std::size_t{2} << 20), nullptr) << "over the heap limit";
+  EXPECT_EQ(space.allocate(std::size_t{2} << 20).failure, AllocationFailure::kNoMapping) << "over the heap limit";
   EXPECT_EQ(budget.charged(), 0u);
-  void* small = space.allocate(kMaxSmallSize + 1);
+  void* small = space.allocate(kMaxSmallSize + 1).cell;
   ASSERT_NE(small, nullptr);
   budget.fail_nth_charge(1);
-  EXPECT_EQ(space.allocate(kMaxSmallSize + 1), nullptr) << "injected failure";
-  EXPECT_NE(space.allocate(kMaxSmallSize + 1), nullptr) << "the injector fires once";
+  EXPECT_EQ(space.allocate(kMaxSmallSize + 1).cell, nullptr) << "injected failure";
+  EXPECT_NE(space.allocate(kMaxSmallSize + 1).cell, nullptr) << "the injector fires once";
   EXPECT_EQ(space.stats().objects, 2u);
   EXPECT_EQ(budget.charged(), space.stats().mapped_bytes);
 }
@@ -146,8 +146,8 @@ TEST(LargeObjectSpace, BudgetAndFailureInjectorRefuseCleanly) {
 TEST(LargeObjectSpace, RequestsTheOsRefusesReturnNullAndUncharge) {
   HeapBudget budget(0);
   LargeObjectSpace space(budget);
-  EXPECT_EQ(space.allocate(std::size_t{1} << 50), nullptr);
-  EXPECT_EQ(space.allocate(LargeObjectSpace::max_request()), nullptr);
+  EXPECT_EQ(space.allocate(std::size_t{1} << 50).failure, AllocationFailure::kUnbackable);
+  EXPECT_EQ(space.allocate(LargeObjectSpace::max_request()).cell, nullptr);
   EXPECT_EQ(budget.charged(), 0u);
   EXPECT_EQ(space.stats().objects, 0u);
   EXPECT_LT(LargeObjectSpace::max_request(), SIZE_MAX - LargeObjectSpace::kHeaderSize);

@@ -1,6 +1,7 @@
 // Marked blocks: alignment, geometry, interior pointers, the state word,
 // the live bitmap and sweeping (marked_block.h, atom_bitmap.h).
 #include <handoff/block_pool.h>
+#include <handoff/liveness.h>
 #include <handoff/marked_block.h>
 
 #include <gtest/gtest.h>
@@ -10,6 +11,7 @@
 #include <bit>
 #include <cstdint>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -196,6 +198,54 @@ TEST_F(MarkedBlockTest, SharedMarksAreWonOnceEachAndSurviveTheFirstMarksClear) {
   }
 }
 
+std::vector<void*> dead_cells_seen;
+void record_dead(void* cell) { dead_cells_seen.push_back(cell); }
+
+// The marks policy: live &= marks for the sweep's version; marks of another
+// version read as unmarked; on_dead only where destructible cells live.
+TEST_F(MarkedBlockTest, SweepByMarksKeepsExactlyTheCellsMarkedWithItsVersion) {
+  MarkedBlock* block = fresh_block(0, BlockState::kSweeping);
+  ASSERT_NE(block, nullptr);
+  block->set_all_live();
+  const std::size_t cells = block->cell_count();
+  for (std::size_t i = 0; i < cells; i += 3) block->mark(block->cell_at(i), 5);
+  const std::size_t marked = (cells + 2) / 3;
+  dead_cells_seen.clear();
+  SweepCounts c = block->sweep(SweepByMarks{5, &record_dead});
+  EXPECT_EQ(c.live_cells, marked);
+  EXPECT_EQ(c.freed_cells, cells - marked);
+  EXPECT_TRUE(dead_cells_seen.empty()) << "on_dead ran in a block with no destructible cell";
+  for (std::size_t i = 0; i < cells; ++i) EXPECT_EQ(block->is_live_cell(block->cell_at(i)), i % 3 == 0) << i;
+
+  block->note_destructible();
+  c = block->sweep(SweepByMarks{6, &record_dead});  // version 6: nothing marked
+  EXPECT_EQ(c.live_cells, 0u);
+  EXPECT_EQ(c.freed_cells, marked);
+  EXPECT_EQ(dead_cells_seen.size(), marked) << "on_dead once per dead cell";
+  EXPECT_EQ(block->live_cell_count(), 0u);
+  block->publish(block->state().with(BlockState::kEmpty));
+  block->check_invariants();
+}
+
+// A predicate that throws mid-word: the cells judged dead before the throw
+// are freed, the cell it threw on and every later one stay allocated.
+TEST_F(MarkedBlockTest, SweepByAThrowingPredicateFreesOnlyTheCellsJudgedBeforeTheThrow) {
+  MarkedBlock* block = fresh_block(0, BlockState::kSweeping);
+  ASSERT_NE(block, nullptr);
+  block->set_all_live();
+  const std::size_t cells = block->cell_count();
+  std::size_t calls = 0;
+  auto drop_until_ten = [&](void*) -> bool {
+    if (++calls == 11) throw std::runtime_error("predicate failed");
+    return false;
+  };
+  EXPECT_THROW(block->sweep(SweepByPredicate{drop_until_ten}), std::runtime_error);
+  EXPECT_EQ(block->live_cell_count(), cells - 10);
+  for (std::size_t i = 0; i < cells; ++i) EXPECT_EQ(block->is_live_cell(block->cell_at(i)), i >= 10) << i;
+  block->publish(block->state().with(BlockState::kSwept));
+  block->check_invariants();
+}
+
 TEST_F(MarkedBlockTest, SweepFreesExactlyTheCellsThePredicateRejects) {
   MarkedBlock* block = fresh_block(1, BlockState::kSweeping);
   ASSERT_NE(block, nullptr);
@@ -207,7 +257,7 @@ TEST_F(MarkedBlockTest, SweepFreesExactlyTheCellsThePredicateRejects) {
     EXPECT_EQ(block->cell_at(index), cell) << "predicate got a non-cell pointer";
     return index % 2 == 0;
   };
-  const SweepCounts counts = block->sweep(keep_even);
+  const SweepCounts counts = block->sweep(SweepByPredicate{keep_even});
   EXPECT_EQ(calls, block->cell_count()) << "one call per allocated cell";
   EXPECT_EQ(counts.live_cells, (block->cell_count() + 1) / 2);
   EXPECT_EQ(counts.freed_cells, block->cell_count() / 2);
@@ -218,7 +268,7 @@ TEST_F(MarkedBlockTest, SweepFreesExactlyTheCellsThePredicateRejects) {
   // Sweeping again only visits the survivors.
   calls = 0;
   auto keep_all = [&](void*) { ++calls; return true; };
-  const SweepCounts again = block->sweep(keep_all);
+  const SweepCounts again = block->sweep(SweepByPredicate{keep_all});
   EXPECT_EQ(calls, counts.live_cells);
   EXPECT_EQ(again.freed_cells, 0u);
   block->publish(block->state().with(BlockState::kSwept));

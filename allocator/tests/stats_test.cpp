@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
 #include <sstream>
 #include <string>
 
@@ -54,6 +55,59 @@ TEST(Stats, JsonHasPoolClassesAndTunablesAndBalances) {
   EXPECT_EQ(json.front(), '{');
   EXPECT_NE(json.find("\"live_cells\":100"), std::string::npos) << "the class of 24-byte cells has 100 live";
   EXPECT_NE(json.find("\"objects\":1"), std::string::npos);
+}
+
+// "name": (built by appends: GCC 12 warns falsely on "\"" + std::string).
+std::string json_key(const char* name) {
+  std::string key(1, '"');
+  key += name;
+  key += "\":";
+  return key;
+}
+
+// One table drives the counters' sums, JSON and text: every row's value
+// shows up under its key and its label, and += / -= cover every row.
+TEST(Stats, EveryCounterOfTheTableAppearsInJsonAndText) {
+  const auto table = LocalAllocatorCounters::table();
+  LocalAllocatorCounters c;
+  std::uint64_t value = 1000;
+  std::set<std::string> names;
+  std::set<std::string> labels;
+  for (const auto& spec : table) {
+    c.*spec.field = value++;
+    EXPECT_TRUE(names.insert(spec.name).second) << "JSON key used twice: " << spec.name;
+    EXPECT_TRUE(labels.insert(spec.label).second) << "label used twice: " << spec.label;
+    EXPECT_NE(std::string(spec.help), "") << spec.name;
+  }
+  std::ostringstream json;
+  std::ostringstream text;
+  counters_json_fields(json, c, table);
+  counters_text(text, c, table);
+  for (const auto& spec : table) {
+    const std::string v = std::to_string(c.*spec.field);
+    EXPECT_NE(json.str().find(json_key(spec.name) + v), std::string::npos) << json.str();
+    EXPECT_NE(text.str().find(std::string(spec.label) + " " + v), std::string::npos) << text.str();
+  }
+  LocalAllocatorCounters twice = c;
+  twice += c;
+  for (const auto& spec : table) EXPECT_EQ(twice.*spec.field, 2 * (c.*spec.field)) << spec.name;
+  twice -= c;
+  for (const auto& spec : table) EXPECT_EQ(twice.*spec.field, c.*spec.field) << spec.name;
+
+  // The allocator's own writers use the table: every key and label appears.
+  Allocator heap(test::default_config());
+  ThreadAllocator thread(heap);
+  thread.allocate(24);
+  thread.flush();
+  std::ostringstream heap_json;
+  std::ostringstream heap_text;
+  heap.write_stats_json(heap_json);
+  heap.write_stats_text(heap_text);
+  const std::string counters = heap_json.str().substr(heap_json.str().find("\"counters\":"));
+  for (const auto& spec : table) {
+    EXPECT_NE(counters.find(json_key(spec.name)), std::string::npos) << spec.name;
+    EXPECT_NE(heap_text.str().find(spec.label), std::string::npos) << spec.label << " missing in " << heap_text.str();
+  }
 }
 
 TEST(Stats, TextMentionsTunablesAndTheirVariables) {

@@ -135,13 +135,7 @@ inline void HandoffBackend::counters(Json& json) const {
   json.field("live_bytes_probe_max", live_max_);
   json.field("bytes_allocated", s.bytes_allocated);
   json.field("bytes_swept", s.bytes_swept);
-  json.field("refills", c.refills);
-  json.field("claims", c.claims);
-  json.field("fresh_blocks", c.fresh_blocks);
-  json.field("lazy_sweeps", c.lazy_sweeps);
-  json.field("cas_failures", c.cas_failures);
-  json.field("last_block_reclaims", c.last_block_reclaims);
-  json.field("cells_from_claims", c.cells_from_claims);
+  for (const auto& spec : handoff::LocalAllocatorCounters::table()) json.field(spec.name, c.*spec.field);
   json.field("sweeper_blocks_swept", s.sweeper.blocks_swept);
   json.field("sweeper_blocks_freed", s.sweeper.blocks_freed);
   json.field("epoch_advances", s.allocator.epoch.advances);

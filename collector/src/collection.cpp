@@ -107,8 +107,8 @@ bool HeapInternals::is_marked(const void* object) const noexcept {
   return LargeObjectSpace::is_marked(cell, mark_version);
 }
 
-LivenessPredicate HeapInternals::sweep_predicate() const noexcept {
-  return LivenessPredicate::by_marks(mark_version, &run_destructor);
+SweepPolicy HeapInternals::sweep_policy() const noexcept {
+  return SweepPolicy::by_marks(mark_version, &run_destructor);
 }
 
 bool HeapInternals::choose_eden(CollectionKind kind) const noexcept {
@@ -267,11 +267,11 @@ void HeapInternals::process_weak_and_finalizable(Marker& marker) {
 void HeapInternals::start_sweep(CollectionKind kind) {
   if (config.immortal != 0) return;
   if (config.sync_sweep != 0 || kind == CollectionKind::kLastResort) {
-    allocator.sweep(sweep_predicate());
+    allocator.sweep(sweep_policy());
     if (kind == CollectionKind::kLastResort) allocator.release_empty_blocks();
     return;
   }
-  allocator.begin_lazy_sweep(sweep_predicate(), on_marker_threads(marker_threads.get()));
+  allocator.begin_lazy_sweep(sweep_policy(), on_marker_threads(marker_threads.get()));
 }
 
 void HeapInternals::update_after_collection(const CollectionResult& r) {

@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstddef>
 #include <array>
 #include <cstdio>
 #include <iostream>
@@ -119,7 +120,7 @@ Heap::~Heap() {
   // last collection's lazy sweep has not reached, then of everything else.
   allocator_.finish_lazy_sweep();
   if (++in.mark_version == 0) in.mark_version = 1;
-  allocator_.sweep(LivenessPredicate::by_marks(in.mark_version, &detail::run_destructor));
+  allocator_.sweep(SweepPolicy::by_marks(in.mark_version, &detail::run_destructor));
 }
 
 detail::MutatorThread* Heap::find_current_slow() const noexcept {
@@ -210,33 +211,19 @@ void Heap::forget_on_this_thread(MutatorThread* self) noexcept {
   records.cached = nullptr;
 }
 
-namespace {
-
-[[noreturn]] void throw_size_error(const ThreadAllocator& allocator, std::size_t size) {
-  if (allocator.last_error() == ErrorCode::kZeroSize) {
-    throw Error(ErrorCode::kZeroSize, "allocation of 0 bytes");
-  }
-  throw Error(ErrorCode::kSizeOverflow, "allocation of " + std::to_string(size) +
-                                            " bytes: the size overflows once headers and page rounding "
-                                            "are added");
-}
-
-}  // namespace
-
 void* Heap::allocate_slow(MutatorThread& self, std::size_t size, bool throw_on_oom) {
   if (detail::tls_records.in_destructor > 0) current_or_throw("allocation");
   if (self.park_depth > 0) {
     throw Error(ErrorCode::kMisuse,
                 "allocation inside a ParkedScope: a parked thread must not touch the heap; close the scope first");
   }
-  if (size > LargeObjectSpace::max_request()) {
-    self.countdown += static_cast<std::int64_t>(size);  // nothing was allocated
-    throw Error(ErrorCode::kSizeOverflow, "allocation of " + std::to_string(size) +
-                                              " bytes: the size overflows once headers and page rounding "
-                                              "are added");
+  // Sizes no heap could hold, refused before the request is counted as
+  // allocated; the allocator's answer for every other request is a cell or
+  // out of memory, so no error code needs reading back from it.
+  if (const AllocationFailure refused = LargeObjectSpace::refusal(size); refused != AllocationFailure::kNone) {
+    return refuse(self, size, refused, throw_on_oom);
   }
   auto& in = *internals_;
-  if (size > platform::backable_bytes()) return refuse_unbackable(self, size, throw_on_oom);
   // Publish the slice just used up (or the part of it used before a failure).
   in.publish_allocation(self);
   self.slice_bytes = config_.collect_every != 0 ? 0 : static_cast<std::int64_t>(config_.allocation_slice_bytes);
@@ -244,7 +231,6 @@ void* Heap::allocate_slow(MutatorThread& self, std::size_t size, bool throw_on_o
   safepoint();
   if (in.should_collect() && self.defer_depth == 0) in.collect(&self, detail::CollectionKind::kTriggered);
   if (void* cell = self.allocator.try_allocate(size)) return cell;
-  if (self.allocator.last_error() != ErrorCode::kOutOfMemory) throw_size_error(self.allocator, size);
   // One last full collection (synchronous sweep, empty blocks released),
   // unless collections are deferred; then the error.
   const bool collected = in.collect(&self, detail::CollectionKind::kLastResort);
@@ -270,19 +256,20 @@ void* Heap::allocate_slow(MutatorThread& self, std::size_t size, bool throw_on_o
   throw Error(ErrorCode::kOutOfMemory, message);
 }
 
-// A request larger than the machine can back (platform.h): no collection
-// could make room for it, so none runs.
-void* Heap::refuse_unbackable(MutatorThread& self, std::size_t size, bool throw_on_oom) {
+// A size that overflows, or one larger than the machine can back
+// (platform.h): no collection could make room for it, so none runs. An
+// overflowing size is a misuse, not out of memory: it throws even for
+// try_make.
+void* Heap::refuse(MutatorThread& self, std::size_t size, AllocationFailure failure, bool throw_on_oom) {
   self.countdown += static_cast<std::int64_t>(size);  // nothing was allocated
-  {
-    std::lock_guard lock(internals_->stats_mutex);
-    ++internals_->counters.out_of_memory_errors;
+  if (error_code_of(failure) == ErrorCode::kOutOfMemory) {
+    {
+      std::lock_guard lock(internals_->stats_mutex);
+      ++internals_->counters.out_of_memory_errors;
+    }
+    if (!throw_on_oom) return nullptr;
   }
-  if (!throw_on_oom) return nullptr;
-  throw Error(ErrorCode::kOutOfMemory, "allocation of " + std::to_string(size) +
-                                           " bytes: larger than this machine can back (" +
-                                           std::to_string(platform::backable_bytes()) +
-                                           " bytes: physical memory plus swap, or RLIMIT_AS)");
+  throw allocation_error(failure, size);
 }
 
 std::size_t Heap::checked_extra(std::size_t count, std::size_t element) {
@@ -449,28 +436,63 @@ HeapStats Heap::stats() const {
   return s;
 }
 
+namespace {
+
+using S = HeapStats;
+constexpr CounterSpec<S> kHeapCounters[] = {
+    {"collections", &S::collections, "collections", "collections run"},
+    {"eden_collections", &S::eden_collections, "eden", "of which sticky-mark collections that trace only new objects"},
+    {"full_collections", &S::full_collections, "full", "of which collections that trace everything"},
+    {"remembered_cards", &S::remembered_cards, "remembered cards", "dirty cards scanned by eden collections"},
+    {"remembered_objects", &S::remembered_objects, "old objects retraced", "old objects retraced for them"},
+    {"deferred_collections", &S::deferred_collections, "deferred", "collections requested inside a DeferGC scope"},
+    {"last_resort_collections", &S::last_resort_collections, "last-resort", "collections run because an allocation failed"},
+    {"out_of_memory_errors", &S::out_of_memory_errors, "out-of-memory errors", "allocations that failed"},
+    {"mark_ns_total", &S::mark_ns_total, "mark ns total", "time spent marking"},
+    {"mark_ns_max", &S::mark_ns_max, "mark ns max", "longest mark"},
+    {"pause_ns_total", &S::pause_ns_total, "pause ns total", "time the world was stopped"},
+    {"pause_ns_max", &S::pause_ns_max, "pause ns max", "longest pause"},
+    {"live_bytes", &S::live_bytes, "live bytes", "marked by the last full collection plus every eden one since"},
+    {"live_objects", &S::live_objects, "live objects", "objects counted in live_bytes"},
+    {"marked_bytes_total", &S::marked_bytes_total, "marked bytes total", "newly marked, over all collections"},
+    {"bytes_allocated", &S::bytes_allocated, "bytes allocated", "published by threads' slow paths"},
+    {"bytes_swept", &S::bytes_swept, "bytes swept", "freed by sweeps finished so far"},
+    {"objects_swept", &S::objects_swept, "objects swept", "cells and large objects those sweeps freed"},
+    {"trigger_bytes", &S::trigger_bytes, "trigger bytes", "current collection threshold"},
+    {"weak_cleared", &S::weak_cleared, "weak cleared", "weak handles cleared"},
+    {"finalizers_queued", &S::finalizers_queued, "finalizers queued", "finalizers of dead objects queued"},
+    {"finalizers_run", &S::finalizers_run, "finalizers run", "finalizers that ran"},
+    {"roots", &S::roots, "roots", "Root handles now"},
+    {"weak_handles", &S::weak_handles, "weak handles", "Weak handles now"},
+    {"attached_threads", &S::attached_threads, "threads", "mutator threads attached now"},
+    {"verifications", &S::verifications, "verifications", "heap verifier runs"},
+    {"ephemeron_entries", &S::ephemeron_entries, "ephemeron entries", "entries looked at when their tables were traced"},
+    {"ephemeron_rounds", &S::ephemeron_rounds, "ephemeron rounds", "fixpoint rounds, over all collections"},
+    {"ephemeron_rounds_max", &S::ephemeron_rounds_max, "ephemeron rounds max", "most in one collection"},
+    {"ephemerons_dropped", &S::ephemerons_dropped, "ephemerons dropped", "entries dropped because their key died"},
+    {"external_bytes", &S::external_bytes, "external bytes", "attached external memory now"},
+    {"external_attached", &S::external_attached, "external attached", "attachments, ever"},
+    {"external_released", &S::external_released, "external released", "released by a sweep or a detach"},
+    {"checked_handles", &S::checked_handles, "checked handles", "CheckedHandle slots in use"},
+    {"checked_handles_cleared", &S::checked_handles_cleared, "checked handles cleared",
+     "weak ones cleared because their object died"},
+};
+// The scalar counters are the fields before `allocator`: each has a row.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Winvalid-offsetof"
+static_assert(sizeof(kHeapCounters) / sizeof(kHeapCounters[0]) * sizeof(std::uint64_t) == offsetof(S, allocator),
+              "every scalar HeapStats counter has a row in the table");
+#pragma GCC diagnostic pop
+
+}  // namespace
+
+std::span<const CounterSpec<HeapStats>> HeapStats::table() noexcept { return kHeapCounters; }
+
 void Heap::write_stats_json(std::ostream& out) const {
   const HeapStats s = stats();
-  out << "{\"collections\":" << s.collections << ",\"eden_collections\":" << s.eden_collections
-      << ",\"full_collections\":" << s.full_collections << ",\"remembered_cards\":" << s.remembered_cards
-      << ",\"remembered_objects\":" << s.remembered_objects << ",\"deferred_collections\":" << s.deferred_collections
-      << ",\"last_resort_collections\":" << s.last_resort_collections
-      << ",\"out_of_memory_errors\":" << s.out_of_memory_errors << ",\"mark_ns_total\":" << s.mark_ns_total
-      << ",\"mark_ns_max\":" << s.mark_ns_max << ",\"pause_ns_total\":" << s.pause_ns_total
-      << ",\"pause_ns_max\":" << s.pause_ns_max << ",\"pause_ms_mean\":" << s.pause_ms_mean()
-      << ",\"live_bytes\":" << s.live_bytes << ",\"live_objects\":" << s.live_objects
-      << ",\"marked_bytes_total\":" << s.marked_bytes_total << ",\"bytes_allocated\":" << s.bytes_allocated
-      << ",\"bytes_swept\":" << s.bytes_swept << ",\"objects_swept\":" << s.objects_swept
-      << ",\"trigger_bytes\":" << s.trigger_bytes << ",\"weak_cleared\":" << s.weak_cleared
-      << ",\"finalizers_queued\":" << s.finalizers_queued << ",\"finalizers_run\":" << s.finalizers_run
-      << ",\"roots\":" << s.roots << ",\"weak_handles\":" << s.weak_handles
-      << ",\"attached_threads\":" << s.attached_threads << ",\"verifications\":" << s.verifications
-      << ",\"ephemeron_entries\":" << s.ephemeron_entries << ",\"ephemeron_rounds\":" << s.ephemeron_rounds
-      << ",\"ephemeron_rounds_max\":" << s.ephemeron_rounds_max << ",\"ephemerons_dropped\":" << s.ephemerons_dropped
-      << ",\"external_bytes\":" << s.external_bytes << ",\"external_attached\":" << s.external_attached
-      << ",\"external_released\":" << s.external_released << ",\"checked_handles\":" << s.checked_handles
-      << ",\"checked_handles_cleared\":" << s.checked_handles_cleared
-      << ",\"sweeper\":{\"blocks_swept\":" << s.sweeper.blocks_swept << ",\"cells_freed\":" << s.sweeper.cells_freed
+  out << "{";
+  counters_json_fields(out, s, HeapStats::table());
+  out << ",\"pause_ms_mean\":" << s.pause_ms_mean() << ",\"sweeper\":{\"blocks_swept\":" << s.sweeper.blocks_swept << ",\"cells_freed\":" << s.sweeper.cells_freed
       << ",\"blocks_retired\":" << s.sweeper.blocks_retired << ",\"blocks_freed\":" << s.sweeper.blocks_freed
       << ",\"limbo_blocks\":" << s.sweeper.limbo_blocks << "},\"tunables\":";
   tunables_json(out, config_, HeapConfig::table());
@@ -488,19 +510,11 @@ void Heap::write_stats_json(std::ostream& out) const {
 
 void Heap::write_stats_text(std::ostream& out) const {
   const HeapStats s = stats();
+  // The summary line, then every counter of the table.
   out << "handoff heap: " << s.collections << " collections (" << s.eden_collections << " eden, "
-      << s.full_collections << " full, " << s.deferred_collections << " deferred, " << s.last_resort_collections
-      << " last-resort; " << s.remembered_cards << " cards, " << s.remembered_objects
-      << " old objects retraced), pause max " << static_cast<double>(s.pause_ns_max) / 1e6
-      << " ms mean " << s.pause_ms_mean() << " ms, mark total " << static_cast<double>(s.mark_ns_total) / 1e6
-      << " ms\n  live " << s.live_bytes << " B in " << s.live_objects << " objects; allocated " << s.bytes_allocated
-      << " B; swept " << s.bytes_swept << " B; trigger at " << s.trigger_bytes << " B\n  roots " << s.roots
-      << ", weak " << s.weak_handles << " (" << s.weak_cleared << " cleared), finalizers " << s.finalizers_run
-      << "/" << s.finalizers_queued << " run, threads " << s.attached_threads << "\n  ephemerons " << s.ephemeron_entries
-      << " entries traced in " << s.ephemeron_rounds << " rounds (max " << s.ephemeron_rounds_max << "), "
-      << s.ephemerons_dropped << " dropped; external " << s.external_bytes << " B (" << s.external_attached
-      << " attached, " << s.external_released << " released); checked handles " << s.checked_handles << " ("
-      << s.checked_handles_cleared << " cleared)\n  occupancy by size class:";
+      << s.full_collections << " full), pause mean " << s.pause_ms_mean() << " ms\n";
+  counters_text(out, s, HeapStats::table());
+  out << "  occupancy by size class:";
   for (const auto& c : s.allocator.classes) {
     if (c.blocks == 0) continue;
     out << " " << c.cell_size << ":" << c.live_cells << "/" << c.capacity_cells;

@@ -121,7 +121,7 @@ class HeapInternals {
   // The generational policy: true for an eden collection.
   bool choose_eden(CollectionKind kind) const noexcept;
   void set_trigger() noexcept;
-  LivenessPredicate sweep_predicate() const noexcept;
+  SweepPolicy sweep_policy() const noexcept;
   void start_sweep(CollectionKind kind);
   void process_weak_and_finalizable(class Marker& marker);
 #if defined(HANDOFF_TEST_HOOKS)

@@ -66,7 +66,7 @@ TEST(ShowStats, DestroyedHeapWritesItsStatsToStderr) {
   heap.reset();
   const std::string out = testing::internal::GetCapturedStderr();
   EXPECT_EQ(first_number(out, R"(handoff heap: (\d+) collections)"), static_cast<long long>(collections)) << out;
-  EXPECT_GE(first_number(out, R"(allocated (\d+) B)"), 1000 * static_cast<long long>(sizeof(Node))) << out;
+  EXPECT_GE(first_number(out, R"(bytes allocated (\d+))"), 1000 * static_cast<long long>(sizeof(Node))) << out;
   EXPECT_NE(out.find("HANDOFF_SHOW_STATS=1"), std::string::npos) << "the tunables are part of the report:\n" << out;
 }
 

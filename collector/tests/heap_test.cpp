@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -382,6 +383,39 @@ TEST(HeapStatsTest, LiveCountsAndHandleCountsReflectTheHeap) {
   std::ostringstream text;
   heap.write_stats_text(text);
   EXPECT_FALSE(text.str().empty());
+}
+
+// "name": (built by appends: GCC 12 warns falsely on "\"" + std::string).
+std::string json_key(const char* name) {
+  std::string key(1, '"');
+  key += name;
+  key += "\":";
+  return key;
+}
+
+// The heap's counters come from one table: each row's key and value are in
+// the JSON, its label and value in the text.
+TEST(HeapStatsTest, EveryCounterOfTheTableAppearsInJsonAndText) {
+  Heap heap(env_config());
+  ThreadScope attached(heap);
+  heap.make<Node>(1);
+  heap.collect();
+  const HeapStats stats = heap.stats();
+  std::ostringstream json;
+  std::ostringstream text;
+  heap.write_stats_json(json);
+  heap.write_stats_text(text);
+  std::set<std::string> names;
+  for (const auto& spec : HeapStats::table()) {
+    EXPECT_TRUE(names.insert(spec.name).second) << "JSON key used twice: " << spec.name;
+    // Values only for counters nothing changes in the background (the
+    // sweeper thread adds to the swept ones, timings differ per snapshot).
+    const bool steady = spec.field == &HeapStats::collections || spec.field == &HeapStats::attached_threads;
+    const std::string v = steady ? std::to_string(stats.*spec.field) : "";
+    EXPECT_NE(json.str().find(json_key(spec.name) + v), std::string::npos) << spec.name;
+    EXPECT_NE(text.str().find(std::string(spec.label) + " " + v), std::string::npos) << spec.label;
+  }
+  EXPECT_NE(json.str().find("\"pause_ms_mean\":"), std::string::npos);
 }
 
 TEST(HeapLookup, FindObjectMapsInteriorPointersToObjectStarts) {

@@ -66,19 +66,20 @@ class Allocator {
   Allocator(const Allocator&) = delete;
   Allocator& operator=(const Allocator&) = delete;
 
-  // Eager sweep of every block no thread owns, and of large objects:
-  // is_live(cell) is called once per allocated cell; false frees it.
-  SweepTotals sweep(const LivenessPredicate& is_live);
+  // Eager sweep of every block no thread owns, and of large objects, by
+  // `policy` (liveness.h): a predicate, called once per allocated cell
+  // (false frees it), or the collector's marks.
+  SweepTotals sweep(const SweepPolicy& policy);
   // Lazy sweep: blocks are swept by the local allocator that claims them.
   // Preconditions of begin: no refill is in flight on this heap (the
   // collector calls it with the world stopped) and the previous lazy cycle
-  // was finished. `is_live` must stay valid while any refill may still
+  // was finished. A predicate `policy` must stay valid while any refill may still
   // claim an UNSWEPT block, that is until finish_lazy_sweep() returns and
   // every allocating thread has passed a refill since; a stateless callable
   // is the safe choice. finish may run beside allocating threads. Large
   // objects are swept eagerly at begin; finish reports their counts. A second begin before finish throws
   // Error(kMisuse) and changes nothing.
-  void begin_lazy_sweep(const LivenessPredicate& is_live);
+  void begin_lazy_sweep(const SweepPolicy& policy);
   // The same, with the walk over the directories' registries split into
   // parts of kLazySweepPartSlots slots that `parallel_for` may run on
   // several threads at once (the collector runs them on its marker
@@ -88,7 +89,7 @@ class Allocator {
   // any thread may run one. Large objects are judged on the calling thread.
   using ParallelFor = std::function<void(std::size_t tasks, const std::function<void(std::size_t task)>& run)>;
   static constexpr std::size_t kLazySweepPartSlots = 256;  // blocks per part: 4 MiB of heap, tens of microseconds
-  void begin_lazy_sweep(const LivenessPredicate& is_live, const ParallelFor& parallel_for);
+  void begin_lazy_sweep(const SweepPolicy& policy, const ParallelFor& parallel_for);
   SweepTotals finish_lazy_sweep();
   // Retires every EMPTY block and frees those whose grace period is over;
   // blocks a pinned thread might still read stay in limbo until a later

@@ -107,9 +107,9 @@ class ConcurrentSweeper {
   ConcurrentSweeper& operator=(const ConcurrentSweeper&) = delete;
 
   // Starts a reclaim cycle: pauses the sweeper, finishes the heap's previous
-  // lazy sweep, begins a new one with `is_live` (Allocator::begin_lazy_sweep,
+  // lazy sweep, begins a new one with `policy` (Allocator::begin_lazy_sweep,
   // whose preconditions apply), resumes and wakes the sweeper.
-  SweepTotals begin_cycle(const LivenessPredicate& is_live);
+  SweepTotals begin_cycle(const SweepPolicy& policy);
 
   // Returns once the sweeper holds no block; it stays idle until resume().
   void pause();

@@ -99,18 +99,18 @@ class Directory {
   // none is claimable.
   ClaimResult try_claim(ClaimCursor& cursor, std::uint32_t owner, EpochParticipant& self) noexcept;
   // The sweeper's step S1 for one UNSWEPT block: claims it (CAS to
-  // SWEEPING), sweeps it with the lazy predicate and publishes the result.
+  // SWEEPING), sweeps it with the lazy policy and publishes the result.
   // False when another thread took it first.
   bool sweep_unswept(MarkedBlock& block, SweepCounts& counts);
   // A new block from the pool, already OWNED by `owner`; nullptr on OOM.
   MarkedBlock* take_fresh_block(std::uint32_t owner) noexcept;
 
   // Eager sweep of every block nobody owns.
-  SweepCounts sweep(const LivenessPredicate& is_live);
+  SweepCounts sweep(const SweepPolicy& policy);
   // Lazy sweep: FULL and SWEPT blocks become UNSWEPT; claimers sweep them
-  // with `is_live`. begin requires that no refill is in flight (it rewrites
-  // the stored predicate that claimers read); see Allocator.
-  std::size_t begin_lazy_sweep(const LivenessPredicate& is_live);
+  // with `policy`. begin requires that no refill is in flight (it rewrites
+  // the stored policy that claimers read); see Allocator.
+  std::size_t begin_lazy_sweep(const SweepPolicy& policy);
   SweepCounts finish_lazy_sweep();
   // Blocks the last begin_lazy_sweep made UNSWEPT: those allocators filled
   // since the collection before (after an eden collection; every non-empty
@@ -120,11 +120,11 @@ class Directory {
   std::size_t last_cycle_blocks() const noexcept { return last_cycle_blocks_.load(std::memory_order_relaxed); }
   // begin_lazy_sweep in parts, for a caller that walks the registry on
   // several threads (Allocator::begin_lazy_sweep with a ParallelFor; same
-  // preconditions): set_lazy_predicate on one thread; then
+  // preconditions): set_lazy_policy on one thread; then
   // mark_unswept(first, last) for disjoint slot ranges, on any threads at
   // once (each pins); then end_lazy_sweep_begin on one thread, after every
   // part returned. Returns the blocks made UNSWEPT.
-  void set_lazy_predicate(const LivenessPredicate& is_live);
+  void set_lazy_policy(const SweepPolicy& policy);
   std::size_t mark_unswept(std::size_t first, std::size_t last);
   void end_lazy_sweep_begin() noexcept;
   // S2: retires EMPTY blocks beyond the first `keep`, unless the limbo
@@ -155,9 +155,9 @@ class Directory {
 
   Atomic<MarkedBlock*>& slot(std::size_t i) const noexcept;
   bool publish_locked(MarkedBlock* block);
-  SweepCounts sweep_one(MarkedBlock& block, BlockStateWord seen, const LivenessPredicate& is_live);
+  SweepCounts sweep_one(MarkedBlock& block, BlockStateWord seen, const SweepPolicy& policy);
   // Claims (CAS to SWEEPING) and sweeps every block whose state `accepts`.
-  SweepCounts sweep_where(bool (*accepts)(BlockState), const LivenessPredicate& is_live);
+  SweepCounts sweep_where(bool (*accepts)(BlockState), const SweepPolicy& policy);
   MarkedBlock* claim_scan(ClaimCursor& cursor, std::uint32_t owner, EpochParticipant& self,
                           ClaimResult& result) noexcept;
   void advance_cycle() noexcept { cycle_.fetch_add(1, std::memory_order_acq_rel); }
@@ -174,13 +174,13 @@ class Directory {
   // sweeper: on a cache line of its own, away from size_ and cycle_, which
   // every claim reads (false sharing between two threads' refills).
   alignas(64) std::atomic<std::uint64_t> freed_cells_total_{0};
-  alignas(64) std::atomic<const LivenessPredicate*> lazy_predicate_{nullptr};
+  alignas(64) std::atomic<const SweepPolicy*> lazy_policy_{nullptr};
   std::atomic<std::size_t> last_cycle_blocks_{0};  // a hint: relaxed
   // Blocks the parts of the current begin_lazy_sweep made UNSWEPT so far;
   // end_lazy_sweep_begin (after every part returned) publishes the sum as
   // last_cycle_blocks_.
   std::atomic<std::size_t> unswept_in_cycle_{0};
-  LivenessPredicate lazy_storage_;  // what lazy_predicate_ points to
+  SweepPolicy lazy_storage_;  // what lazy_policy_ points to
 };
 
 }  // namespace handoff

@@ -3,6 +3,7 @@
 // changes heap state: the check happens before any block is touched.
 #pragma once
 
+#include <cstddef>
 #include <stdexcept>
 #include <string>
 
@@ -32,5 +33,30 @@ class Error : public std::runtime_error {
  private:
   ErrorCode code_;
 };
+
+// Why an allocation failed. Every layer (LocalAllocator, ThreadAllocator,
+// LargeObjectSpace, the collector's Heap) reports a failure by returning
+// it, with a null cell, up to the entry point the user called; a throwing
+// entry point is a thin wrapper that turns it into an Error through
+// allocation_error(), the one place that words each message, and a
+// non-throwing one records error_code_of(failure).
+enum class AllocationFailure : unsigned char {
+  kNone = 0,
+  kZeroSize,      // allocate(0)
+  kSizeOverflow,  // wraps once the large-object header and page rounding are added
+  kUnbackable,    // one request larger than the machine can back (platform::backable_bytes)
+  kNoBlock,       // no block for the size class: the OS or the heap limit refused
+  kNoMapping,     // no mapping for a large object: the OS or the heap limit refused
+};
+
+struct Allocation {
+  void* cell = nullptr;
+  AllocationFailure failure = AllocationFailure::kNone;  // why `cell` is null
+};
+
+ErrorCode error_code_of(AllocationFailure failure) noexcept;
+// The Error for a failed request of `size` bytes (kNoBlock: any size of the
+// size class that had no block).
+Error allocation_error(AllocationFailure failure, std::size_t size);
 
 }  // namespace handoff

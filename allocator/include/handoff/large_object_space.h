@@ -20,6 +20,7 @@
 #pragma once
 
 #include <handoff/block_pool.h>
+#include <handoff/error.h>
 #include <handoff/liveness.h>
 #include <handoff/marked_block.h>
 
@@ -51,20 +52,26 @@ class LargeObjectSpace {
   LargeObjectSpace& operator=(const LargeObjectSpace&) = delete;
 
   // Largest request that does not overflow when header and page rounding are
-  // added; the caller reports larger ones as kSizeOverflow.
+  // added.
   static std::size_t max_request() noexcept;
+  // Why no large object of `size` bytes can exist (kSizeOverflow above
+  // max_request(), kUnbackable above what the machine can back), or kNone.
+  // The one size check of a large request; allocate() makes it, and the
+  // collector asks before it counts the request as allocated.
+  static AllocationFailure refusal(std::size_t size) noexcept;
 
-  // nullptr when the OS or the budget refuses.
-  void* allocate(std::size_t size, bool publish = true) noexcept;
+  // A refused size (refusal()), or kNoMapping when the OS or the budget
+  // refuses the mapping.
+  Allocation allocate(std::size_t size, bool publish = true) noexcept;
   // Makes an unpublished object visible to sweeps.
   void publish(void* object) noexcept;
   // Start of the object containing p, or nullptr.
   void* find(const void* p) const noexcept;
   // Requested size of the object starting at `object`, or 0 if none does.
   std::size_t size_of(const void* object) const noexcept;
-  // Sweeps published objects. A by_marks predicate judges each object by
-  // the mark word in its mapping header and calls on_dead before unmapping.
-  SweepCounts sweep(const LivenessPredicate& is_live);
+  // Sweeps published objects: `policy` judges each one (by_marks: by the
+  // mark word in its mapping header) and on_dead runs before it is unmapped.
+  SweepCounts sweep(const SweepPolicy& policy);
 
   // The collector's mark, kept in the first word of the object's mapping
   // header. mark() returns false when `object` was already marked for

@@ -21,6 +21,7 @@
 //   live_at_claim + allocated + on_free_list == block capacity
 #pragma once
 
+#include <handoff/counters.h>
 #include <handoff/directory.h>
 #include <handoff/free_list.h>
 #include <handoff/marked_block.h>
@@ -28,19 +29,23 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 
 namespace handoff {
 
+// What each counter means is said once, in its table (local_allocator.cpp),
+// which the sums, the JSON and the text dump iterate.
 struct LocalAllocatorCounters {
-  std::uint64_t refills = 0;        // slow-path entries that needed a block
-  std::uint64_t claims = 0;         // blocks taken from the directory
-  std::uint64_t fresh_blocks = 0;   // blocks taken from the pool
-  std::uint64_t lazy_sweeps = 0;    // claimed blocks this thread swept
-  std::uint64_t lazily_freed = 0;   // cells those sweeps freed
-  std::uint64_t cas_failures = 0;   // claims lost to another thread
+  std::uint64_t refills = 0;
+  std::uint64_t claims = 0;
+  std::uint64_t fresh_blocks = 0;
+  std::uint64_t lazy_sweeps = 0;
+  std::uint64_t lazily_freed = 0;
+  std::uint64_t cas_failures = 0;
   std::uint64_t cells_from_claims = 0;
-  std::uint64_t last_block_reclaims = 0;  // refills served by the remembered block
+  std::uint64_t last_block_reclaims = 0;
 
+  static std::span<const CounterSpec<LocalAllocatorCounters>> table() noexcept;
   LocalAllocatorCounters& operator+=(const LocalAllocatorCounters& o) noexcept;
   LocalAllocatorCounters& operator-=(const LocalAllocatorCounters& o) noexcept;
 };
@@ -61,8 +66,9 @@ class LocalAllocator {
 
   void bind(Directory& directory, std::uint32_t owner, EpochParticipant& participant) noexcept;
 
-  // Fast paths (allocate_inlines.h). allocate() throws Error(kOutOfMemory);
-  // try_allocate() returns nullptr instead.
+  // Fast paths (allocate_inlines.h). try_allocate() returns nullptr when no
+  // block is left (AllocationFailure::kNoBlock); allocate() throws the
+  // Error for it instead (its slow path wraps try_allocate's).
   void* allocate();
   void* try_allocate() noexcept;
 

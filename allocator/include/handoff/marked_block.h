@@ -157,18 +157,22 @@ class MarkedBlock {
   template <class F>
   void for_each_live_cell(F&& f) const;
 
-  // Sweeps: calls is_live(cell) once per allocated cell; a false answer frees
-  // the cell (its live bit is cleared and, under ASan, it is poisoned).
+  // The one sweep loop, a live-bitmap word at a time; `policy` says which
+  // cells die (liveness.h: SweepByMarks, SweepByPredicate). Per block it
+  // gives a judge, `auto judge = policy.judge(*this)`, with
+  //   std::uint64_t keep(std::size_t w, std::uint64_t live, std::uint64_t& kept)
+  //       the subset of word w's allocated cells `live` that stay allocated.
+  //       A judge that may throw clears dead cells' bits in `kept` (which
+  //       starts as `live`) as it goes: a throw then frees exactly the cells
+  //       judged dead before it, and every other cell stays allocated.
+  //   bool visits_dead() const, void on_dead(void* cell)
+  //       whether to call on_dead(cell) for each freed cell before it is
+  //       freed (destructors).
+  // A freed cell's live bit is cleared and, under ASan, the cell poisoned.
   // Precondition: the caller holds the block exclusively (kSweeping or
   // kOwned by the caller, or the world is stopped).
-  template <class Pred>
-  SweepCounts sweep(Pred&& is_live);
-  // Sweeps by the mark bitmap: live &= marks, a word at a time.
-  SweepCounts sweep_marked() noexcept;
-  // The collector's sweep: marks count only if the block's mark version is
-  // `version` (otherwise nothing in it was marked this cycle); on_dead (may
-  // be null) is called for each dead cell before it is freed.
-  SweepCounts sweep_marked(std::uint32_t version, void (*on_dead)(void* cell));
+  template <class Policy>
+  SweepCounts sweep(const Policy& policy);
   // Marks the cell starting at `cell` for `version`, first clearing marks
   // left by an older version (the bitmap is cleared only by the first mark
   // of a cycle, never in a pass over all blocks). Returns false when it was
@@ -230,6 +234,13 @@ class MarkedBlock {
   // (release); the others wait for it (acquire), so no bit set for
   // `version` is lost to the clear.
   void begin_marking_shared(std::uint32_t version) noexcept;
+  // The cell whose first atom is the lowest set bit of `bits`, word w.
+  void* cell_of_bit(std::size_t w, std::uint64_t bits) const noexcept {
+    return const_cast<char*>(reinterpret_cast<const char*>(this)) +
+           (w * 64 + static_cast<std::size_t>(std::countr_zero(bits))) * kAtomSize;
+  }
+  // Under ASan, poisons the cells of word w whose bits are set in `dead`.
+  void poison_cells(std::size_t w, std::uint64_t dead) noexcept;
 
   std::atomic<std::uint64_t> state_;
   Directory* directory_;
@@ -261,36 +272,46 @@ void MarkedBlock::for_each_live_cell(F&& f) const {
   }
 }
 
-template <class Pred>
-SweepCounts MarkedBlock::sweep(Pred&& is_live) {
-  SweepCounts counts;
-  char* const base = reinterpret_cast<char*>(this);
+template <class Policy>
+SweepCounts MarkedBlock::sweep(const Policy& policy) {
+  auto judge = policy.judge(*this);
+  const bool visit = judge.visits_dead();
+  std::size_t live_cells = 0;  // locals, not the result's fields: they stay in registers
+  std::size_t freed_cells = 0;
   for (std::size_t w = 0; w < AtomBitmap::kWords; ++w) {
-    const std::uint64_t word = live_bits().word(w);
-    std::uint64_t bits = word;
-    std::uint64_t kept = word;
-    while (bits != 0) {
-      const int bit = std::countr_zero(bits);
-      bits &= bits - 1;
-      void* cell = base + (w * 64 + static_cast<std::size_t>(bit)) * kAtomSize;
-      bool live;
+    const std::uint64_t live = live_bits().word(w);
+    std::uint64_t kept = live;
+    if constexpr (noexcept(judge.keep(w, live, kept))) {
+      kept = judge.keep(w, live, kept);
+    } else {
       try {
-        live = is_live(cell);
+        kept = judge.keep(w, live, kept);
       } catch (...) {
-        live_bits().set_word(w, kept);  // the cells judged dead so far are freed; the rest stay allocated
+        poison_cells(w, live & ~kept);  // the cells judged dead so far are freed; the rest stay allocated
+        live_bits().set_word(w, kept);
         throw;
       }
-      if (live) {
-        ++counts.live_cells;
-      } else {
-        kept &= ~(std::uint64_t{1} << bit);
-        ++counts.freed_cells;
-        HANDOFF_POISON(cell, cell_size_);
-      }
     }
-    if (kept != word) live_bits().set_word(w, kept);
+    const std::uint64_t dead = live & ~kept;
+    live_cells += bit_count(kept);
+    freed_cells += bit_count(dead);
+    if (dead == 0) continue;
+    if (visit) {
+      for (std::uint64_t d = dead; d != 0; d &= d - 1) judge.on_dead(cell_of_bit(w, d));
+    }
+    poison_cells(w, dead);
+    live_bits().set_word(w, kept);
   }
+  SweepCounts counts;
+  counts.live_cells = live_cells;
+  counts.freed_cells = freed_cells;
   return counts;
+}
+
+inline void MarkedBlock::poison_cells([[maybe_unused]] std::size_t w, [[maybe_unused]] std::uint64_t dead) noexcept {
+#if defined(HANDOFF_ASAN)
+  for (; dead != 0; dead &= dead - 1) HANDOFF_POISON(cell_of_bit(w, dead), cell_size_);
+#endif
 }
 
 }  // namespace handoff

@@ -48,9 +48,12 @@ class ThreadAllocator {
   LocalAllocatorCounters counters() const noexcept;
 
  private:
+  // The one path for requests the size classes do not serve (0 and large
+  // sizes); the two entry points only report its failure differently.
   HANDOFF_SLOW_PATH void* allocate_unclassed(std::size_t size);
   void* try_allocate_unclassed(std::size_t size) noexcept;
-  void remember_large(void* object);
+  Allocation allocate_large(std::size_t size) noexcept;
+  void remember_large(void* object) noexcept;
 
   Allocator& allocator_;
   std::uint32_t owner_;

@@ -57,6 +57,7 @@
 #include <handoff/config.h>
 #include <handoff/check.h>
 #include <handoff/concurrent_sweeper.h>
+#include <handoff/counters.h>
 #include <handoff/handles.h>
 #include <handoff/mutator_thread.h>
 #include <handoff/traced.h>
@@ -178,6 +179,10 @@ struct HeapStats {
   std::uint64_t checked_handles_cleared = 0;  // weak ones cleared because their object died
   AllocatorStats allocator;
   SweeperStats sweeper;
+
+  // The scalar counters above, each with its JSON key and text label
+  // (heap.cpp); write_stats_json and write_stats_text iterate it.
+  static std::span<const CounterSpec<HeapStats>> table() noexcept;
 
   double pause_ms_mean() const noexcept {
     return collections == 0 ? 0.0 : static_cast<double>(pause_ns_total) / 1e6 / static_cast<double>(collections);
@@ -347,7 +352,7 @@ class Heap {
     return allocate_slow(*self, size, throw_on_oom);
   }
   HANDOFF_SLOW_PATH void* allocate_slow(MutatorThread& self, std::size_t size, bool throw_on_oom);
-  void* refuse_unbackable(MutatorThread& self, std::size_t size, bool throw_on_oom);
+  void* refuse(MutatorThread& self, std::size_t size, AllocationFailure failure, bool throw_on_oom);
   HANDOFF_SLOW_PATH void safepoint_slow();
   // ParkedScope's parts (the protocol: collector/src/safepoint.cpp).
   // park_begin finds the record and counts the scope; the slow paths run
