@@ -31,7 +31,8 @@ TEST(BitCount, AgreesWithABitByBitCount) {
 }
 
 TEST(BitCount, AtomBitmapCountIsTheSumOverWords) {
-  AtomBitmap bits;
+  BlockBitmaps storage;
+  AtomBitmap bits = storage.live();
   std::mt19937_64 random(3);
   std::size_t expected = 0;
   for (std::size_t atom = 0; atom < kAtomsPerBlock; ++atom) {

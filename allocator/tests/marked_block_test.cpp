@@ -342,7 +342,7 @@ TEST_F(MarkedBlockTest, SweepByMarksKeepsExactlyTheMarkedLiveCellsInEveryWord) {
     kept += live[i] && marked[i];
     freed += live[i] && !marked[i];
   }
-  const SweepCounts counts = block->sweep_marked(kVersion, nullptr);
+  const SweepCounts counts = block->sweep(SweepByMarks{kVersion, nullptr});
   EXPECT_EQ(counts.live_cells, kept);
   EXPECT_EQ(counts.freed_cells, freed);
   for (std::size_t i = 0; i < block->cell_count(); ++i) {

@@ -65,7 +65,7 @@ struct SweepByMarks {
     void on_dead(void* cell) const { on_dead_(cell); }
 
    private:
-    const AtomBitmap& marks_;
+    const AtomBitmap marks_;  // a view of the block's mark words
     std::uint64_t current_;  // all ones when the marks are of this version, else 0: all dead
     void (*on_dead_)(void*);
   };
