@@ -12,7 +12,8 @@
 int main() {
   handoff::Allocator heap;
   handoff::SweeperConfig config;
-  config.keep_empty_blocks = 0;  // retire every empty block
+  config.keep_empty_blocks = 0;  // retire every empty block,
+  config.keep_last_cycle = 0;    // however many the last cycle filled
   config.idle_wait_ms = 1;
   handoff::ConcurrentSweeper sweeper(heap, config);
   std::vector<void*> cells;
