@@ -100,7 +100,10 @@ def unresolved(text, ours):
 
 
 def main(argv):
-    if len(argv) < 2:
+    if len(argv) >= 2 and argv[1] in ("-h", "--help"):
+        print(__doc__)
+        return 0
+    if len(argv) < 2 or not os.path.isdir(os.path.join(argv[1], "papers")):
         print(__doc__, file=sys.stderr)
         return 2
     root = argv[1]

@@ -38,7 +38,10 @@ def code_lines(path, text):
 
 
 def main(argv):
-    if len(argv) < 2:
+    if len(argv) >= 2 and argv[1] in ("-h", "--help"):
+        print(__doc__)
+        return 0
+    if len(argv) < 2 or not os.path.isdir(os.path.join(argv[1], "allocator")):
         print(__doc__, file=sys.stderr)
         return 2
     root = argv[1]
