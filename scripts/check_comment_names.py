@@ -99,14 +99,23 @@ def unresolved(text, ours):
             yield m.group(0)
 
 
-def main(argv):
+def source_dir_or_usage(argv, doc, expected):
+    """(SOURCE_DIR, 0); or (None, status) after printing the usage: to stdout
+    for --help (status 0), to stderr when the argument is missing or has no
+    `expected` subdirectory (status 2)."""
     if len(argv) >= 2 and argv[1] in ("-h", "--help"):
-        print(__doc__)
-        return 0
-    if len(argv) < 2 or not os.path.isdir(os.path.join(argv[1], "papers")):
-        print(__doc__, file=sys.stderr)
-        return 2
-    root = argv[1]
+        print(doc)
+        return None, 0
+    if len(argv) < 2 or not os.path.isdir(os.path.join(argv[1], expected)):
+        print(doc, file=sys.stderr)
+        return None, 2
+    return argv[1], 0
+
+
+def main(argv):
+    root, status = source_dir_or_usage(argv, __doc__, "papers")
+    if root is None:
+        return status
     also = argv[argv.index("--also") + 1:] if "--also" in argv else []
     ours, comments = set(), []
     for path in list(source_files(root)) + also:

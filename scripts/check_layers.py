@@ -23,7 +23,7 @@ import sys
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from check_comment_names import split  # noqa: E402  (code and comments of a C++ file)
+from check_comment_names import source_dir_or_usage, split  # noqa: E402  (usage; code and comments of a C++ file)
 
 CXX_SUFFIXES = (".h", ".hpp", ".c", ".cpp", ".inc")
 INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]handoff/([\w./]+)[>"]', re.M)
@@ -38,13 +38,9 @@ def code_lines(path, text):
 
 
 def main(argv):
-    if len(argv) >= 2 and argv[1] in ("-h", "--help"):
-        print(__doc__)
-        return 0
-    if len(argv) < 2 or not os.path.isdir(os.path.join(argv[1], "allocator")):
-        print(__doc__, file=sys.stderr)
-        return 2
-    root = argv[1]
+    root, status = source_dir_or_usage(argv, __doc__, "allocator")
+    if root is None:
+        return status
     also = argv[argv.index("--also") + 1:] if "--also" in argv else []
     collector_headers = set(os.listdir(os.path.join(root, "collector", "include", "handoff")))
     allocator_headers = set()
