@@ -98,8 +98,9 @@ bool ConcurrentSweeper::pass(bool walk, bool retry_sweep, bool& sweep_deferred) 
   const bool wants_sweep = walk || retry_sweep;
   sweep_deferred = wants_sweep && config_.back_off != 0 && mutators_fill_the_cores();
   if (sweep_deferred) passes_backed_off_.fetch_add(1, std::memory_order_relaxed);
-  walk = walk || (retry_sweep && !sweep_deferred);
-  bool did = walk && !sweep_deferred && sweep_unswept_blocks();
+  const bool sweep_now = wants_sweep && !sweep_deferred;
+  walk = walk || sweep_now;  // a retried sweep walks S2 as well
+  bool did = sweep_now && sweep_unswept_blocks();
   if (pause_requested()) return did;
   const std::size_t retired = walk ? heap_.retire_empty_blocks(config_.keep_empty_blocks, config_.limbo_cap_blocks,
                                                                config_.keep_last_cycle != 0)
