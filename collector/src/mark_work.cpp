@@ -45,12 +45,15 @@ bool MarkWorkPool::take_or_terminate(Segment& out) {
       active_.fetch_sub(1, std::memory_order_seq_cst);  // T5
     }
     if (active_.load(std::memory_order_seq_cst) == 0) return false;  // T6
-    // T7. More workers than cores must not starve the ones holding work.
-    if (spins < 64) {
-      std::this_thread::yield();
-    } else {
-      std::this_thread::sleep_for(std::chrono::microseconds(20));
-    }
+    back_off(spins);  // T7
+  }
+}
+
+void MarkWorkPool::back_off(unsigned spins) {
+  if (spins < 64) {
+    std::this_thread::yield();
+  } else {
+    std::this_thread::sleep_for(std::chrono::microseconds(20));
   }
 }
 

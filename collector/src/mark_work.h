@@ -84,6 +84,9 @@ class MarkWorkPool {
   // Drops every segment left after an abort.
   void clear();
   std::uint64_t donations() const noexcept { return donations_.load(std::memory_order_relaxed); }
+  // T7's wait, the `spins`-th time in a row: yield, then brief sleeps, so
+  // that more workers than cores do not starve the ones holding work.
+  static void back_off(unsigned spins);
 
  private:
   bool try_take(Segment& out);

@@ -26,12 +26,22 @@ HANDOFF_NO_SANITIZE_SCAN std::uintptr_t load_word(const std::uintptr_t* p) noexc
 
 }  // namespace
 
+// One queued set of tasks (queue_tasks): handed out by `next`, counted in
+// `done` as each finishes.
+struct Marker::TaskPhase {
+  TaskPhase(std::size_t n, std::function<void(Marker&, std::size_t)> f) : tasks(n), task(std::move(f)) {}
+  const std::size_t tasks;
+  const std::function<void(Marker&, std::size_t)> task;
+  std::atomic<std::size_t> next{0};
+  std::atomic<std::size_t> done{0};
+};
+
 struct Marker::Parallel {
   explicit Parallel(MarkerThreads& t) : threads(t) {}
   MarkerThreads& threads;
   MarkWorkPool work;
   std::vector<std::unique_ptr<Marker>> helpers;  // worker w > 0 is helpers[w - 1]
-  std::atomic<std::size_t> next_task{0};
+  std::vector<std::unique_ptr<TaskPhase>> phases;  // queued for the next drain's round, in order
 };
 
 Marker::Marker(HeapInternals& heap, Mode mode)
@@ -67,28 +77,46 @@ std::uint64_t Marker::sum(std::uint64_t Marker::* counter) const noexcept {
   return total;
 }
 
-// Worker 0 is this marker, on the calling thread. An exception on any worker
-// aborts the work pool, so the others stop at their next poll, and
-// MarkerThreads::run rethrows it here.
-void Marker::run_tasks(std::size_t tasks, const std::function<void(Marker&, std::size_t)>& task) {
+// One thread: runs the tasks now. Parallel: queues them for the round of
+// the next drain (run_phases), so that the remembered set, the roots and
+// the drain of a collection are one round of the marker threads, one
+// wake-up and one barrier, instead of one round each (papers/collector.md,
+// "Parallel marking", measured there).
+void Marker::queue_tasks(std::size_t tasks, std::function<void(Marker&, std::size_t)> task) {
   if (parallel_ == nullptr) {
     for (std::size_t i = 0; i < tasks; ++i) task(*this, i);
     return;
   }
-  Parallel& p = *parallel_;
-  p.next_task.store(0, std::memory_order_relaxed);
-  p.work.reset(workers());
-  p.threads.run([&](std::size_t w) {
-    Marker& self = w == 0 ? *this : *p.helpers[w - 1];
-    try {
-      for (std::size_t i; !p.work.aborted() && (i = p.next_task.fetch_add(1, std::memory_order_relaxed)) < tasks;) {
-        task(self, i);
-      }
-    } catch (...) {
-      p.work.abort();
-      throw;
+  parallel_->phases.push_back(std::make_unique<TaskPhase>(tasks, std::move(task)));
+}
+
+// A worker's part of the queued phases, at the start of a drain's round.
+// Phase k + 1 starts only after every task of phase k has finished (the
+// remembered set reads marks as "old" and must see none set by the roots):
+// a worker that finds phase k's tasks all handed out waits until `done`
+// counts them all. It waits only for tasks that a running worker took, never
+// for a worker that has not started yet (that one took none), and an abort
+// ends the wait. The release increment of `done` and the acquire load that
+// sees it complete order every read of phase k before every mark of phase
+// k + 1, for ThreadSanitizer too. After the last phase a worker goes
+// straight to the drain: termination needs no such wait, because every
+// worker, one still scanning roots included, is counted active from the
+// round's start (MarkWorkPool::reset) until its own take fails.
+void Marker::run_phases() {
+  MarkWorkPool& work = parallel_->work;
+  const TaskPhase* previous = nullptr;
+  for (const auto& phase : parallel_->phases) {
+    for (unsigned spins = 0; previous != nullptr && !work.aborted() &&
+                             previous->done.load(std::memory_order_acquire) < previous->tasks;
+         ++spins) {
+      MarkWorkPool::back_off(spins);
     }
-  });
+    for (std::size_t i; !work.aborted() && (i = phase->next.fetch_add(1, std::memory_order_relaxed)) < phase->tasks;) {
+      phase->task(*this, i);
+      phase->done.fetch_add(1, std::memory_order_release);
+    }
+    previous = phase.get();
+  }
 }
 
 const void* Marker::find_large(std::uintptr_t word) const noexcept {
@@ -178,7 +206,7 @@ HANDOFF_NO_SANITIZE_SCAN void Marker::scan_words(const void* begin, const void* 
 // Tasks: one per thread's stack, the handle table, one per root scanner, the
 // finalizer queue.
 void Marker::mark_roots() {
-  run_tasks(heap_.threads.size() + heap_.root_scanners.size() + 2,
+  queue_tasks(heap_.threads.size() + heap_.root_scanners.size() + 2,
             [](Marker& worker, std::size_t task) { worker.mark_root(task); });
 }
 
@@ -216,14 +244,16 @@ void Marker::drain() {
   Parallel& p = *parallel_;
   // Nothing to trace (a drain after weak processing that queued nothing):
   // no round, no wake-ups. The stacks are read between rounds.
-  const bool idle = stack_.empty() && std::all_of(p.helpers.begin(), p.helpers.end(),
-                                                  [](const auto& helper) { return helper->stack_.empty(); });
+  const bool idle = p.phases.empty() && stack_.empty() &&
+                    std::all_of(p.helpers.begin(), p.helpers.end(),
+                                [](const auto& helper) { return helper->stack_.empty(); });
   if (idle) return;
   p.work.reset(workers());
   try {
     p.threads.run([&](std::size_t w) {
       Marker& self = w == 0 ? *this : *p.helpers[w - 1];
       try {
+        self.run_phases();
         self.drain_shared();
       } catch (...) {
         p.work.abort();
@@ -235,8 +265,10 @@ void Marker::drain() {
     stack_.clear();
     for (auto& helper : p.helpers) helper->stack_.clear();
     p.work.clear();
+    p.phases.clear();
     throw;
   }
+  p.phases.clear();
   flush_constructing();
 }
 

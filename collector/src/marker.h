@@ -22,12 +22,15 @@
 // (marker_threads.h), each with its own mark stack, chunk cache and
 // counters, sharing the sorted large-object list and a MarkWorkPool
 // (mark_work.h: work sharing and the termination protocol). Each phase
-// above runs on every worker: trace_remembered and mark_roots hand out
-// their tasks (a directory's dirty cards, the large objects, one thread's
-// stack, the handle table, one root scanner, the finalizer queue) through
-// an atomic counter; drain runs until the termination protocol says every
-// worker is out of work, and may be called again (a fixpoint around it
-// pushes with visit() on worker 0 and drains again). Marks are set with
+// above runs on every worker, and the first three run in one round of the
+// marker threads (one wake-up, one barrier): trace_remembered and
+// mark_roots queue their tasks (a directory's dirty cards, the large
+// objects, one thread's stack, the handle table, one root scanner, the
+// finalizer queue), and the next drain's round hands them out through an
+// atomic counter per phase, each phase after the previous one finished
+// (run_phases), then runs until the termination protocol says every worker
+// is out of work. drain may be called again (a fixpoint around it pushes
+// with visit() on worker 0 and drains again). Marks are set with
 // AccessMode::kShared (one atomic read-modify-write), so every object is
 // traced once by the one worker that marked it. With one marker thread
 // there are no helpers and none of this runs: marks are kExclusive and
@@ -120,7 +123,8 @@ class Marker final : public Visitor {
   std::size_t workers() const noexcept;
 
  private:
-  struct Parallel;  // what the workers of one collection share (marker.cpp)
+  struct Parallel;   // what the workers of one collection share (marker.cpp)
+  struct TaskPhase;  // tasks queued for the next drain's round (marker.cpp)
   using LargeList = std::vector<std::pair<std::uintptr_t, std::size_t>>;  // sorted (cell, size)
 
   Marker(Marker& primary, std::size_t worker);  // a helper's marker
@@ -139,8 +143,11 @@ class Marker final : public Visitor {
   // segments, until the termination protocol ends the drain.
   void drain_shared();
   void share_work();
-  // Runs task(worker, i) for each i in [0, tasks), spread over the workers.
-  void run_tasks(std::size_t tasks, const std::function<void(Marker& worker, std::size_t task)>& task);
+  // Runs task(worker, i) for each i in [0, tasks), spread over the workers:
+  // now on one thread; when parallel, queued for the next drain's round.
+  void queue_tasks(std::size_t tasks, std::function<void(Marker& worker, std::size_t task)> task);
+  // A worker's part of the queued tasks, phase by phase.
+  void run_phases();
   void mark_root(std::size_t task);
   void remember_directory(std::size_t size_class);
   void remember_large();

@@ -34,6 +34,11 @@ MarkerThreads::~MarkerThreads() {
 
 bool MarkerThreads::usable() const noexcept { return ::getpid() == owner_pid_; }
 
+std::uint64_t MarkerThreads::rounds() {
+  std::lock_guard lock(mutex_);
+  return round_;
+}
+
 void MarkerThreads::keep_exception(std::exception_ptr error) {
   std::lock_guard lock(mutex_);
   if (!error_) error_ = std::move(error);

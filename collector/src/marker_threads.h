@@ -62,6 +62,9 @@ class MarkerThreads {
   // first exception is rethrown. For the stopped-world phases other than
   // marking (collection.cpp, on_marker_threads).
   void for_each_task(std::size_t tasks, const std::function<void(std::size_t task)>& task);
+  // Rounds started so far (run() calls): what a collection costs in
+  // wake-ups and barriers, for tests.
+  std::uint64_t rounds();
 
  private:
   void helper_loop(std::size_t worker);

@@ -44,7 +44,8 @@ void Marker::trace_remembered() {
   std::vector<const void*> constructing;
   constructing.swap(heap_.constructing);
   // The drain puts each back on the list if it is still under construction.
-  run_tasks(kNumSizeClasses + 2, [&](Marker& worker, std::size_t task) {
+  // The tasks may run later (queue_tasks), so they own the list.
+  queue_tasks(kNumSizeClasses + 2, [constructing = std::move(constructing)](Marker& worker, std::size_t task) {
     if (task < kNumSizeClasses) {
       worker.remember_directory(task);
     } else if (task == kNumSizeClasses) {

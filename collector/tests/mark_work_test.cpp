@@ -2,6 +2,7 @@
 // (mark_work.h), the persistent marker threads (marker_threads.h), and the
 // heap marking with them (HANDOFF_MARKER_THREADS): every reachable object
 // marked exactly once, exceptions from trace() on any worker.
+#include "embedder_access.h"
 #include "mark_work.h"
 #include "marker_threads.h"
 
@@ -217,6 +218,33 @@ TEST(ParallelMarking, MarksEveryReachableObjectOnceWithEachWorkerCount) {
       EXPECT_EQ(after.verifications, before.verifications + 1);
     }
   }
+}
+
+// The remembered set, the roots and the drain of a collection are one round
+// of the marker threads (one wake-up, one barrier); beginning the lazy sweep
+// is the other. Before, each of them was a round of its own: 3 per full
+// collection, 4 per eden collection.
+TEST(ParallelMarking, ACollectionWakesTheMarkerThreadsAtMostTwice) {
+  handoff::HeapConfig config = markers_config(2);
+  config.verify = 0;  // the verifier marks on one thread; it would not add rounds, but keep the count plain
+  handoff::Heap heap(config);
+  handoff::ThreadScope attached(heap);
+  handoff::Root<Node> root(heap, tree(heap, 10));
+  MarkerThreads* threads = handoff::detail::EmbedderAccess::internals(heap).marker_threads.get();
+  ASSERT_NE(threads, nullptr);
+  for (int c = 0; c < 4; ++c) {
+    const std::uint64_t before = threads->rounds();
+    if (c % 2 == 0) {
+      heap.collect();  // full
+    } else {
+      root->left = heap.make<Node>();  // a new object behind an old one: the card is dirty
+      heap.collect(handoff::CollectionScope::kEden);
+    }
+    const std::uint64_t rounds = threads->rounds() - before;
+    EXPECT_GE(rounds, 1u) << c;  // it did mark in parallel
+    EXPECT_LE(rounds, 2u) << c;
+  }
+  EXPECT_EQ(heap.stats().eden_collections, 2u);
 }
 
 TEST(ParallelMarking, RejectsTooManyMarkerThreads) {
