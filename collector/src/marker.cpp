@@ -335,6 +335,14 @@ void Marker::flush_constructing() {
 // When parallel, every kPollInterval traced objects the loop looks whether
 // another worker is idle (share_work) and whether the drain was aborted.
 void Marker::drain_local() {
+  // tracing_ names the object whose trace() runs, for a report; it is set
+  // before each trace() and cleared once here, when the loop ends (also by
+  // an exception), not after every object: reports from outside a trace()
+  // (root scanners, the fixpoint, post-mark hooks) find it null.
+  struct ClearTracing {
+    const void*& tracing;
+    ~ClearTracing() { tracing = nullptr; }
+  } clear_tracing{tracing_};
   constexpr std::size_t kPrefetchDistance = 8;
   constexpr unsigned kPollInterval = 32;
   std::array<const void*, kPrefetchDistance> ring;
@@ -381,9 +389,8 @@ void Marker::trace_one(const void* object) {
     HANDOFF_CHECK(false, "a marked object has no valid type header (heap corruption or a bad Member)");
   }
   if (type->trace == nullptr) return;
-  tracing_ = object;
+  tracing_ = object;  // cleared when drain_local ends
   type->trace(object, *this);
-  tracing_ = nullptr;
 }
 
 }  // namespace handoff::detail
