@@ -38,8 +38,10 @@
 //
 // Exceptions: a trace() or root scanner that throws on any worker aborts
 // the work pool, every other worker stops at its next poll, and the
-// exception leaves the phase on the collecting thread, as it would from
-// the single-threaded loop.
+// exception leaves on the collecting thread, from drain() (where the queued
+// remembered-set and root tasks run) rather than from the call that queued
+// the task; either way it leaves the collection as it would from the
+// single-threaded loop.
 //
 // Conservative lookup (invariant 7). A word marks a cell only if the word
 // points into a block the pool has handed out, inside a cell whose live bit

@@ -305,6 +305,31 @@ void collect_with_throwing_trace(std::uint64_t markers) {
   std::_Exit(1);
 }
 
+std::atomic<bool> g_fail_scan{false};
+
+void throwing_scanner(handoff::Visitor& /*visitor*/, void* /*context*/) {
+  if (g_fail_scan.load(std::memory_order_relaxed)) throw TraceFailure("root scanner failed");
+}
+
+// A root scanner's task runs in the drain's round when the marking is
+// parallel (queued by mark_roots): its exception still leaves collect(),
+// the world is resumed, and the next collection marks everything.
+TEST(ParallelMarking, AnExceptionFromARootScannerLeavesCollectAndTheHeapGoesOn) {
+  constexpr int kDepth = 8;
+  constexpr std::uint64_t kNodes = (std::uint64_t{2} << kDepth) - 1;
+  for (const std::uint64_t markers : {1u, 2u, 8u}) {
+    handoff::Heap heap(markers_config(markers));
+    handoff::ThreadScope attached(heap);
+    handoff::Root<Node> root(heap, tree(heap, kDepth));
+    heap.add_root_scanner(&throwing_scanner, nullptr);
+    g_fail_scan.store(true);
+    EXPECT_THROW(heap.collect(), TraceFailure) << markers;
+    g_fail_scan.store(false);
+    heap.collect();  // the verifier checks it
+    EXPECT_EQ(heap.stats().live_objects, kNodes) << markers;
+  }
+}
+
 TEST(ParallelMarkingDeathTest, AnExceptionFromTraceOnAnyWorkerLeavesCollect) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   for (const std::uint64_t markers : {1u, 2u, 8u}) {
