@@ -7,7 +7,9 @@
 //     -> Marker::mark_roots         stacks + registers (conservative),
 //                                   Root handles, root scanners, finalizer
 //                                   queue (precise)
-//     -> Marker::drain              pop, trace (TypeInfo::trace) or scan an
+//     -> Marker::drain              parallel: first the tasks the two calls
+//                                   above queued (Marker::run_phases); then
+//                                   pop, trace (TypeInfo::trace) or scan an
 //                                   object still under construction, until
 //                                   every worker is out of work
 //     -> HeapInternals::process_weak_and_finalizable -> Marker::drain again
