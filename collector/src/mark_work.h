@@ -14,7 +14,11 @@
 //   pool_    the donated segments (mutex_); size_ mirrors their number so
 //            that polls need no lock
 //   active_  workers that hold work or may take some: every worker at the
-//            start (reset), minus those idle in take_or_terminate
+//            start (reset), minus those idle in take_or_terminate. A worker
+//            still running the round's root or remembered-set tasks
+//            (Marker::run_phases) has not reached take_or_terminate, so it
+//            is counted: to the protocol it is a worker pushing onto its
+//            own stack
 //
 // The protocol (a worker's side of take_or_terminate; papers/termination.pml
 // is this loop, and papers/collector.md "Parallel marking" gives the proof):
