@@ -100,6 +100,7 @@ bool ConcurrentSweeper::pass(bool walk, bool retry_sweep, bool& sweep_deferred) 
   if (sweep_deferred) passes_backed_off_.fetch_add(1, std::memory_order_relaxed);
   const bool sweep_now = wants_sweep && !sweep_deferred;
   walk = walk || sweep_now;  // a retried sweep walks S2 as well
+  if (walk) walks_.fetch_add(1, std::memory_order_relaxed);
   bool did = sweep_now && sweep_unswept_blocks();
   if (pause_requested()) return did;
   const std::size_t retired = walk ? heap_.retire_empty_blocks(config_.keep_empty_blocks, config_.limbo_cap_blocks,
@@ -187,6 +188,7 @@ SweeperStats ConcurrentSweeper::stats() const {
   s.blocks_retired = blocks_retired_.load(std::memory_order_relaxed);
   s.blocks_freed = blocks_freed_.load(std::memory_order_relaxed);
   s.passes_backed_off = passes_backed_off_.load(std::memory_order_relaxed);
+  s.walks = walks_.load(std::memory_order_relaxed);
   s.limbo_blocks = heap_.limbo().size();
   s.running = thread_.joinable();
   return s;

@@ -95,6 +95,7 @@ struct SweeperStats {
   std::uint64_t blocks_retired = 0; // S2
   std::uint64_t blocks_freed = 0;   // S4
   std::uint64_t passes_backed_off = 0;  // passes that left S1 to the allocators
+  std::uint64_t walks = 0;              // passes that walked the registry (S1 or S2)
   std::size_t limbo_blocks = 0;
   bool running = false;
 };
@@ -148,6 +149,7 @@ class ConcurrentSweeper {
   std::atomic<std::uint64_t> blocks_retired_{0};
   std::atomic<std::uint64_t> blocks_freed_{0};
   std::atomic<std::uint64_t> passes_backed_off_{0};
+  std::atomic<std::uint64_t> walks_{0};
   std::thread thread_;
 };
 
