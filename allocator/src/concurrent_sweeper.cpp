@@ -65,52 +65,53 @@ void ConcurrentSweeper::run() {
   const auto idle = std::chrono::milliseconds(config_.idle_wait_ms == 0 ? 1 : config_.idle_wait_ms);
   std::unique_lock lock(mutex_);
   while (!stop_) {
-    wake_cv_.wait_for(lock, idle, [this] { return stop_ || (work_ && !pause_requested()); });
+    wake_cv_.wait_for(lock, idle, [this] { return stop_ || ((work_ || reclaim_again_) && !pause_requested()); });
     if (stop_) break;
     if (pause_requested()) continue;
-    // A pass woken only by the poll interval does not walk the registry
-    // (S1, S2): nothing makes a block UNSWEPT without begin_cycle(), and
-    // blocks a mutator's lazy sweep empties wait for the next walk (or a
-    // wake()). Walking every block header each idle_wait_ms was a cache
-    // miss per block (16 % of the CPU samples of a w3m run on the libgc
-    // heap). It still walks while retired blocks wait in the limbo, which
-    // may have stopped S2 at its cap.
-    // A sweep that back-off deferred is retried at each poll; while it
-    // stays deferred the retry walks nothing (one look at the thread count).
-    const bool walk = work_ || heap_.limbo().size() != 0;
-    const bool retry = sweep_deferred_;
+    // One walk per cycle (header: "Paying for itself"). Only work_ (a
+    // begin_cycle or wake since the last pass) walks the registry for S1
+    // and S2. A pass that did something is followed at once by another
+    // that only reclaims (S3, S4), and the polls in between walk nothing,
+    // with two exceptions: a sweep that back-off deferred is retried at
+    // each poll (while it stays deferred the retry reads only the thread
+    // count), and S2 walks again while the limbo cap stopped it.
+    const bool sweep = work_ || sweep_deferred_;
+    const bool retire = work_ || retire_capped_;
     work_ = false;
-    sweep_deferred_ = false;
+    reclaim_again_ = false;
     in_pass_ = true;
     lock.unlock();
-    bool deferred = false;
-    const bool did_work = pass(walk, retry, deferred);
+    const PassResult result = pass(sweep, retire);
     lock.lock();
-    sweep_deferred_ = deferred;
+    sweep_deferred_ = result.sweep_deferred;
+    retire_capped_ = result.retire_capped;
     in_pass_ = false;
     idle_cv_.notify_all();
-    if (did_work) work_ = true;  // keep going while there is work
+    if (result.did_work) reclaim_again_ = true;  // keep reclaiming while there is work
   }
 }
 
-bool ConcurrentSweeper::pass(bool walk, bool retry_sweep, bool& sweep_deferred) {
+ConcurrentSweeper::PassResult ConcurrentSweeper::pass(bool sweep, bool retire) {
   passes_.fetch_add(1, std::memory_order_relaxed);
-  const bool wants_sweep = walk || retry_sweep;
-  sweep_deferred = wants_sweep && config_.back_off != 0 && mutators_fill_the_cores();
-  if (sweep_deferred) passes_backed_off_.fetch_add(1, std::memory_order_relaxed);
-  const bool sweep_now = wants_sweep && !sweep_deferred;
-  walk = walk || sweep_now;  // a retried sweep walks S2 as well
-  if (walk) walks_.fetch_add(1, std::memory_order_relaxed);
-  bool did = sweep_now && sweep_unswept_blocks();
-  if (pause_requested()) return did;
-  const std::size_t retired = walk ? heap_.retire_empty_blocks(config_.keep_empty_blocks, config_.limbo_cap_blocks,
-                                                               config_.keep_last_cycle != 0)
-                                   : 0;
+  PassResult result;
+  result.sweep_deferred = sweep && config_.back_off != 0 && mutators_fill_the_cores();
+  if (result.sweep_deferred) passes_backed_off_.fetch_add(1, std::memory_order_relaxed);
+  const bool sweep_now = sweep && !result.sweep_deferred;
+  retire = retire || sweep_now;  // S2 follows a sweep: it retires what S1 emptied
+  if (retire) walks_.fetch_add(1, std::memory_order_relaxed);
+  result.did_work = sweep_now && sweep_unswept_blocks();
+  if (pause_requested()) return result;  // resume() wakes: the next pass walks again
+  const std::size_t retired = retire ? heap_.retire_empty_blocks(config_.keep_empty_blocks, config_.limbo_cap_blocks,
+                                                                 config_.keep_last_cycle != 0)
+                                     : 0;
+  // Read before S4 empties the limbo: whether S2 stopped at the cap.
+  result.retire_capped = retire && heap_.limbo().size() >= config_.limbo_cap_blocks;
   const std::size_t freed = heap_.reclaim_retired();
   blocks_retired_.fetch_add(retired, std::memory_order_relaxed);
   blocks_freed_.fetch_add(freed, std::memory_order_relaxed);
   heap_.purge(false);
-  return did || retired != 0 || freed != 0;
+  result.did_work = result.did_work || retired != 0 || freed != 0;
+  return result;
 }
 
 bool ConcurrentSweeper::sweep_unswept_blocks() {

@@ -474,6 +474,35 @@ TEST(ConcurrentSweeper, KeepsAsManyEmptyBlocksAsTheLastCycleFilled) {
   sweeper.resume();
 }
 
+// One walk per cycle: S1 and S2 read every block header in the registry, a
+// cache line that the allocators write when they claim and give back
+// blocks. After a begin_cycle the sweeper walks once; the passes that
+// follow, and the polls while retired blocks wait for their grace period,
+// only reclaim. The next begin_cycle walks again.
+TEST(ConcurrentSweeper, WalksTheRegistryOncePerCycle) {
+  Allocator heap(test::default_config());
+  ThreadAllocator thread(heap);
+  constexpr std::size_t kBlocks = 8;
+  constexpr std::size_t kKeep = 2;
+  fill_full_blocks(thread, kBlocks);
+  ConcurrentSweeper sweeper(heap, sweeper_config(kKeep));
+  sweeper.begin_cycle(drop_all);
+  ASSERT_TRUE(wait_until([&] { return sweeper.stats().blocks_freed == kBlocks - kKeep; }))
+      << "freed " << sweeper.stats().blocks_freed;
+  const std::uint64_t passes = sweeper.stats().passes;
+  ASSERT_TRUE(wait_until([&] { return sweeper.stats().passes >= passes + 3; }));  // polls at 1 ms
+  EXPECT_EQ(sweeper.stats().blocks_swept, kBlocks);
+  EXPECT_EQ(sweeper.stats().walks, 1u) << "walked the registry again with nothing new to sweep";
+
+  sweeper.begin_cycle(drop_all);
+  ASSERT_TRUE(wait_until([&] { return sweeper.stats().walks >= 2; }));
+  const std::uint64_t passes_2 = sweeper.stats().passes;
+  ASSERT_TRUE(wait_until([&] { return sweeper.stats().passes >= passes_2 + 3; }));
+  EXPECT_EQ(sweeper.stats().walks, 2u);
+  sweeper.pause();
+  heap.finish_lazy_sweep();
+}
+
 // Back-off: with at least as many attached threads as online CPUs, a
 // background sweep would take a core from a mutator that sweeps lazily
 // anyway, so the sweeper leaves UNSWEPT blocks alone (S1) until a core is
