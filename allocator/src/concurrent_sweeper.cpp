@@ -1,9 +1,11 @@
 #include <handoff/chaos.h>
 #include <handoff/concurrent_sweeper.h>
 #include <handoff/mutant.h>
+#include <handoff/platform.h>
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <optional>
@@ -11,7 +13,7 @@
 namespace handoff {
 namespace {
 
-constexpr std::array<TunableSpec<SweeperConfig>, 7> kSweeperTunables{{
+constexpr std::array<TunableSpec<SweeperConfig>, 8> kSweeperTunables{{
     {"sweeper_enabled", "HANDOFF_SWEEPER", &SweeperConfig::enabled,
      "1 runs the concurrent sweeper thread; 0 leaves all sweeping to mutators", TunableKind::kSwitch},
     {"sweeper_start_paused", "HANDOFF_SWEEPER_START_PAUSED", &SweeperConfig::start_paused,
@@ -28,7 +30,16 @@ constexpr std::array<TunableSpec<SweeperConfig>, 7> kSweeperTunables{{
     {"sweeper_back_off", "HANDOFF_SWEEPER_BACK_OFF", &SweeperConfig::back_off,
      "1 leaves unswept blocks to the allocators' lazy sweeps while at least as many threads are attached as "
      "there are online CPUs; 0 always sweeps them in the background", TunableKind::kSwitch},
+    {"sweeper_min_cpu_percent", "HANDOFF_SWEEPER_MIN_CPU_PERCENT", &SweeperConfig::min_cpu_percent,
+     "when a background sweep got less than this share of a core (other threads held the CPUs), the next "
+     "cycles' unswept blocks are left to the allocators' lazy sweeps; 0 never leaves them"},
 }};
+
+// After k sweeps in a row that got less than min_cpu_percent of a core, the
+// sweeper leaves 2^(k-1) cycles to the allocators, at most 2^this: a machine
+// whose cores come free gets background sweeping back within that many
+// collections.
+constexpr unsigned kMaxLeaveShift = 4;
 
 std::size_t online_cpus() noexcept {
   const long online = ::sysconf(_SC_NPROCESSORS_ONLN);
@@ -75,7 +86,7 @@ void ConcurrentSweeper::run() {
     // with two exceptions: a sweep that back-off deferred is retried at
     // each poll (while it stays deferred the retry reads only the thread
     // count), and S2 walks again while the limbo cap stopped it.
-    const bool sweep = work_ || sweep_deferred_;
+    const bool sweep = (work_ && !leaves_this_cycle()) || sweep_deferred_;
     const bool retire = work_ || retire_capped_;
     work_ = false;
     reclaim_again_ = false;
@@ -99,7 +110,13 @@ ConcurrentSweeper::PassResult ConcurrentSweeper::pass(bool sweep, bool retire) {
   const bool sweep_now = sweep && !result.sweep_deferred;
   retire = retire || sweep_now;  // S2 follows a sweep: it retires what S1 emptied
   if (retire) walks_.fetch_add(1, std::memory_order_relaxed);
-  result.did_work = sweep_now && sweep_unswept_blocks();
+  if (sweep_now) {
+    const auto wall_start = std::chrono::steady_clock::now();
+    const std::uint64_t cpu_start = platform::thread_cpu_ns();
+    result.did_work = sweep_unswept_blocks();
+    const auto wall = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - wall_start);
+    judge_cpu_share(static_cast<std::uint64_t>(wall.count()), platform::thread_cpu_ns() - cpu_start);
+  }
   if (pause_requested()) return result;  // resume() wakes: the next pass walks again
   const std::size_t retired = retire ? heap_.retire_empty_blocks(config_.keep_empty_blocks, config_.limbo_cap_blocks,
                                                                  config_.keep_last_cycle != 0)
@@ -137,6 +154,23 @@ bool ConcurrentSweeper::sweep_unswept_blocks() {
     }
   }
   return did;
+}
+
+bool ConcurrentSweeper::leaves_this_cycle() noexcept {
+  if (leave_cycles_ == 0) return false;
+  --leave_cycles_;
+  cycles_left_.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+void ConcurrentSweeper::judge_cpu_share(std::uint64_t wall_ns, std::uint64_t cpu_ns) noexcept {
+  if (config_.min_cpu_percent == 0) return;
+  if (cpu_ns * 100 >= wall_ns * config_.min_cpu_percent) {
+    short_sweeps_ = 0;
+    return;
+  }
+  short_sweeps_ = std::min(short_sweeps_ + 1, kMaxLeaveShift + 1);
+  leave_cycles_ = 1u << (short_sweeps_ - 1);
 }
 
 bool ConcurrentSweeper::mutators_fill_the_cores() const {
@@ -190,6 +224,7 @@ SweeperStats ConcurrentSweeper::stats() const {
   s.blocks_freed = blocks_freed_.load(std::memory_order_relaxed);
   s.passes_backed_off = passes_backed_off_.load(std::memory_order_relaxed);
   s.walks = walks_.load(std::memory_order_relaxed);
+  s.cycles_left = cycles_left_.load(std::memory_order_relaxed);
   s.limbo_blocks = heap_.limbo().size();
   s.running = thread_.joinable();
   return s;
