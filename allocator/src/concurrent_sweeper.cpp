@@ -40,6 +40,11 @@ constexpr std::array<TunableSpec<SweeperConfig>, 8> kSweeperTunables{{
 // whose cores come free gets background sweeping back within that many
 // collections.
 constexpr unsigned kMaxLeaveShift = 4;
+// Sweeps shorter than this, wake-up included, are not judged: on an idle
+// core the wake-up alone takes tens of microseconds, which would make any
+// small sweep look starved. A sweep that waited for a busy core waited
+// about a scheduler time slice, milliseconds, and is judged.
+constexpr std::uint64_t kMinJudgedNs = 1'000'000;
 
 std::size_t online_cpus() noexcept {
   const long online = ::sysconf(_SC_NPROCESSORS_ONLN);
@@ -87,6 +92,9 @@ void ConcurrentSweeper::run() {
     // each poll (while it stays deferred the retry reads only the thread
     // count), and S2 walks again while the limbo cap stopped it.
     const bool sweep = (work_ && !leaves_this_cycle()) || sweep_deferred_;
+    // A cycle's sweep is judged from the wake-up: time spent waiting for a
+    // core counts against it (CPU share). A retried sweep from its start.
+    sweep_clock_start_ = work_ ? woken_at_ : std::chrono::steady_clock::now();
     const bool retire = work_ || retire_capped_;
     work_ = false;
     reclaim_again_ = false;
@@ -111,10 +119,10 @@ ConcurrentSweeper::PassResult ConcurrentSweeper::pass(bool sweep, bool retire) {
   retire = retire || sweep_now;  // S2 follows a sweep: it retires what S1 emptied
   if (retire) walks_.fetch_add(1, std::memory_order_relaxed);
   if (sweep_now) {
-    const auto wall_start = std::chrono::steady_clock::now();
     const std::uint64_t cpu_start = platform::thread_cpu_ns();
     result.did_work = sweep_unswept_blocks();
-    const auto wall = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - wall_start);
+    const auto wall =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - sweep_clock_start_);
     judge_cpu_share(static_cast<std::uint64_t>(wall.count()), platform::thread_cpu_ns() - cpu_start);
   }
   if (pause_requested()) return result;  // resume() wakes: the next pass walks again
@@ -164,7 +172,7 @@ bool ConcurrentSweeper::leaves_this_cycle() noexcept {
 }
 
 void ConcurrentSweeper::judge_cpu_share(std::uint64_t wall_ns, std::uint64_t cpu_ns) noexcept {
-  if (config_.min_cpu_percent == 0) return;
+  if (config_.min_cpu_percent == 0 || wall_ns < kMinJudgedNs) return;
   if (cpu_ns * 100 >= wall_ns * config_.min_cpu_percent) {
     short_sweeps_ = 0;
     return;
@@ -193,6 +201,7 @@ void ConcurrentSweeper::wake() {
   {
     std::lock_guard lock(mutex_);
     work_ = true;
+    woken_at_ = std::chrono::steady_clock::now();
   }
   wake_cv_.notify_all();
 }

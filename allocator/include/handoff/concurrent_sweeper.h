@@ -49,8 +49,12 @@
 //   that gets a core only part of the time takes it from whoever runs
 //   there, our mutator included, to do work the mutator would do lazily,
 //   on blocks already in its cache. The sweeper measures each S1: its
-//   thread's CPU time (CLOCK_THREAD_CPUTIME_ID) against the wall time.
-//   When it ran less than min_cpu_percent of the time, it leaves the next
+//   thread's CPU time (CLOCK_THREAD_CPUTIME_ID) against the wall time
+//   from the wake() that asked for it to the end of the sweep, so that
+//   waiting in the run queue for a core counts as not running (a sweep is
+//   short next to a scheduler's time slice, so it is seldom preempted in
+//   the middle; the wait shows before it starts). When it ran less than
+//   min_cpu_percent of that time, it leaves the next
 //   cycle's S1 to the allocators, then 2, 4, 8 and 16 cycles while its
 //   probes keep finding the cores busy, and sweeps again from the first
 //   probe that gets its share. A cycle it leaves still walks S2 and runs
@@ -94,6 +98,7 @@
 #include <handoff/tunables.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
@@ -180,6 +185,8 @@ class ConcurrentSweeper {
   bool sweep_deferred_ = false;  // S1 was left undone by back-off; look again each poll
   bool retire_capped_ = false;   // S2 stopped at the limbo cap; walk S2 again each poll
   bool reclaim_again_ = false;   // the last pass did work: reclaim again now, without a walk
+  std::chrono::steady_clock::time_point woken_at_{};  // the last wake(); guarded by mutex_
+  std::chrono::steady_clock::time_point sweep_clock_start_{};  // this pass's CPU share is judged from here
   unsigned short_sweeps_ = 0;    // sweeps in a row that got less than min_cpu_percent of a core
   unsigned leave_cycles_ = 0;    // cycles whose S1 is still to be left to the allocators
   const std::size_t online_cpus_;
