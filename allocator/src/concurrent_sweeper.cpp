@@ -86,9 +86,11 @@ void ConcurrentSweeper::run() {
     if (pause_requested()) continue;
     // One walk per cycle (header: "Paying for itself"). Only work_ (a
     // begin_cycle or wake since the last pass) walks the registry for S1
-    // and S2. A pass that did something is followed at once by another
-    // that only reclaims (S3, S4), and the polls in between walk nothing,
-    // with two exceptions: a sweep that back-off deferred is retried at
+    // and S2 (walking every block header at each poll was a cache miss per
+    // block: 16 % of the CPU samples of a w3m run on the libgc heap). A
+    // pass that did something is followed at once by another that only
+    // reclaims (S3, S4), and the polls in between walk nothing, with two
+    // exceptions: a sweep that back-off deferred is retried at
     // each poll (while it stays deferred the retry reads only the thread
     // count), and S2 walks again while the limbo cap stopped it.
     const bool sweep = (work_ && !leaves_this_cycle()) || sweep_deferred_;
