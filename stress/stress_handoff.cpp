@@ -252,6 +252,7 @@ int run_allocator_race(const Options& options, const Extra& extra) {
   config.keep_empty_blocks = 0;  // retire every empty block: the race needs them
   config.keep_last_cycle = 0;
   config.back_off = 0;  // sweep beside the mutators however many there are: the race needs that too
+  config.min_cpu_percent = 0;  // and however busy the machine (sanitizer builds are slow)
   config.idle_wait_ms = 1;
   std::printf("stress_handoff --mode allocator: %u threads, %.1f s, seed %" PRIu64 "%s\n", options.threads, options.seconds,
               options.seed, extra.no_grace ? ", GRACE PERIOD OFF (negative control)" : "");

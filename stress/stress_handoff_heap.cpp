@@ -69,6 +69,7 @@ HeapConfig race_config(const ProgramInfo& info) {
   config.sweeper.keep_empty_blocks = 0;  // retire every empty block: the race needs them
   config.sweeper.keep_last_cycle = 0;
   config.sweeper.back_off = 0;  // sweep beside the mutators however many there are: the race needs that too
+  config.sweeper.min_cpu_percent = 0;  // and however busy the machine (sanitizer builds are slow)
   config.sweeper.idle_wait_ms = 1;
   return config;
 }

@@ -1,9 +1,11 @@
 #include <handoff/chaos.h>
 #include <handoff/concurrent_sweeper.h>
 #include <handoff/mutant.h>
+#include <handoff/platform.h>
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <optional>
@@ -11,7 +13,7 @@
 namespace handoff {
 namespace {
 
-constexpr std::array<TunableSpec<SweeperConfig>, 7> kSweeperTunables{{
+constexpr std::array<TunableSpec<SweeperConfig>, 8> kSweeperTunables{{
     {"sweeper_enabled", "HANDOFF_SWEEPER", &SweeperConfig::enabled,
      "1 runs the concurrent sweeper thread; 0 leaves all sweeping to mutators", TunableKind::kSwitch},
     {"sweeper_start_paused", "HANDOFF_SWEEPER_START_PAUSED", &SweeperConfig::start_paused,
@@ -28,7 +30,21 @@ constexpr std::array<TunableSpec<SweeperConfig>, 7> kSweeperTunables{{
     {"sweeper_back_off", "HANDOFF_SWEEPER_BACK_OFF", &SweeperConfig::back_off,
      "1 leaves unswept blocks to the allocators' lazy sweeps while at least as many threads are attached as "
      "there are online CPUs; 0 always sweeps them in the background", TunableKind::kSwitch},
+    {"sweeper_min_cpu_percent", "HANDOFF_SWEEPER_MIN_CPU_PERCENT", &SweeperConfig::min_cpu_percent,
+     "when a background sweep got less than this share of a core (other threads held the CPUs), the next "
+     "cycles' unswept blocks are left to the allocators' lazy sweeps; 0 never leaves them"},
 }};
+
+// After k sweeps in a row that got less than min_cpu_percent of a core, the
+// sweeper leaves 2^(k-1) cycles to the allocators, at most 2^this: a machine
+// whose cores come free gets background sweeping back within that many
+// collections.
+constexpr unsigned kMaxLeaveShift = 4;
+// Sweeps shorter than this, wake-up included, are not judged: on an idle
+// core the wake-up alone takes tens of microseconds, which would make any
+// small sweep look starved. A sweep that waited for a busy core waited
+// about a scheduler time slice, milliseconds, and is judged.
+constexpr std::uint64_t kMinJudgedNs = 1'000'000;
 
 std::size_t online_cpus() noexcept {
   const long online = ::sysconf(_SC_NPROCESSORS_ONLN);
@@ -65,51 +81,64 @@ void ConcurrentSweeper::run() {
   const auto idle = std::chrono::milliseconds(config_.idle_wait_ms == 0 ? 1 : config_.idle_wait_ms);
   std::unique_lock lock(mutex_);
   while (!stop_) {
-    wake_cv_.wait_for(lock, idle, [this] { return stop_ || (work_ && !pause_requested()); });
+    wake_cv_.wait_for(lock, idle, [this] { return stop_ || ((work_ || reclaim_again_) && !pause_requested()); });
     if (stop_) break;
     if (pause_requested()) continue;
-    // A pass woken only by the poll interval does not walk the registry
-    // (S1, S2): nothing makes a block UNSWEPT without begin_cycle(), and
-    // blocks a mutator's lazy sweep empties wait for the next walk (or a
-    // wake()). Walking every block header each idle_wait_ms was a cache
-    // miss per block (16 % of the CPU samples of a w3m run on the libgc
-    // heap). It still walks while retired blocks wait in the limbo, which
-    // may have stopped S2 at its cap.
-    // A sweep that back-off deferred is retried at each poll; while it
-    // stays deferred the retry walks nothing (one look at the thread count).
-    const bool walk = work_ || heap_.limbo().size() != 0;
-    const bool retry = sweep_deferred_;
+    // One walk per cycle (header: "Paying for itself"). Only work_ (a
+    // begin_cycle or wake since the last pass) walks the registry for S1
+    // and S2 (walking every block header at each poll was a cache miss per
+    // block: 16 % of the CPU samples of a w3m run on the libgc heap). A
+    // pass that did something is followed at once by another that only
+    // reclaims (S3, S4), and the polls in between walk nothing, with two
+    // exceptions: a sweep that back-off deferred is retried at
+    // each poll (while it stays deferred the retry reads only the thread
+    // count), and S2 walks again while the limbo cap stopped it.
+    const bool sweep = (work_ && !leaves_this_cycle()) || sweep_deferred_;
+    // A cycle's sweep is judged from the wake-up: time spent waiting for a
+    // core counts against it (CPU share). A retried sweep from its start.
+    sweep_clock_start_ = work_ ? woken_at_ : std::chrono::steady_clock::now();
+    const bool retire = work_ || retire_capped_;
     work_ = false;
-    sweep_deferred_ = false;
+    reclaim_again_ = false;
     in_pass_ = true;
     lock.unlock();
-    bool deferred = false;
-    const bool did_work = pass(walk, retry, deferred);
+    const PassResult result = pass(sweep, retire);
     lock.lock();
-    sweep_deferred_ = deferred;
+    sweep_deferred_ = result.sweep_deferred;
+    retire_capped_ = result.retire_capped;
     in_pass_ = false;
     idle_cv_.notify_all();
-    if (did_work) work_ = true;  // keep going while there is work
+    if (result.did_work) reclaim_again_ = true;  // keep reclaiming while there is work
   }
 }
 
-bool ConcurrentSweeper::pass(bool walk, bool retry_sweep, bool& sweep_deferred) {
+ConcurrentSweeper::PassResult ConcurrentSweeper::pass(bool sweep, bool retire) {
   passes_.fetch_add(1, std::memory_order_relaxed);
-  const bool wants_sweep = walk || retry_sweep;
-  sweep_deferred = wants_sweep && config_.back_off != 0 && mutators_fill_the_cores();
-  if (sweep_deferred) passes_backed_off_.fetch_add(1, std::memory_order_relaxed);
-  const bool sweep_now = wants_sweep && !sweep_deferred;
-  walk = walk || sweep_now;  // a retried sweep walks S2 as well
-  bool did = sweep_now && sweep_unswept_blocks();
-  if (pause_requested()) return did;
-  const std::size_t retired = walk ? heap_.retire_empty_blocks(config_.keep_empty_blocks, config_.limbo_cap_blocks,
-                                                               config_.keep_last_cycle != 0)
-                                   : 0;
+  PassResult result;
+  result.sweep_deferred = sweep && config_.back_off != 0 && mutators_fill_the_cores();
+  if (result.sweep_deferred) passes_backed_off_.fetch_add(1, std::memory_order_relaxed);
+  const bool sweep_now = sweep && !result.sweep_deferred;
+  retire = retire || sweep_now;  // S2 follows a sweep: it retires what S1 emptied
+  if (retire) walks_.fetch_add(1, std::memory_order_relaxed);
+  if (sweep_now) {
+    const std::uint64_t cpu_start = platform::thread_cpu_ns();
+    result.did_work = sweep_unswept_blocks();
+    const auto wall =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - sweep_clock_start_);
+    judge_cpu_share(static_cast<std::uint64_t>(wall.count()), platform::thread_cpu_ns() - cpu_start);
+  }
+  if (pause_requested()) return result;  // resume() wakes: the next pass walks again
+  const std::size_t retired = retire ? heap_.retire_empty_blocks(config_.keep_empty_blocks, config_.limbo_cap_blocks,
+                                                                 config_.keep_last_cycle != 0)
+                                     : 0;
+  // Read before S4 empties the limbo: whether S2 stopped at the cap.
+  result.retire_capped = retire && heap_.limbo().size() >= config_.limbo_cap_blocks;
   const std::size_t freed = heap_.reclaim_retired();
   blocks_retired_.fetch_add(retired, std::memory_order_relaxed);
   blocks_freed_.fetch_add(freed, std::memory_order_relaxed);
   heap_.purge(false);
-  return did || retired != 0 || freed != 0;
+  result.did_work = result.did_work || retired != 0 || freed != 0;
+  return result;
 }
 
 bool ConcurrentSweeper::sweep_unswept_blocks() {
@@ -137,6 +166,23 @@ bool ConcurrentSweeper::sweep_unswept_blocks() {
   return did;
 }
 
+bool ConcurrentSweeper::leaves_this_cycle() noexcept {
+  if (leave_cycles_ == 0) return false;
+  --leave_cycles_;
+  cycles_left_.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+void ConcurrentSweeper::judge_cpu_share(std::uint64_t wall_ns, std::uint64_t cpu_ns) noexcept {
+  if (config_.min_cpu_percent == 0 || wall_ns < kMinJudgedNs) return;
+  if (cpu_ns * 100 >= wall_ns * config_.min_cpu_percent) {
+    short_sweeps_ = 0;
+    return;
+  }
+  short_sweeps_ = std::min(short_sweeps_ + 1, kMaxLeaveShift + 1);
+  leave_cycles_ = 1u << (short_sweeps_ - 1);
+}
+
 bool ConcurrentSweeper::mutators_fill_the_cores() const {
   return heap_.attached_threads() >= online_cpus_;
 }
@@ -157,6 +203,7 @@ void ConcurrentSweeper::wake() {
   {
     std::lock_guard lock(mutex_);
     work_ = true;
+    woken_at_ = std::chrono::steady_clock::now();
   }
   wake_cv_.notify_all();
 }
@@ -187,6 +234,8 @@ SweeperStats ConcurrentSweeper::stats() const {
   s.blocks_retired = blocks_retired_.load(std::memory_order_relaxed);
   s.blocks_freed = blocks_freed_.load(std::memory_order_relaxed);
   s.passes_backed_off = passes_backed_off_.load(std::memory_order_relaxed);
+  s.walks = walks_.load(std::memory_order_relaxed);
+  s.cycles_left = cycles_left_.load(std::memory_order_relaxed);
   s.limbo_blocks = heap_.limbo().size();
   s.running = thread_.joinable();
   return s;

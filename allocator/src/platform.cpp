@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/sysinfo.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -68,6 +69,12 @@ std::size_t process_rss_bytes() noexcept {
   const int n = std::fscanf(f, "%lu %lu", &pages_total, &pages_resident);
   std::fclose(f);
   return n == 2 ? pages_resident * page_size() : 0;
+}
+
+std::uint64_t thread_cpu_ns() noexcept {
+  timespec ts{};
+  if (::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return 0;
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000u + static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
 }  // namespace handoff::platform

@@ -41,6 +41,7 @@ SweeperConfig sweeper_config(std::uint64_t keep_empty, std::uint64_t limbo_cap =
   c.idle_wait_ms = 1;
   c.keep_last_cycle = 0;  // the retention budget alone (KeepsAsManyEmptyBlocksAsTheLastCycleFilled)
   c.back_off = 0;         // sweeps however many threads are attached (BacksOffWhileMutatorsFillTheCores)
+  c.min_cpu_percent = 0;  // however long a sweep waited for a core (LeavesCyclesToTheAllocators...)
   return c;
 }
 
@@ -472,6 +473,71 @@ TEST(ConcurrentSweeper, KeepsAsManyEmptyBlocksAsTheLastCycleFilled) {
   EXPECT_EQ(blocks_in(heap, BlockState::kEmpty), kKeep);
   EXPECT_TRUE(test::budget_identity_holds(heap));
   sweeper.resume();
+}
+
+// One walk per cycle: S1 and S2 read every block header in the registry, a
+// cache line that the allocators write when they claim and give back
+// blocks. After a begin_cycle the sweeper walks once; the passes that
+// follow, and the polls while retired blocks wait for their grace period,
+// only reclaim. The next begin_cycle walks again.
+TEST(ConcurrentSweeper, WalksTheRegistryOncePerCycle) {
+  Allocator heap(test::default_config());
+  ThreadAllocator thread(heap);
+  constexpr std::size_t kBlocks = 8;
+  constexpr std::size_t kKeep = 2;
+  fill_full_blocks(thread, kBlocks);
+  ConcurrentSweeper sweeper(heap, sweeper_config(kKeep));
+  sweeper.begin_cycle(drop_all);
+  ASSERT_TRUE(wait_until([&] { return sweeper.stats().blocks_freed == kBlocks - kKeep; }))
+      << "freed " << sweeper.stats().blocks_freed;
+  const std::uint64_t passes = sweeper.stats().passes;
+  ASSERT_TRUE(wait_until([&] { return sweeper.stats().passes >= passes + 3; }));  // polls at 1 ms
+  EXPECT_EQ(sweeper.stats().blocks_swept, kBlocks);
+  EXPECT_EQ(sweeper.stats().walks, 1u) << "walked the registry again with nothing new to sweep";
+
+  sweeper.begin_cycle(drop_all);
+  ASSERT_TRUE(wait_until([&] { return sweeper.stats().walks >= 2; }));
+  const std::uint64_t passes_2 = sweeper.stats().passes;
+  ASSERT_TRUE(wait_until([&] { return sweeper.stats().passes >= passes_2 + 3; }));
+  EXPECT_EQ(sweeper.stats().walks, 2u);
+  sweeper.pause();
+  heap.finish_lazy_sweep();
+}
+
+// CPU share: a sweep that got less than min_cpu_percent of a core (here its
+// predicate sleeps, as a sweeper thread waits while other threads hold the
+// CPUs) leaves the next cycle's UNSWEPT blocks to the allocators' lazy
+// sweeps. The cycle after that sweeps in the background again, and
+// measures again.
+TEST(ConcurrentSweeper, LeavesCyclesToTheAllocatorsWhenItGetsLessThanItsShareOfACore) {
+  Allocator heap(test::default_config());
+  ThreadAllocator thread(heap);
+  constexpr std::size_t kBlocks = 4;
+  SweeperConfig config = sweeper_config(64);  // keeps the EMPTY blocks: each cycle refills the same ones
+  config.min_cpu_percent = 50;
+  ConcurrentSweeper sweeper(heap, config);
+  fill_full_blocks(thread, kBlocks);
+  sweeper.begin_cycle(slow_drop_all);  // ~1 ms asleep per block: a few percent of a core
+  ASSERT_TRUE(wait_until([&] { return sweeper.stats().blocks_swept == kBlocks; }));
+  EXPECT_EQ(sweeper.stats().cycles_left, 0u);
+
+  fill_full_blocks(thread, kBlocks, 1000);
+  sweeper.begin_cycle(drop_all);
+  ASSERT_TRUE(wait_until([&] { return sweeper.stats().walks >= 2; }));  // S2 still walks
+  const std::uint64_t passes = sweeper.stats().passes;
+  ASSERT_TRUE(wait_until([&] { return sweeper.stats().passes >= passes + 3; }));
+  EXPECT_EQ(sweeper.stats().cycles_left, 1u);
+  EXPECT_EQ(sweeper.stats().blocks_swept, kBlocks) << "swept in the cycle after a sweep that waited for a core";
+  EXPECT_EQ(blocks_in(heap, BlockState::kUnswept), kBlocks);
+
+  sweeper.begin_cycle(drop_all);  // finishes the left cycle (nothing filled since): nothing new to sweep
+  fill_full_blocks(thread, kBlocks, 2000);
+  sweeper.begin_cycle(drop_all);
+  ASSERT_TRUE(wait_until([&] { return sweeper.stats().blocks_swept == 2 * kBlocks; }))
+      << "swept " << sweeper.stats().blocks_swept << ": the cycles after the left one sweep again";
+  EXPECT_EQ(sweeper.stats().cycles_left, 1u);
+  sweeper.pause();
+  heap.finish_lazy_sweep();
 }
 
 // Back-off: with at least as many attached threads as online CPUs, a

@@ -138,6 +138,8 @@ inline void HandoffBackend::counters(Json& json) const {
   for (const auto& spec : handoff::LocalAllocatorCounters::table()) json.field(spec.name, c.*spec.field);
   json.field("sweeper_blocks_swept", s.sweeper.blocks_swept);
   json.field("sweeper_blocks_freed", s.sweeper.blocks_freed);
+  json.field("sweeper_walks", s.sweeper.walks);
+  json.field("sweeper_cycles_left", s.sweeper.cycles_left);
   json.field("epoch_advances", s.allocator.epoch.advances);
   json.field("pool_committed_bytes", s.allocator.pool.committed_bytes);
   json.field("pool_resident_bytes", s.allocator.pool.resident_bytes);

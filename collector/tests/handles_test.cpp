@@ -429,6 +429,7 @@ TEST(Handles, StaleRootsBesideTheSweeperNeverReadAFreedBlock) {
   config.sweeper.keep_empty_blocks = 0;  // retire and free every emptied block
   config.sweeper.keep_last_cycle = 0;
   config.sweeper.back_off = 0;
+  config.sweeper.min_cpu_percent = 0;
   config.sweeper.idle_wait_ms = 1;
   Heap heap(config);
   const std::size_t kStale = sized(512, 512, 64);

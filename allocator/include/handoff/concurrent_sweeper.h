@@ -27,8 +27,8 @@
 // block's sweep, and the allocator's next refill or the next cycle finds it.
 //
 // Paying for itself. The sweeper's work is useful only where a mutator would
-// otherwise do it on its own time. Two rules keep it from costing more than
-// it saves:
+// otherwise do it on its own time. Four rules keep it from costing more
+// than it saves:
 //   Retention by demand (keep_last_cycle). S2 keeps, per directory, as many
 //   EMPTY blocks as the last begin_lazy_sweep made UNSWEPT
 //   (Directory::last_cycle_blocks): about as many as the allocators fill
@@ -43,9 +43,40 @@
 //   the same blocks lazily when it claims them, so the sweeper skips S1 and
 //   looks again at each poll; S2 to S4 go on. The attached count is a proxy
 //   for busy mutators (a parked thread still counts), which errs towards
-//   leaving the work to the mutators, i.e. towards HANDOFF_SWEEPER=0. Either
-//   rule only decides *whether* the sweeper does a step; neither changes a
-//   transition, so the protocol argument above is untouched.
+//   leaving the work to the mutators, i.e. towards HANDOFF_SWEEPER=0.
+//   CPU share (min_cpu_percent). Back-off counts only our own threads; the
+//   CPUs may also be held by other processes, and then a sweeper thread
+//   that gets a core only part of the time takes it from whoever runs
+//   there, our mutator included, to do work the mutator would do lazily,
+//   on blocks already in its cache. The sweeper measures each S1: its
+//   thread's CPU time (CLOCK_THREAD_CPUTIME_ID) against the wall time
+//   from the wake() that asked for it to the end of the sweep, so that
+//   waiting in the run queue for a core counts as not running (a sweep is
+//   short next to a scheduler's time slice, so it is seldom preempted in
+//   the middle; the wait shows before it starts). When it ran less than
+//   min_cpu_percent of that time, it leaves the next
+//   cycle's S1 to the allocators, then 2, 4, 8 and 16 cycles while its
+//   probes keep finding the cores busy, and sweeps again from the first
+//   probe that gets its share. A cycle it leaves still walks S2 and runs
+//   S3 and S4. A predicate that blocks (destructors that sleep) looks the
+//   same as a busy machine; that too errs towards HANDOFF_SWEEPER=0.
+//   Only the sweeper thread reads and writes this state, so it needs no
+//   synchronization.
+//   One walk per cycle. S1 and S2 read the header of every block in the
+//   registry, and its first line holds the state word that allocators
+//   write at each claim and give-back; a walk costs the sweeper a miss per
+//   block and makes the mutators' next write to each line they hold a
+//   miss too. Only begin_cycle() and wake() start a walk. The passes that
+//   follow a pass that did work only reclaim (S3, S4), and so do the polls
+//   while retired blocks wait for their grace period (each of them used to
+//   walk again: 264 walks for 134 collections of binary-trees at depth 17,
+//   one per collection useful).
+//   The exceptions are a sweep that back-off deferred, which is retried
+//   at each poll, and S2 when the limbo cap stopped it, which walks again
+//   at each poll until the limbo has room. Blocks that a mutator's lazy
+//   sweep empties wait for the next walk.
+//   The rules only decide *whether* the sweeper does a step; none changes
+//   a transition, so the protocol argument above is untouched.
 //
 // Pausing. pause() returns once the sweeper holds no block (it checks between
 // blocks), so a stopped world, or begin_cycle(), never races with a sweep in
@@ -67,6 +98,7 @@
 #include <handoff/tunables.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
@@ -83,6 +115,7 @@ struct SweeperConfig {
   std::uint64_t idle_wait_ms = 5;        // poll interval while there is nothing to do
   std::uint64_t keep_last_cycle = 1;     // 1: also keep as many EMPTY blocks as the last cycle filled
   std::uint64_t back_off = 1;            // 1: no S1 while attached threads >= online CPUs
+  std::uint64_t min_cpu_percent = 50;    // a sweep that got less of a core leaves the next cycles' S1
 
   static std::span<const TunableSpec<SweeperConfig>> table();
   static SweeperConfig from_environment();
@@ -95,6 +128,8 @@ struct SweeperStats {
   std::uint64_t blocks_retired = 0; // S2
   std::uint64_t blocks_freed = 0;   // S4
   std::uint64_t passes_backed_off = 0;  // passes that left S1 to the allocators
+  std::uint64_t walks = 0;              // passes that walked the registry (S1 or S2)
+  std::uint64_t cycles_left = 0;        // cycles whose S1 was left to the allocators (min_cpu_percent)
   std::size_t limbo_blocks = 0;
   bool running = false;
 };
@@ -122,13 +157,21 @@ class ConcurrentSweeper {
 
  private:
   void run();
-  // `walk`: also S1 and S2, which read every block's header. `retry_sweep`:
-  // the last pass deferred S1 (back-off); walk if it need not defer again.
-  // `sweep_deferred` is set when back-off leaves S1 undone.
-  bool pass(bool walk, bool retry_sweep, bool& sweep_deferred);
+  struct PassResult {
+    bool did_work = false;
+    bool sweep_deferred = false;  // back-off left S1 undone; look again each poll
+    bool retire_capped = false;   // S2 stopped at the limbo cap; walk S2 again each poll
+  };
+  // `sweep`: S1 (then S2), unless back-off defers it. `retire`: S2. S3 and
+  // S4 always.
+  PassResult pass(bool sweep, bool retire);
   bool sweep_unswept_blocks();
   // Whether S1 would take a core from a mutator (back_off).
   bool mutators_fill_the_cores() const;
+  // CPU share (min_cpu_percent): whether this cycle's S1 is left to the
+  // allocators; and, after a sweep, how many cycles to leave.
+  bool leaves_this_cycle() noexcept;
+  void judge_cpu_share(std::uint64_t wall_ns, std::uint64_t cpu_ns) noexcept;
   bool pause_requested() const noexcept { return pause_requested_.load(std::memory_order_acquire); }
 
   Allocator& heap_;
@@ -140,6 +183,12 @@ class ConcurrentSweeper {
   bool work_ = false;
   bool in_pass_ = false;
   bool sweep_deferred_ = false;  // S1 was left undone by back-off; look again each poll
+  bool retire_capped_ = false;   // S2 stopped at the limbo cap; walk S2 again each poll
+  bool reclaim_again_ = false;   // the last pass did work: reclaim again now, without a walk
+  std::chrono::steady_clock::time_point woken_at_{};  // the last wake(); guarded by mutex_
+  std::chrono::steady_clock::time_point sweep_clock_start_{};  // this pass's CPU share is judged from here
+  unsigned short_sweeps_ = 0;    // sweeps in a row that got less than min_cpu_percent of a core
+  unsigned leave_cycles_ = 0;    // cycles whose S1 is still to be left to the allocators
   const std::size_t online_cpus_;
   std::atomic<bool> pause_requested_{false};
   std::atomic<std::uint64_t> passes_{0};
@@ -148,6 +197,8 @@ class ConcurrentSweeper {
   std::atomic<std::uint64_t> blocks_retired_{0};
   std::atomic<std::uint64_t> blocks_freed_{0};
   std::atomic<std::uint64_t> passes_backed_off_{0};
+  std::atomic<std::uint64_t> walks_{0};
+  std::atomic<std::uint64_t> cycles_left_{0};
   std::thread thread_;
 };
 

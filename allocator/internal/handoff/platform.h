@@ -45,4 +45,8 @@ std::uint64_t backable_bytes() noexcept;
 // unavailable). Used by stats and stress progress lines.
 std::size_t process_rss_bytes() noexcept;
 
+// CPU time the calling thread has run, in nanoseconds
+// (CLOCK_THREAD_CPUTIME_ID; 0 when unavailable).
+std::uint64_t thread_cpu_ns() noexcept;
+
 }  // namespace handoff::platform
