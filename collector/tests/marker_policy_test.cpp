@@ -5,6 +5,7 @@
 #include "marker_policy.h"
 
 #include <handoff/heap.h>
+#include <handoff/sanitizer.h>
 
 #include <gtest/gtest.h>
 
@@ -109,13 +110,27 @@ TEST(MarkerPolicy, ASmallCollectionLeavesTheMarkerThreadsAsleepABigOneWakesThem)
   heap.collect();
   EXPECT_EQ(heap.stats().parallel_marks, 2u);
   EXPECT_GE(heap.stats().parallel_sweep_begins, 1u);
+}
 
-  big.set(nullptr);
-  heap.collect();  // expects the big set, finds the small one: parallel, correct
-  EXPECT_EQ(heap.stats().parallel_marks, 3u);
-  ASSERT_EQ(heap.stats().live_objects, nodes(2));  // no stack word kept the big tree
+TEST(MarkerPolicy, OneCollectionAfterTheBigSetDiesTheMarkerThreadsSleepAgain) {
+#if defined(HANDOFF_ASAN)
+  // ASan keeps dead frames in its fake stacks, and the conservative scan
+  // reads them (invariant 7 needs it): the dropped tree stays reachable.
+  GTEST_SKIP() << "a dead frame in ASan's fake stack keeps the dropped tree";
+#endif
+  handoff::Heap heap(policy_config());
+  handoff::ThreadScope attached(heap);
+  handoff::Root<Node> big(heap, nullptr);
+  hold_tree(heap, big, 12);
   heap.collect();
-  EXPECT_EQ(heap.stats().parallel_marks, 3u);
+  heap.collect();
+  ASSERT_EQ(heap.stats().parallel_marks, 1u);
+  big.set(nullptr);
+  heap.collect();  // expects the big set, finds nothing: parallel, correct
+  EXPECT_EQ(heap.stats().parallel_marks, 2u);
+  ASSERT_LT(heap.stats().live_objects, nodes(12));  // no stack word kept the big tree
+  heap.collect();
+  EXPECT_EQ(heap.stats().parallel_marks, 2u);
 }
 
 TEST(MarkerPolicy, HANDOFF_MARKER_THREADS_IsTheMaximum) {
