@@ -21,7 +21,8 @@
 //               HANDOFF_MARKER_PARALLEL_MIN_BYTES.
 //   sweep begin the block slots of every directory (what the walk visits,
 //               known exactly when it starts). Parallel when they reach
-//               HANDOFF_MARKER_PARALLEL_MIN_BLOCKS.
+//               HANDOFF_MARKER_PARALLEL_MIN_BLOCKS (and the walk has at
+//               least two parts of Allocator::kLazySweepPartSlots).
 //
 // A wrong guess costs speed, never correctness: marking on one thread is
 // the plain single-threaded marker, which marks any live set correctly. A
