@@ -2,7 +2,7 @@
 // on a large live heap.
 //
 // Builds a live heap of about --mb MiB (default 100): binary trees of depth
-// 16 built bottom-up (4 MiB each: 131,071 cells of 32 bytes), held by a
+// --tree-depth (default 16) built bottom-up (4 MiB each: 131,071 cells of 32 bytes), held by a
 // heap array behind a Root, plus one singly linked list that takes the
 // rest (a long chain: the worst case for a mark stack's depth). Then runs
 // --collections full collections (default 10) with nothing else running,
@@ -52,10 +52,11 @@ Node* bottom_up(handoff::Heap& heap, int depth) {
 
 void usage(int code) {
   std::printf(
-      "usage: bench_mark_pause [--mb M] [--collections N] [--tiny] [--help]\n\n"
+      "usage: bench_mark_pause [--mb M] [--collections N] [--tree-depth D] [--tiny] [--help]\n\n"
       "Builds a live heap of about M MiB (default 100) of 32-byte cells (binary trees of\n"
-      "depth 16 and one long linked list), runs N full collections (default 10) and prints\n"
-      "one JSON line: live bytes, mark time, mark throughput (live MB / mark s) and pauses.\n"
+      "depth D, default 16, and one long linked list), runs N full collections (default 10)\n"
+      "and prints one JSON line: live bytes, mark time, mark throughput (live MB / mark s)\n"
+      "and pauses. A small D with a small M: live sets below one default tree (4 MiB).\n"
       "--tiny: about 1 MiB and 3 collections (a smoke run). HANDOFF_* variables apply.\n");
   std::exit(code);
 }
@@ -71,6 +72,8 @@ Options parse(int argc, char** argv) {
       o.tree_depth = 10;
     } else if (arg == "--mb" && i + 1 < argc) {
       o.mb = std::strtod(argv[++i], nullptr);
+    } else if (arg == "--tree-depth" && i + 1 < argc) {
+      o.tree_depth = std::atoi(argv[++i]);
     } else if (arg == "--collections" && i + 1 < argc) {
       o.collections = std::atoi(argv[++i]);
     } else {
@@ -78,7 +81,7 @@ Options parse(int argc, char** argv) {
       usage(2);
     }
   }
-  if (!(o.mb > 0) || o.collections < 1) usage(2);
+  if (!(o.mb > 0) || o.collections < 1 || o.tree_depth < 0 || o.tree_depth > 24) usage(2);
   return o;
 }
 

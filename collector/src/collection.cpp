@@ -9,7 +9,8 @@
 //                 version (old objects stay marked) and the remembered set
 //                 traced first (remembered_set.cpp); then roots; drain to
 //                 the ephemeron fixpoint (drain_to_fixpoint); each step
-//                 on every marker thread (marker.h)
+//                 on every marker thread (marker.h) when the collection
+//                 expects enough to mark (marker_policy.h), else here alone
 //   4. weak       clear weak references (and weak checked handles) to
 //                 unmarked objects
 //   5. finalize   unreachable finalizable objects: queue them and mark what
@@ -18,13 +19,15 @@
 //   6b. drop      ephemeron entries whose key is unmarked (after the
 //                 verifier, which must see them and not trace their values)
 //   7. sweep      begin the lazy sweep, its block walk in parts on every
-//                 marker thread (on_marker_threads) (or sweep everything
+//                 marker thread (on_marker_threads) when the heap has
+//                 enough blocks to pay for them (or sweep everything
 //                 now, or, for the immortal torture mode, nothing); resume
 //                 the sweeper
 //
 // Weak references are cleared in 4, inside the pause, before 7 lets any
 // thread sweep a block, so no weak reference can observe a reused cell.
 #include "marker.h"
+#include "marker_policy.h"
 #include "marker_threads.h"
 
 #include <handoff/check.h>
@@ -62,16 +65,26 @@ std::uint64_t now_ns() {
 //   - Orders: MarkerThreads::run hands over under its mutex, so the stored
 //     predicates happen before every part, and every part's CAS before
 //     run() returns and the directories' cycles advance.
-// With one marker thread (or none usable: a forked child) the parts run
-// here, in order, as the sequential begin does.
-Allocator::ParallelFor on_marker_threads(MarkerThreads* threads) {
-  return [threads](std::size_t tasks, const std::function<void(std::size_t)>& run) {
+// With one marker thread (or none usable: a forked child, or nullptr: the
+// collection chose one thread, marker_policy.h) the parts run here, in
+// order, as the sequential begin does. `used`: set when the marker threads
+// ran them.
+Allocator::ParallelFor on_marker_threads(MarkerThreads* threads, bool& used) {
+  return [threads, &used](std::size_t tasks, const std::function<void(std::size_t)>& run) {
     if (threads == nullptr || !threads->usable() || tasks < 2) {
       for (std::size_t i = 0; i < tasks; ++i) run(i);
       return;
     }
+    used = true;
     threads->for_each_task(tasks, run);
   };
+}
+
+// What beginning the lazy sweep walks: every directory's registry slots.
+std::uint64_t block_slots(Allocator& allocator) noexcept {
+  std::uint64_t slots = 0;
+  for (std::size_t cls = 0; cls < kNumSizeClasses; ++cls) slots += allocator.directory(cls).block_slots();
+  return slots;
 }
 
 }  // namespace
@@ -86,6 +99,10 @@ HeapInternals::HeapInternals(Heap& owner) : heap(owner), allocator(owner.allocat
 }
 
 HeapInternals::~HeapInternals() { unregister_heap(*this); }
+
+std::size_t HeapInternals::max_marker_workers() const noexcept {
+  return marker_threads == nullptr ? 1 : marker_threads->workers();
+}
 
 // The mark phase's loop. Marking alone is not a closure once ephemerons
 // exist: an entry's value becomes reachable when its key is marked, which
@@ -165,7 +182,10 @@ void HeapInternals::run_collection(CollectionKind kind) {
     mark_abandoned = false;
   }
   const std::uint64_t mark_start = now_ns();
-  Marker marker(*this, Marker::Mode::kMark);
+  const std::uint64_t expected = expected_mark_bytes(result.eden, live_after_full + promoted_since_full, last_eden_marked);
+  Marker marker(*this, Marker::Mode::kMark,
+                mark_workers(max_marker_workers(), expected, config.marker_parallel_min_bytes));
+  result.parallel_mark = marker.workers() > 1;
   // User code runs from here to the verifier (trace(), root scanners,
   // post-mark hooks; a parallel marker rethrows a worker's exception here).
   // An exception abandons the collection: no sweep starts, so nothing is
@@ -197,7 +217,7 @@ void HeapInternals::run_collection(CollectionKind kind) {
   result.ephemeron_rounds = marker.ephemeron_rounds();
   result.ephemeron_entries = marker.ephemeron_entries();
   if (config.immortal == 0) result.ephemerons_dropped = marker.drop_dead_ephemerons();
-  start_sweep(kind);
+  result.parallel_sweep_begin = start_sweep(kind);
   bytes_since_collection.store(0, std::memory_order_relaxed);
   if (sweeper) sweeper->resume();
   result.pause_ns = now_ns() - start;
@@ -264,18 +284,23 @@ void HeapInternals::process_weak_and_finalizable(Marker& marker) {
   counters.finalizers_queued += queued;
 }
 
-void HeapInternals::start_sweep(CollectionKind kind) {
-  if (config.immortal != 0) return;
+bool HeapInternals::start_sweep(CollectionKind kind) {
+  if (config.immortal != 0) return false;
   if (config.sync_sweep != 0 || kind == CollectionKind::kLastResort) {
     allocator.sweep(sweep_policy());
     if (kind == CollectionKind::kLastResort) allocator.release_empty_blocks();
-    return;
+    return false;
   }
-  allocator.begin_lazy_sweep(sweep_policy(), on_marker_threads(marker_threads.get()));
+  const bool parallel =
+      sweep_begin_workers(max_marker_workers(), block_slots(allocator), config.marker_parallel_min_blocks) > 1;
+  bool used = false;
+  allocator.begin_lazy_sweep(sweep_policy(), on_marker_threads(parallel ? marker_threads.get() : nullptr, used));
+  return used;
 }
 
 void HeapInternals::update_after_collection(const CollectionResult& r) {
   if (r.eden) {
+    last_eden_marked = r.marked_bytes;
     promoted_since_full += r.marked_bytes;
     old_objects += r.marked_objects;
   } else {
@@ -305,6 +330,8 @@ void HeapInternals::update_after_collection(const CollectionResult& r) {
   counters.ephemeron_rounds += r.ephemeron_rounds;
   counters.ephemeron_rounds_max = std::max(counters.ephemeron_rounds_max, r.ephemeron_rounds);
   counters.ephemerons_dropped += r.ephemerons_dropped;
+  counters.parallel_marks += r.parallel_mark ? 1 : 0;
+  counters.parallel_sweep_begins += r.parallel_sweep_begin ? 1 : 0;
 }
 
 std::size_t HeapInternals::run_finalizers(MutatorThread& self) {

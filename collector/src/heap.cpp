@@ -29,7 +29,7 @@ void arm_thread_exit_hook();
 }
 namespace {
 
-constexpr std::array<TunableSpec<HeapConfig>, 15> kHeapTunables{{
+constexpr std::array<TunableSpec<HeapConfig>, 17> kHeapTunables{{
     {"initial_heap_bytes", "HANDOFF_INITIAL_HEAP_BYTES", &HeapConfig::initial_heap_bytes,
      "no collection is triggered before this many bytes were allocated since the last one"},
     {"growth_percent", "HANDOFF_GROWTH_PERCENT", &HeapConfig::growth_percent,
@@ -59,6 +59,10 @@ constexpr std::array<TunableSpec<HeapConfig>, 15> kHeapTunables{{
      "~Heap waits up to this long for other threads to detach before it aborts with their names"},
     {"marker_threads", "HANDOFF_MARKER_THREADS", &HeapConfig::marker_threads,
      "threads that mark in parallel, the collecting thread included (0 = one per online CPU, 1 = no marker threads)"},
+    {"marker_parallel_min_bytes", "HANDOFF_MARKER_PARALLEL_MIN_BYTES", &HeapConfig::marker_parallel_min_bytes,
+     "a collection marks on the marker threads only when it expects to mark this many bytes (0 = always)"},
+    {"marker_parallel_min_blocks", "HANDOFF_MARKER_PARALLEL_MIN_BLOCKS", &HeapConfig::marker_parallel_min_blocks,
+     "the lazy sweep begins on the marker threads only over this many block slots (0 = always)"},
 }};
 
 }  // namespace
@@ -476,6 +480,9 @@ constexpr CounterSpec<S> kHeapCounters[] = {
     {"checked_handles", &S::checked_handles, "checked handles", "CheckedHandle slots in use"},
     {"checked_handles_cleared", &S::checked_handles_cleared, "checked handles cleared",
      "weak ones cleared because their object died"},
+    {"parallel_marks", &S::parallel_marks, "parallel marks", "collections that marked on the marker threads"},
+    {"parallel_sweep_begins", &S::parallel_sweep_begins, "parallel sweep begins",
+     "collections that began the lazy sweep on the marker threads"},
 };
 // The scalar counters are the fields before `allocator`: each has a row.
 #pragma GCC diagnostic push

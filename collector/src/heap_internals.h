@@ -122,7 +122,10 @@ class HeapInternals {
   bool choose_eden(CollectionKind kind) const noexcept;
   void set_trigger() noexcept;
   SweepPolicy sweep_policy() const noexcept;
-  void start_sweep(CollectionKind kind);
+  // True when the lazy sweep began on the marker threads.
+  bool start_sweep(CollectionKind kind);
+  // The collecting thread plus the marker threads: the most any phase uses.
+  std::size_t max_marker_workers() const noexcept;
   void process_weak_and_finalizable(class Marker& marker);
 #if defined(HANDOFF_TEST_HOOKS)
   void drop_one_mark();
@@ -138,6 +141,8 @@ class HeapInternals {
     std::uint64_t ephemeron_rounds = 0;
     std::uint64_t ephemeron_entries = 0;
     std::uint64_t ephemerons_dropped = 0;
+    bool parallel_mark = false;         // marked on the marker threads (marker_policy.h)
+    bool parallel_sweep_begin = false;  // began the lazy sweep on them
   };
   void update_after_collection(const CollectionResult& result);
 
@@ -173,6 +178,7 @@ class HeapInternals {
   std::uint64_t allocated_at_full = 0;   // bytes_allocated when it ran
   std::uint64_t full_budget = 0;         // the allocation budget it set (collection.cpp)
   std::uint64_t collections_run = 0;
+  std::uint64_t last_eden_marked = 0;    // bytes the last eden collection marked (marker_policy.h)
   // Under HANDOFF_COLLECT_EVERY with collect_every_scope 0, every this-many-th
   // collection is full and the others are eden.
   static constexpr std::uint64_t kTortureFullEvery = 8;

@@ -44,7 +44,7 @@ struct Marker::Parallel {
   std::vector<std::unique_ptr<TaskPhase>> phases;  // queued for the next drain's round, in order
 };
 
-Marker::Marker(HeapInternals& heap, Mode mode)
+Marker::Marker(HeapInternals& heap, Mode mode, std::size_t workers)
     : heap_(heap), mode_(mode), version_(heap.mark_version),
       bounds_(heap.allocator.bounds()), large_(own_large_) {
   heap_.allocator.large_objects().for_each_object([&](void* object, std::size_t size) {
@@ -53,7 +53,7 @@ Marker::Marker(HeapInternals& heap, Mode mode)
   std::sort(own_large_.begin(), own_large_.end());
   stack_.reserve(4096);
   MarkerThreads* threads = heap_.marker_threads.get();
-  if (mode_ != Mode::kMark || threads == nullptr || !threads->usable()) return;
+  if (mode_ != Mode::kMark || workers < 2 || threads == nullptr || !threads->usable()) return;
   parallel_owned_ = std::make_unique<Parallel>(*threads);
   parallel_ = parallel_owned_.get();
   for (std::size_t w = 1; w < threads->workers(); ++w) parallel_->helpers.emplace_back(new Marker(*this, w));

@@ -34,9 +34,10 @@
 // is out of work. drain may be called again (a fixpoint around it pushes
 // with visit() on worker 0 and drains again). Marks are set with
 // AccessMode::kShared (one atomic read-modify-write), so every object is
-// traced once by the one worker that marked it. With one marker thread
-// there are no helpers and none of this runs: marks are kExclusive and
-// drain is the plain loop.
+// traced once by the one worker that marked it. With one marker thread,
+// or when the collection chose to mark on one thread (its live set is
+// small: marker_policy.h), there are no helpers and none of this runs:
+// marks are kExclusive and drain is the plain loop.
 //
 // Exceptions: a trace() or root scanner that throws on any worker aborts
 // the work pool, every other worker stops at its next poll, and the
@@ -83,9 +84,10 @@ class Marker final : public Visitor {
  public:
   enum class Mode { kMark, kVerify };
 
-  // kMark: parallel when the heap has marker threads (and this process
+  // kMark: parallel when `workers` > 1 (the collection's choice,
+  // marker_policy.h) and the heap has marker threads (and this process
   // created them: not in a forked child).
-  Marker(HeapInternals& heap, Mode mode);
+  Marker(HeapInternals& heap, Mode mode, std::size_t workers = 1);
   ~Marker();
   Marker(const Marker&) = delete;
   Marker& operator=(const Marker&) = delete;

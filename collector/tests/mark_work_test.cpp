@@ -196,6 +196,8 @@ Node* tree(handoff::Heap& heap, int depth) {
 handoff::HeapConfig markers_config(std::uint64_t markers) {
   handoff::HeapConfig config = handoff::HeapConfig::from_environment();
   config.marker_threads = markers;
+  config.marker_parallel_min_bytes = 0;  // these heaps are small: parallel all the same
+  config.marker_parallel_min_blocks = 0;
   config.collect_every = 0;
   config.verify = 1;
   return config;

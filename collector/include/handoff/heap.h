@@ -130,6 +130,14 @@ struct HeapConfig {
   // heap's marker threads, started with it); 0 = one per online CPU; 1 =
   // the collecting thread alone.
   std::uint64_t marker_threads = 0;
+  // A collection marks on the marker threads only when it expects to mark
+  // at least this many bytes (what the last collection of its kind found);
+  // below, the collecting thread marks alone, because waking the helpers
+  // costs more than they save (collector/src/marker_policy.h). 0 = always.
+  std::uint64_t marker_parallel_min_bytes = 8 << 20;
+  // Beginning the lazy sweep uses the marker threads only when the
+  // directories hold at least this many block slots; 0 = always.
+  std::uint64_t marker_parallel_min_blocks = 16384;
 
   AllocatorConfig allocator{};
   SweeperConfig sweeper{};
@@ -177,6 +185,8 @@ struct HeapStats {
   std::uint64_t external_released = 0;     // released by a sweep or a detach
   std::uint64_t checked_handles = 0;       // CheckedHandle slots in use
   std::uint64_t checked_handles_cleared = 0;  // weak ones cleared because their object died
+  std::uint64_t parallel_marks = 0;         // collections that marked on the marker threads
+  std::uint64_t parallel_sweep_begins = 0;  // collections that began the lazy sweep on them
   AllocatorStats allocator;
   SweeperStats sweeper;
 
