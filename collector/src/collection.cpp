@@ -28,6 +28,7 @@
 #include "marker_threads.h"
 
 #include <handoff/check.h>
+#include <handoff/epoch.h>
 
 #include <algorithm>
 #include <chrono>
