@@ -153,7 +153,7 @@ class Directory {
   static constexpr std::size_t kSegmentBits = 9;
   static constexpr std::size_t kSegmentSlots = std::size_t{1} << kSegmentBits;
   static constexpr std::size_t kMaxSegments = 4096;
-  // kSegmentSlots registry slots, each an Atomic<MarkedBlock*> (epoch.h's
+  // kSegmentSlots registry slots, each an Atomic<MarkedBlock*> (atomic.h's
   // alias, internal): defined in directory.cpp, as is slot(i), whose
   // return type is that slot's.
   struct Segment;
