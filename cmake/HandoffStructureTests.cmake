@@ -2,7 +2,9 @@
 # sources, not the build, so they run in one configuration only (release),
 # each well under a second.
 #   structure.layers          allocator/ names the collector only in comments
-#                             and includes no collector header (STYLE.md 8)
+#                             and includes no collector header (STYLE.md 8);
+#                             the collector includes no marked_block.h and
+#                             names MarkedBlock only on its hot mark path
 #   structure.comment_names   every A::b and f() a comment or doc names exists
 #                             (STYLE.md 16)
 # Each has a negative control: the same check with a planted violation
@@ -24,6 +26,11 @@ add_test(NAME structure.layers.negative_control
 # name both planted leaks, and the check's own verdict must be a failure.
 set_tests_properties(structure.layers.negative_control PROPERTIES PASS_REGULAR_EXPRESSION
   "layer_leak.cpp:4: includes <handoff/heap.h>.*layer_leak.cpp:5: names the collector|layer_leak.cpp:5: names the collector.*layer_leak.cpp:4: includes <handoff/heap.h>")
+add_test(NAME structure.layers.collector_negative_control
+         COMMAND Python3::Interpreter ${_handoff_scripts}/check_layers.py ${PROJECT_SOURCE_DIR}
+                 --also-collector ${_handoff_scripts}/testdata/block_reach.cpp)
+set_tests_properties(structure.layers.collector_negative_control PROPERTIES PASS_REGULAR_EXPRESSION
+  "block_reach.cpp:4: includes <handoff/marked_block.h>.*block_reach.cpp:5: names MarkedBlock outside")
 add_test(NAME structure.comment_names
          COMMAND Python3::Interpreter ${_handoff_scripts}/check_comment_names.py ${PROJECT_SOURCE_DIR})
 add_test(NAME structure.comment_names.negative_control
@@ -31,5 +38,6 @@ add_test(NAME structure.comment_names.negative_control
                  --also ${_handoff_scripts}/testdata/stale_comment.h)
 set_tests_properties(structure.comment_names.negative_control PROPERTIES PASS_REGULAR_EXPRESSION
   "stale_comment.h:3: Directory::release_block names nothing.*stale_comment.h:3: purge_idle\\(\\) names nothing")
-set_tests_properties(structure.layers structure.layers.negative_control structure.comment_names
+set_tests_properties(structure.layers structure.layers.negative_control
+                     structure.layers.collector_negative_control structure.comment_names
                      structure.comment_names.negative_control PROPERTIES LABELS structure TIMEOUT 60)

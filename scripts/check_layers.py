@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Fails when allocator/ depends on collector/ (STYLE.md 8: layers only point down).
+"""Fails when allocator/ depends on collector/ (STYLE.md 8: layers only point down),
+or when the collector reaches into blocks past its narrow interface (STYLE.md 14).
 
 Two checks over every file under allocator/:
   1. the word "collector" (what `grep -r collector allocator/` finds) occurs
@@ -8,13 +9,22 @@ Two checks over every file under allocator/:
   2. no #include names a header that exists only in collector/
      (collector/include/handoff/*.h), whatever its name.
 
+And two over collector/src and collector/include (tests may look inside):
+  3. no #include of <handoff/marked_block.h>: the collector asks the
+     allocator through cell_services.h and mark_services.h;
+  4. MarkedBlock is named in code (outside comments) only in the files of
+     the marker's per-edge path and the card walk, BLOCK_USERS below
+     (mark_services.h says why those stay).
+
 What it cannot see: a dependency that names neither (a declaration copied
 from the collector, a symbol resolved only at link time); the link itself is
 checked by the allocator-alone install test (cmake/install_test/allocator_alone.sh).
+A block reached without its name (auto, a typedef) passes check 4.
 
-Usage: check_layers.py SOURCE_DIR [--also FILE...]
-  --also FILE  treat FILE as if it were under allocator/ (the negative
-               control plants a leak in a scratch file this way).
+Usage: check_layers.py SOURCE_DIR [--also FILE...] [--also-collector FILE...]
+  --also FILE            treat FILE as if it were under allocator/ (the
+                         negative control plants a leak in a scratch file)
+  --also-collector FILE  treat FILE as a collector/src file outside BLOCK_USERS
 Exit status: 0 when clean, 1 when something leaks (printed as file:line).
 """
 import os
@@ -27,6 +37,10 @@ from check_comment_names import source_dir_or_usage, split  # noqa: E402  (usage
 
 CXX_SUFFIXES = (".h", ".hpp", ".c", ".cpp", ".inc")
 INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]handoff/([\w./]+)[>"]', re.M)
+# collector/src files that may name MarkedBlock: the marker's per-edge path
+# (checked_target, try_mark) and the remembered set's card walk.
+BLOCK_USERS = {"mark_target.h", "mark_target.cpp", "marker.h", "marker.cpp", "remembered_set.cpp"}
+MARKED_BLOCK = re.compile(r"\bMarkedBlock\b")
 
 
 def code_lines(path, text):
@@ -37,11 +51,54 @@ def code_lines(path, text):
     return [(n, line.split("#", 1)[0]) for n, line in enumerate(text.splitlines(), 1)]
 
 
+def extra_files(argv):
+    """{flag: [FILE...]} for --also and --also-collector."""
+    extra, flag = {"--also": [], "--also-collector": []}, None
+    for arg in argv[2:]:
+        if arg in extra:
+            flag = arg
+        elif flag is not None:
+            extra[flag].append(arg)
+    return extra
+
+
+def read_text(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except UnicodeDecodeError:
+        return None  # not a text file
+
+
+def collector_reaches_into_blocks(root, also):
+    """[(path, line, what)]: checks 3 and 4 over collector/src, collector/include."""
+    files = []
+    for sub in ("src", "include"):
+        for dirpath, _, names in os.walk(os.path.join(root, "collector", sub)):
+            files += [os.path.join(dirpath, n) for n in sorted(names) if n.endswith(CXX_SUFFIXES)]
+    bad = []
+    for path in files + also:
+        text = read_text(path)
+        if text is None:
+            continue
+        for m in INCLUDE.finditer(text):
+            if m.group(1) == "marked_block.h":
+                bad.append((path, text.count("\n", 0, m.start()) + 1,
+                            "includes <handoff/marked_block.h>; use cell_services.h or mark_services.h"))
+        if os.path.basename(path) in BLOCK_USERS and path not in also:
+            continue
+        for number, line in code_lines(path, text):
+            if MARKED_BLOCK.search(line):
+                bad.append((path, number, "names MarkedBlock outside the marker's hot path: " + line.strip()))
+    return bad, len(files)
+
+
 def main(argv):
     root, status = source_dir_or_usage(argv, __doc__, "allocator")
     if root is None:
         return status
-    also = argv[argv.index("--also") + 1:] if "--also" in argv else []
+    extra = extra_files(argv)
+    also = extra["--also"]
     collector_headers = set(os.listdir(os.path.join(root, "collector", "include", "handoff")))
     allocator_headers = set()
     for sub in ("include", "internal"):
@@ -54,23 +111,26 @@ def main(argv):
         files += [os.path.join(dirpath, n) for n in sorted(names)]
     bad = []
     for path in files + also:
-        try:
-            with open(path, encoding="utf-8") as f:
-                text = f.read()
-        except UnicodeDecodeError:
-            continue  # not a text file
+        text = read_text(path)
+        if text is None:
+            continue
         for number, line in code_lines(path, text):
             if "collector" in line:
                 bad.append((path, number, "names the collector outside a comment: " + line.strip()))
         for m in INCLUDE.finditer(text):
             if m.group(1) in only_collector:
                 bad.append((path, text.count("\n", 0, m.start()) + 1, f"includes <handoff/{m.group(1)}>, a collector header"))
-    for path, number, what in bad:
+    reach, collector_files = collector_reaches_into_blocks(root, extra["--also-collector"])
+    for path, number, what in bad + reach:
         print(f"{os.path.relpath(path, root)}:{number}: {what}")
     if bad:
         print(f"check_layers: allocator/ depends on collector/ ({len(bad)} place(s))", file=sys.stderr)
+    if reach:
+        print(f"check_layers: the collector reaches into blocks ({len(reach)} place(s))", file=sys.stderr)
+    if bad or reach:
         return 1
-    print(f"check_layers: {len(files)} files under allocator/, 'collector' only in comments, no collector include")
+    print(f"check_layers: {len(files)} files under allocator/, 'collector' only in comments, no collector include; "
+          f"{collector_files} collector files, MarkedBlock only in {', '.join(sorted(BLOCK_USERS))}")
     return 0
 
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Mutation testing of the handoff protocol: plants each protocol mutant
-# (allocator/include/handoff/mutant.h, selected by HANDOFF_MUTANT=<name> in a
+# (allocator/internal/handoff/mutant.h, selected by HANDOFF_MUTANT=<name> in a
 # build with HANDOFF_TEST_HOOKS) and runs the suite's checks against it, in a
 # stated order, until one catches it. A check catches a mutant when it exits
 # nonzero or prints a sanitizer report; before any mutant, every check must

@@ -32,6 +32,8 @@
 #include <handoff/allocator.h>
 #include <handoff/chaos.h>
 #include <handoff/concurrent_sweeper.h>
+#include <handoff/epoch.h>
+#include <handoff/limbo.h>
 #include <handoff/platform.h>
 
 #include <atomic>

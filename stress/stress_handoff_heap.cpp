@@ -16,6 +16,8 @@
 // no block ever retired (the race never happened).
 #include "heap_stress.h"
 
+#include <handoff/epoch.h>
+
 #include <atomic>
 #include <cinttypes>
 #include <cstdio>

@@ -1,6 +1,8 @@
 #include <handoff/allocator.h>
 #include <handoff/chaos.h>
 #include <handoff/check.h>
+#include <handoff/epoch.h>
+#include <handoff/limbo.h>
 #include <handoff/mutant.h>
 #include <handoff/platform.h>
 
@@ -13,9 +15,14 @@
 namespace handoff {
 
 Allocator::Allocator(AllocatorConfig config)
-    : config_(config), budget_(config.max_heap_bytes), pool_(config_, budget_), large_(budget_) {
+    : config_(config),
+      budget_(config.max_heap_bytes),
+      pool_(config_, budget_),
+      epochs_(std::make_unique<EpochDomain>()),
+      limbo_(std::make_unique<Limbo>()),
+      large_(budget_) {
   for (std::size_t cls = 0; cls < kNumSizeClasses; ++cls) {
-    directories_[cls] = std::make_unique<Directory>(cls, pool_, epochs_);
+    directories_[cls] = std::make_unique<Directory>(cls, pool_, *epochs_);
   }
 }
 
@@ -32,7 +39,7 @@ Allocator::~Allocator() {
                  attached);
     std::abort();
   }
-  limbo_.release_all(pool_);  // no thread is left to read a retired block
+  limbo_->release_all(pool_);  // no thread is left to read a retired block
   for (auto& directory : directories_) directory.reset();
 }
 
@@ -125,6 +132,8 @@ SweepTotals Allocator::finish_lazy_sweep() {
   return totals;
 }
 
+std::size_t Allocator::reclaim_retired() { return limbo_->reclaim(*epochs_, pool_); }
+
 std::size_t Allocator::release_empty_blocks() {
   retire_empty_blocks(0, SIZE_MAX);
   // Two advances end the grace period of everything just retired, unless a
@@ -139,7 +148,7 @@ std::size_t Allocator::retire_empty_blocks(std::size_t keep, std::size_t limbo_c
   std::size_t retired = 0;
   for (auto& directory : directories_) {
     const std::size_t demand = keep_last_cycle ? directory->last_cycle_blocks() : 0;
-    retired += directory->retire_empty_blocks(std::max(keep, demand), limbo_, limbo_cap);
+    retired += directory->retire_empty_blocks(std::max(keep, demand), *limbo_, limbo_cap);
   }
   return retired;
 }
@@ -164,7 +173,7 @@ const MarkedBlock* Allocator::lookup_block(const void* p) const noexcept {
 void* Allocator::find_cell(const void* p) const noexcept {
   if (pool_.chunk_of(p) != nullptr) {
     std::optional<ScopedPin> pinned;
-    if (!HANDOFF_MUTANT(kFindCellUnprotected)) pinned.emplace(epochs_);
+    if (!HANDOFF_MUTANT(kFindCellUnprotected)) pinned.emplace(*epochs_);
     const MarkedBlock* block = lookup_block(p);
     if (block == nullptr) return nullptr;
     HANDOFF_CHAOS_POINT(kLookup);
@@ -177,7 +186,7 @@ void* Allocator::find_cell(const void* p) const noexcept {
 
 std::size_t Allocator::cell_size(const void* cell) const {
   if (pool_.chunk_of(cell) != nullptr) {
-    ScopedPin pinned(epochs_);  // the header is read after find_cell's pin ends
+    ScopedPin pinned(*epochs_);  // the header is read after find_cell's pin ends
     if (cell != nullptr && find_cell(cell) == cell) return MarkedBlock::of(cell)->cell_size();
   } else if (cell != nullptr && find_cell(cell) == cell) {
     return large_.size_of(cell);

@@ -1,5 +1,7 @@
 #include <handoff/chaos.h>
 #include <handoff/concurrent_sweeper.h>
+#include <handoff/epoch.h>
+#include <handoff/limbo.h>
 #include <handoff/mutant.h>
 #include <handoff/platform.h>
 

@@ -2,6 +2,8 @@
 #include <handoff/chaos.h>
 #include <handoff/check.h>
 #include <handoff/directory.h>
+#include <handoff/epoch.h>
+#include <handoff/limbo.h>
 #include <handoff/mutant.h>
 
 namespace handoff {
@@ -24,6 +26,8 @@ BlockState state_after_sweep(const MarkedBlock& block) noexcept {
 
 }  // namespace
 
+struct Directory::Segment : std::array<Atomic<MarkedBlock*>, kSegmentSlots> {};
+
 Directory::Directory(std::size_t size_class, BlockPool& pool, EpochDomain& epochs)
     : size_class_(size_class), pool_(pool), epochs_(epochs) {
   HANDOFF_CHECK(size_class < kNumSizeClasses, "size class out of range");
@@ -37,7 +41,7 @@ Directory::~Directory() {
   for (auto& segment : segments_) delete segment.load(std::memory_order_relaxed);
 }
 
-Atomic<MarkedBlock*>& Directory::slot(std::size_t i) const noexcept {
+auto& Directory::slot(std::size_t i) const noexcept {
   Segment* segment = segments_[i >> kSegmentBits].load(std::memory_order_acquire);
   return (*segment)[i & (kSegmentSlots - 1)];
 }

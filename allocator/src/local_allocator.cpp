@@ -1,6 +1,8 @@
 #include <handoff/check.h>
+#include <handoff/epoch.h>
 #include <handoff/error.h>
 #include <handoff/local_allocator.h>
+#include <handoff/mutant.h>
 
 #include <iostream>
 #include <string>

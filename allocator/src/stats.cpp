@@ -1,6 +1,8 @@
 // Stats: one snapshot (Allocator::stats) and two renderings of it, JSON for
 // programs and aligned text for people. Both include the tunables in force.
 #include <handoff/allocator.h>
+#include <handoff/epoch.h>
+#include <handoff/limbo.h>
 #include <handoff/platform.h>
 
 #include <iomanip>
@@ -18,8 +20,8 @@ AllocatorStats Allocator::stats() const {
     s.counters = published_;
     s.attached_threads = threads_.size();
   }
-  s.epoch = epochs_.stats();
-  s.limbo = limbo_.stats();
+  s.epoch = epochs_->stats();
+  s.limbo = limbo_->stats();
   s.heap_limit_bytes = budget_.limit();
   s.budget_charged_bytes = budget_.charged();
   s.process_rss_bytes = platform::process_rss_bytes();

@@ -7,6 +7,8 @@
 #include "test_support.h"
 
 #include <handoff/concurrent_sweeper.h>
+#include <handoff/epoch.h>
+#include <handoff/limbo.h>
 
 #include <gtest/gtest.h>
 #include <unistd.h>

@@ -1,6 +1,7 @@
 // Directories: claims by CAS on the state word, which states a claim and a
 // sweep accept, lazy sweeping on claim, releasing empty blocks, stale claims
 // after recycling, and concurrent claimers that must never share a block.
+#include "reclaim_support.h"
 #include "test_support.h"
 
 #include <handoff/block_pool.h>

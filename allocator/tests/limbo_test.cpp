@@ -2,6 +2,7 @@
 // papers/handoff.md). Pushing and counting, reclaim freeing nothing while a
 // thread pinned before the retire stays pinned, two advances after the
 // unpin at most, release_all at heap destruction, and the pool's accounting.
+#include "reclaim_support.h"
 #include "test_support.h"
 
 #include <handoff/block_pool.h>

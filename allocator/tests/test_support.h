@@ -78,20 +78,6 @@ HANDOFF_TEST_NO_ASAN inline bool raw_all_zero(const void* p, std::size_t bytes) 
   return true;
 }
 
-// Calls Limbo::reclaim until it frees something (at most 10 times).
-struct ReclaimAttempts {
-  std::size_t calls = 0;
-  std::size_t freed = 0;
-};
-inline ReclaimAttempts reclaim_until_freed(Limbo& limbo, EpochDomain& epochs, BlockPool& pool) {
-  ReclaimAttempts r;
-  while (r.freed == 0 && r.calls < 10) {
-    ++r.calls;
-    r.freed = limbo.reclaim(epochs, pool);
-  }
-  return r;
-}
-
 // Pool identities (block_pool.h), as one predicate with a readable failure.
 inline ::testing::AssertionResult pool_identities_hold(const PoolStats& p) {
   if (p.committed_bytes != p.in_use_bytes + p.cached_bytes + p.purged_bytes) {

@@ -31,6 +31,8 @@
 #include "marker_threads.h"
 
 #include <handoff/check.h>
+#include <handoff/epoch.h>
+#include <handoff/mark_services.h>
 
 #include <algorithm>
 #include <chrono>
@@ -120,7 +122,7 @@ void drain_to_fixpoint(Marker& marker) {
 
 bool HeapInternals::is_marked(const void* object) const noexcept {
   const void* cell = cell_of(object);
-  if (in_block_chunks(allocator, cell)) return MarkedBlock::of(cell)->is_marked(cell, mark_version);
+  if (in_block_chunks(allocator, cell)) return is_marked_small_cell(cell, mark_version);
   return LargeObjectSpace::is_marked(cell, mark_version);
 }
 
@@ -176,8 +178,7 @@ void HeapInternals::run_collection(CollectionKind kind) {
   for (MutatorThread* thread : threads) thread->allocator.flush();
 
   if (!result.eden) {
-    // 0 means "never marked"; kMarkVersionClearing is a block's claim
-    if (++mark_version == 0 || mark_version == MarkedBlock::kMarkVersionClearing) mark_version = 1;
+    mark_version = next_mark_version(mark_version);
     forget_remembered(*this);
     mark_abandoned = false;
   }
@@ -232,17 +233,10 @@ void HeapInternals::run_collection(CollectionKind kind) {
 // The verifier's negative control: forget the mark of one reachable object
 // (the first marked cell found), as a collector bug would.
 void HeapInternals::drop_one_mark() {
-  bool dropped = false;
-  for (std::size_t cls = 0; cls < kNumSizeClasses && !dropped; ++cls) {
-    allocator.directory(cls).for_each_block([&](MarkedBlock& block) {
-      if (dropped || block.mark_version() != mark_version) return;
-      block.for_each_live_cell([&](void* cell) {
-        if (dropped || !block.is_marked(cell, mark_version)) return;
-        block.mark_bits().clear(MarkedBlock::atom_of(cell));
-        dropped = true;
-      });
-    });
-  }
+  for_each_marked_small_cell(allocator, mark_version, [](void* cell) {
+    clear_small_cell_mark(cell);
+    return false;  // one is enough
+  });
 }
 #endif
 

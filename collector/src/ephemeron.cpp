@@ -20,6 +20,8 @@
 #include "mark_target.h"
 #include "marker.h"
 
+#include <handoff/mark_services.h>
+
 #include <string>
 
 namespace handoff::detail {
@@ -60,7 +62,7 @@ bool Marker::reached(const void* object) {
   const void* cell = cell_of(object);
   // Keys were checked when inserted, and an entry whose key died was
   // dropped, so the key is a live object of this heap.
-  if (const MarkedBlock* block = checked_target(cell)) return block->is_marked(cell, version_);
+  if (checked_target(cell) != nullptr) return is_marked_small_cell(cell, version_);
   return LargeObjectSpace::is_marked(cell, version_);
 }
 

@@ -4,6 +4,7 @@
 #include "marker_threads.h"
 
 #include <handoff/check.h>
+#include <handoff/mark_services.h>
 #include <handoff/sanitizer.h>
 
 #include <array>
@@ -129,7 +130,7 @@ const void* Marker::find_large(std::uintptr_t word) const noexcept {
 std::size_t Marker::object_capacity(const void* object) const {
   const void* cell = cell_of(object);
   if (in_block_chunks(heap_.allocator, cell)) {
-    return MarkedBlock::of(cell)->cell_size() - kCellHeaderSize;
+    return small_cell_size(cell) - kCellHeaderSize;
   }
   const auto* found = find_large(reinterpret_cast<std::uintptr_t>(cell));
   return found == nullptr ? 0 : heap_.allocator.large_objects().size_of(cell) - kCellHeaderSize;
@@ -172,9 +173,8 @@ void Marker::visit_word(std::uintptr_t word) {
   const BlockPool& pool = heap_.allocator.pool();
   if (pool.chunk_of(p) != nullptr) {
     if (!pool.is_handed_out(p)) return;  // never read a pooled block
-    const MarkedBlock* block = MarkedBlock::of(p);
-    void* cell = block->cell_start(p);
-    if (cell == nullptr || !block->live_bits().get(MarkedBlock::atom_of(cell))) return;  // allocated only
+    void* cell = allocated_cell_holding(p);
+    if (cell == nullptr) return;  // allocated only
     visit(object_of(cell));
     return;
   }
@@ -385,7 +385,7 @@ void Marker::trace_one(const void* object) {
   if (type == nullptr || type->magic != TypeInfo::kMagic) [[unlikely]] {
     std::fprintf(stderr, "handoff: corrupt object header %#llx at %p\n", static_cast<unsigned long long>(header),
                  object);
-    if (in_block_chunks(heap_.allocator, object)) MarkedBlock::of(object)->dump(std::cerr);
+    if (in_block_chunks(heap_.allocator, object)) dump_block_holding(object, std::cerr);
     HANDOFF_CHECK(false, "a marked object has no valid type header (heap corruption or a bad Member)");
   }
   if (type->trace == nullptr) return;

@@ -1,6 +1,7 @@
 // The heap verifier: run after marking, world stopped, before the sweep.
 //
-//   1. Heap walk. Every block is in exactly one state, and with the world
+//   1. Heap walk (audit_blocks_after_mark, mark_services.h: the allocator
+//      reads its own blocks). Every block is in exactly one state, and with the world
 //      stopped and the previous sweep finished that state is FULL, SWEPT,
 //      EMPTY or RETIRED (never OWNED, UNSWEPT or SWEEPING); each block passes
 //      MarkedBlock::check_invariants (live bits only on cell starts, counts
@@ -22,6 +23,7 @@
 #include "marker.h"
 
 #include <handoff/check.h>
+#include <handoff/mark_services.h>
 
 #include <iostream>
 #include <string>
@@ -29,44 +31,17 @@
 namespace handoff::detail {
 namespace {
 
-[[noreturn]] void verify_failed(const MarkedBlock* block, const std::string& what) {
+[[noreturn]] void verify_failed(const void* block, const std::string& what) {
   std::cerr << "handoff: verifier: " << what << "\n";
-  if (block != nullptr) block->dump(std::cerr);
+  if (block != nullptr) dump_block_holding(block, std::cerr);
   HANDOFF_CHECK(false, "heap verification failed");
-}
-
-void verify_block(const MarkedBlock& block, std::uint32_t version) {
-  const BlockState state = block.state().state;
-  if (state != BlockState::kFull && state != BlockState::kSwept && state != BlockState::kEmpty &&
-      state != BlockState::kRetired) {
-    verify_failed(&block, std::string("block in state ") + block_state_name(state) + " while the world is stopped");
-  }
-  block.check_invariants();
-  if (block.mark_version() != version) return;
-  for (std::size_t w = 0; w < AtomBitmap::kWords; ++w) {
-    if ((block.mark_bits().word(w) & ~block.live_bits().word(w)) != 0) {
-      verify_failed(&block, "a free cell is marked");
-    }
-  }
 }
 
 }  // namespace
 
 void verify_heap(HeapInternals& heap) {
-  for (std::size_t cls = 0; cls < kNumSizeClasses; ++cls) {
-    Directory& directory = heap.allocator.directory(cls);
-    std::size_t live = 0;
-    std::size_t capacity = 0;
-    directory.for_each_block([&](const MarkedBlock& block) {
-      verify_block(block, heap.mark_version);
-      live += block.live_cell_count();
-      capacity += block.cell_count();
-      if (block.live_cell_count() + block.free_cell_count() != block.cell_count()) {
-        verify_failed(&block, "live + free cells differ from the block's capacity");
-      }
-    });
-    if (live > capacity) verify_failed(nullptr, "a directory holds more live cells than it has room for");
-  }
+  const BlockAudit audit = audit_blocks_after_mark(heap.allocator, heap.mark_version);
+  if (!audit.problem.empty()) verify_failed(audit.block, audit.problem);
   Marker second(heap, Marker::Mode::kVerify);
   second.mark_roots();
   drain_to_fixpoint(second);  // ephemerons: a value counts only through its reached key

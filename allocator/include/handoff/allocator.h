@@ -16,12 +16,12 @@
 
 #include <handoff/allocate_inlines.h>
 #include <handoff/block_pool.h>
+#include <handoff/config.h>  // refuses headers of another build (test hooks, sanitizers)
 #include <handoff/directory.h>
-#include <handoff/epoch.h>
 #include <handoff/error.h>
 #include <handoff/large_object_space.h>
-#include <handoff/limbo.h>
 #include <handoff/liveness.h>
+#include <handoff/reclaim_stats.h>
 #include <handoff/thread_allocator.h>
 #include <handoff/tunables.h>
 
@@ -36,6 +36,11 @@
 #include <vector>
 
 namespace handoff {
+
+// Internal (allocator/internal/handoff/epoch.h, limbo.h): the Allocator owns
+// them out of line, so the installed headers never name their members.
+class EpochDomain;
+class Limbo;
 
 struct SweepTotals {
   std::size_t blocks_swept = 0;
@@ -101,7 +106,7 @@ class Allocator {
   std::size_t retire_empty_blocks(std::size_t keep, std::size_t limbo_cap, bool keep_last_cycle = false);
   // S3 + S4: advances the epoch if it can and frees blocks past their grace
   // period. Called by the concurrent sweeper, or by a stopped world.
-  std::size_t reclaim_retired() { return limbo_.reclaim(epochs_, pool_); }
+  std::size_t reclaim_retired();
   // Returns idle pool memory to the OS (all cached blocks when `force`).
   std::size_t purge(bool force = false) { return pool_.purge(force); }
 
@@ -150,8 +155,10 @@ class Allocator {
   BlockPool& pool() noexcept { return pool_; }
   const BlockPool& pool() const noexcept { return pool_; }
   HeapBudget& budget() noexcept { return budget_; }
-  EpochDomain& epochs() const noexcept { return epochs_; }  // mutable: lookups pin
-  const Limbo& limbo() const noexcept { return limbo_; }
+  // Internal types (include <handoff/epoch.h>, <handoff/limbo.h>: the
+  // project's own code only). Non-const from a const Allocator: lookups pin.
+  EpochDomain& epochs() const noexcept { return *epochs_; }
+  const Limbo& limbo() const noexcept { return *limbo_; }
   LargeObjectSpace& large_objects() noexcept { return large_; }
 
  private:
@@ -163,8 +170,11 @@ class Allocator {
   const AllocatorConfig config_;
   HeapBudget budget_;
   BlockPool pool_;
-  mutable EpochDomain epochs_;  // const lookups pin (find_cell)
-  Limbo limbo_;
+  // Out of line so that this header needs only their names. Never on the
+  // allocation fast path; a refill reaches the domain through its
+  // Directory's reference, so no refill loads these pointers either.
+  const std::unique_ptr<EpochDomain> epochs_;
+  const std::unique_ptr<Limbo> limbo_;
   std::array<std::unique_ptr<Directory>, kNumSizeClasses> directories_;
   LargeObjectSpace large_;
   mutable std::mutex threads_mutex_;

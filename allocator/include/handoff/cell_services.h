@@ -44,7 +44,9 @@ void give_up_block_holding(const Allocator& heap, ThreadAllocator& thread, const
 // owns, whose live bits lag its free list: there, the cell whose start lies
 // at or before `p` (under ASan, nullptr when that cell is poisoned, i.e.
 // free). nullptr when `p` is in no cell of this heap. The caller holds a pin
-// (ScopedPin on heap.epochs()) across the call and every read of the cell.
+// (ScopedPin on heap.epochs()) across the call and every read of the cell;
+// the pin is internal (epoch.h), so this is the project's own collector's
+// call: elsewhere Allocator::find_cell, which pins itself, is the lookup.
 void* find_cell_for_lookup(const Allocator& heap, const void* p) noexcept;
 
 // `p` lies in one of the heap's block chunks (small cells; not a large object,

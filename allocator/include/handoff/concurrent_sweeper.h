@@ -11,7 +11,7 @@
 //
 // Why it is correct. Every step is a transition of the handoff protocol
 // (papers/handoff.md) and relies only on the block state word and the epoch
-// domain (allocator/include/handoff/epoch.h): the sweeper never touches an
+// domain (allocator/internal/handoff/epoch.h): the sweeper never touches an
 // OWNED block (S1 claims by CAS and skips what it loses), and it frees only
 // through the limbo, so a block leaves for the pool only after a grace
 // period. Its registry walks (S1 here, S2 in Directory::retire_empty_blocks)

@@ -45,8 +45,6 @@
 //     -> Directory::take_fresh_block (pool, then directory lock)
 #pragma once
 
-#include <handoff/epoch.h>
-#include <handoff/limbo.h>
 #include <handoff/liveness.h>
 #include <handoff/marked_block.h>
 
@@ -61,6 +59,10 @@
 namespace handoff {
 
 class BlockPool;
+// Internal (allocator/internal/handoff/): named here, defined there.
+class EpochDomain;
+class EpochParticipant;
+class Limbo;
 
 // Private scan position of one local allocator.
 struct ClaimCursor {
@@ -151,9 +153,12 @@ class Directory {
   static constexpr std::size_t kSegmentBits = 9;
   static constexpr std::size_t kSegmentSlots = std::size_t{1} << kSegmentBits;
   static constexpr std::size_t kMaxSegments = 4096;
-  using Segment = std::array<Atomic<MarkedBlock*>, kSegmentSlots>;
+  // kSegmentSlots registry slots, each an Atomic<MarkedBlock*> (atomic.h's
+  // alias, internal): defined in directory.cpp, as is slot(i), whose
+  // return type is that slot's.
+  struct Segment;
 
-  Atomic<MarkedBlock*>& slot(std::size_t i) const noexcept;
+  auto& slot(std::size_t i) const noexcept;
   bool publish_locked(MarkedBlock* block);
   SweepCounts sweep_one(MarkedBlock& block, BlockStateWord seen, const SweepPolicy& policy);
   // Claims (CAS to SWEEPING) and sweeps every block whose state `accepts`.

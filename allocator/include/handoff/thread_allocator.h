@@ -8,7 +8,7 @@
 //   void* p = thread.allocate(48);             // fast path inline
 #pragma once
 
-#include <handoff/epoch.h>
+#include <handoff/config.h>  // refuses headers of another build (test hooks, sanitizers)
 #include <handoff/error.h>
 #include <handoff/local_allocator.h>
 #include <handoff/sanitizer.h>
@@ -22,6 +22,7 @@
 namespace handoff {
 
 class Allocator;
+class EpochParticipant;  // internal: epoch.h
 
 class ThreadAllocator {
  public:

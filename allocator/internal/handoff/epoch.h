@@ -42,7 +42,11 @@
 // Layering. DESIGN.md places epochs in collector/; they live here because the
 // allocator's refill path pins, and allocator/ never includes collector/.
 // The rest of the reclaim protocol lives here too: the limbo (limbo.h) and
-// the concurrent sweeper (concurrent_sweeper.h).
+// the concurrent sweeper (concurrent_sweeper.h). This header, limbo.h,
+// mutant.h and atomic.h are internal (allocator/internal/, never
+// installed): Allocator holds the domain through a pointer, so no public
+// header needs more than the class names; the counters an embedder reads
+// are in reclaim_stats.h.
 //
 // Relaxed-memory check. Every shared word here is an Atomic<T>
 // (handoff/atomic.h): std::atomic<T> in every build of the library, and
@@ -54,6 +58,7 @@
 #include <handoff/atomic.h>
 #include <handoff/mutant.h>
 #include <handoff/config.h>
+#include <handoff/reclaim_stats.h>
 #include <handoff/sanitizer.h>
 
 #include <cstddef>
@@ -118,13 +123,6 @@ class ScopedPin {
  private:
   EpochDomain& domain_;
   EpochParticipant* participant_;
-};
-
-struct EpochStats {
-  std::uint64_t epoch = 0;
-  std::uint64_t advances = 0;
-  std::uint64_t failed_advances = 0;  // a participant pinned at an older epoch
-  std::size_t participants = 0;       // registered now
 };
 
 class EpochDomain {

@@ -12,6 +12,8 @@
 // never taken on an allocation or refill path.
 #pragma once
 
+#include <handoff/reclaim_stats.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
@@ -22,12 +24,6 @@ namespace handoff {
 class BlockPool;
 class EpochDomain;
 class MarkedBlock;
-
-struct LimboStats {
-  std::size_t size = 0;  // blocks waiting now
-  std::uint64_t retired = 0;
-  std::uint64_t freed = 0;
-};
 
 class Limbo {
  public:
