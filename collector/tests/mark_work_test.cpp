@@ -5,6 +5,7 @@
 #include "embedder_access.h"
 #include "mark_work.h"
 #include "marker_threads.h"
+#include "tree_support.h"
 
 #include <handoff/heap.h>
 
@@ -173,25 +174,8 @@ TEST(MarkerThreads, AnExceptionOnAHelperReachesTheCallerAfterAllFinished) {
 
 // --- the heap marking on its marker threads ---
 
-struct Node {
-  handoff::Member<Node> left;
-  handoff::Member<Node> right;
-  void trace(handoff::Visitor& v) const {
-    v.trace(left);
-    v.trace(right);
-  }
-};
-
-Node* tree(handoff::Heap& heap, int depth) {
-  Node* n = heap.make<Node>();
-  if (depth > 0) {
-    Node* l = tree(heap, depth - 1);
-    Node* r = tree(heap, depth - 1);
-    n->left = l;
-    n->right = r;
-  }
-  return n;
-}
+using handoff::tree_support::Node;
+using handoff::tree_support::tree;
 
 handoff::HeapConfig markers_config(std::uint64_t markers) {
   handoff::HeapConfig config = handoff::HeapConfig::from_environment();

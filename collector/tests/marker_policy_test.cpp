@@ -12,6 +12,8 @@
 #include <cstdint>
 #include <random>
 
+#include "tree_support.h"
+
 namespace {
 
 using handoff::detail::expected_mark_bytes;
@@ -40,25 +42,8 @@ TEST(MarkerPolicy, BeginsTheSweepInParallelFromTheThresholdOn) {
   EXPECT_EQ(sweep_begin_workers(1, 1000, 64), 1u);
 }
 
-struct Node {
-  handoff::Member<Node> left;
-  handoff::Member<Node> right;
-  void trace(handoff::Visitor& v) const {
-    v.trace(left);
-    v.trace(right);
-  }
-};
-
-Node* tree(handoff::Heap& heap, int depth) {
-  Node* n = heap.make<Node>();
-  if (depth > 0) {
-    Node* l = tree(heap, depth - 1);
-    Node* r = tree(heap, depth - 1);
-    n->left = l;
-    n->right = r;
-  }
-  return n;
-}
+using handoff::tree_support::Node;
+using handoff::tree_support::tree;
 
 // Out of line, so that no pointer into the tree stays in the caller's
 // frame for the conservative stack scan to find after `root` lets go.
