@@ -283,8 +283,10 @@ class Heap {
 
   // Extra roots held outside stacks and handles (a language runtime's
   // globals, a C library's data segments): every collection's root phase
-  // calls scan(visitor, context), world stopped, on the collecting thread.
-  // It reports roots with visitor.trace_raw / trace_conservative and must
+  // calls scan(visitor, context), world stopped, on any one of the marker
+  // threads (the collecting thread or a helper; with parallel marking, two
+  // scanners may run at the same time on different threads, so a scanner
+  // must not rely on thread-local state). It reports roots with visitor.trace_raw / trace_conservative and must
   // not touch the heap otherwise (no allocation, no handles, no locks a
   // stopped thread may hold). Scanners cannot be removed.
   using RootScanner = void (*)(Visitor& visitor, void* context);
