@@ -9,7 +9,9 @@ Targets, checked against the medians of the same run:
     threads: time per object <= 1.0x mimalloc's;
   - handoff's 2-thread throughput >= 1.8x its 1-thread throughput;
   - concurrent sweeper on vs off (handoff vs handoff-nosweeper): time
-    within 1.03x on every macro workload of the evaluation, and on the
+    within 1.03x on every macro workload of the evaluation (the median of
+    the per-repetition on/off ratios, each pair run in one time window),
+    and on the
     churn points (the off runs are handoff's churn points again with
     HANDOFF_SWEEPER=0, bench/run_eval.py).
 
@@ -75,7 +77,8 @@ def churn_table(samples, fmt):
 
 def render(samples, sweeper_pairs, fmt):
     """samples: eval_report.micro_samples(); sweeper_pairs: [(workload label,
-    handoff wall s, handoff-nosweeper wall s)] from the macro section."""
+    handoff median wall s, handoff-nosweeper median wall s, [per-repetition
+    on/off wall ratios])] from the macro section."""
     table, verdicts = churn_table(samples, fmt)
     if not verdicts and not sweeper_pairs:
         return []
@@ -87,13 +90,20 @@ def render(samples, sweeper_pairs, fmt):
     if len(table) > 2:
         lines += table + [""]
     if sweeper_pairs:
-        lines += ["Sweeper on vs off on the macro workloads (wall time, medians; handoff vs handoff-nosweeper):", "",
-                  "| workload | sweeper on s | sweeper off s | on / off |", "|---|---:|---:|---:|"]
-        for name, on, off in sweeper_pairs:
-            ratio = on / off if on and off else None
+        lines += ["Sweeper on vs off on the macro workloads (handoff vs handoff-nosweeper, wall time). "
+                  "*Paired* divides each repetition's on run by the off run of the same repetition, which ran "
+                  "in the same time window; the verdict uses the median of those ratios, with their range. "
+                  "*Ratio of medians* is the older summary, kept beside it.", "",
+                  "| workload | sweeper on s | sweeper off s | ratio of medians | paired on / off (median) "
+                  "| paired range | pairs |", "|---|---:|---:|---:|---:|---|---:|"]
+        for name, on, off, paired in sweeper_pairs:
+            of_medians = on / off if on and off else None
+            ratio = _median(paired) if paired else of_medians
             if ratio is not None:
                 verdicts.append((f"sweeper on / off <= {SWEEPER_LIMIT}", name, ratio, ratio <= SWEEPER_LIMIT))
-            lines.append(f"| {name} | {fmt(on)} | {fmt(off)} | {fmt(ratio)} |")
+            spread = f"[{fmt(min(paired))}, {fmt(max(paired))}]" if paired else "-"
+            lines.append(f"| {name} | {fmt(on)} | {fmt(off)} | {fmt(of_medians)} | {fmt(ratio)} | {spread} "
+                         f"| {len(paired)} |")
         lines.append("")
     lines += ["| target | point | ratio | verdict |", "|---|---|---:|---|"]
     for target, point, ratio, ok in sorted(verdicts, key=lambda v: v[0]):  # stable: sizes stay in order

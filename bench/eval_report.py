@@ -97,6 +97,17 @@ class Cell:
                        for r in self.failed})
 
 
+def paired_ratios(a, b):
+    """Wall time of `a` over `b`, one ratio per repetition both completed.
+    The backends run round robin within a repetition, so a pair shares its
+    time window: a slow stretch of the machine moves both runs, not one."""
+    def walls(cell):
+        return {r["rep"]: r["result"]["wall_s"] for r in cell.records
+                if r.get("result", {}).get("completed") and r["result"].get("wall_s")}
+    wa, wb = walls(a), walls(b)
+    return [wa[rep] / wb[rep] for rep in sorted(wa) if rep in wb]
+
+
 def group(runs, section, extra_key=None):
     cells = {}
     for r in good_runs(runs, section):
@@ -1115,7 +1126,8 @@ def render(data, alloc, out, figures):
     micro_lines, fast = micro_section(data, figures, plots)
     target_lines, verdicts = targets_section(data, cells, fast)
     body += target_lines
-    sweeper_pairs = [(label(w, t), cells[(w, t, "handoff")].wall_med(), cells[(w, t, "handoff-nosweeper")].wall_med())
+    sweeper_pairs = [(label(w, t), cells[(w, t, "handoff")].wall_med(), cells[(w, t, "handoff-nosweeper")].wall_med(),
+                      paired_ratios(cells[(w, t, "handoff")], cells[(w, t, "handoff-nosweeper")]))
                      for (w, t) in configs_in_order(data["runs"], "macro")
                      if (w, t, "handoff") in cells and (w, t, "handoff-nosweeper") in cells]
     body += churn_report.render(micro_samples(data), sweeper_pairs, fmt)
