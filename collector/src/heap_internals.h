@@ -149,7 +149,8 @@ class HeapInternals {
   // When eden collections find this share of the bytes allocated since the
   // last collection alive and those die old, the next
   // kFullsAfterSurvivingEden triggered collections are full (collection.cpp).
-  static constexpr std::uint64_t kEdenSurvivalFullPercent = 50;
+  static constexpr std::uint64_t kEdenSurvivalFullPercent = 70;
+  static constexpr std::uint64_t kDiedOldFullPercent = 75;
   static constexpr std::uint64_t kFullsAfterSurvivingEden = 8;
   void note_eden_survival(const CollectionResult& result, std::uint64_t allocated_since) noexcept;
 

@@ -371,6 +371,7 @@ TEST(Generational, EdenCollectionsThatFindMostNewObjectsAliveGiveWayToFullOnes) 
   HeapConfig config = generational_config();
   config.verify = 0;
   config.initial_heap_bytes = 64 << 10;
+  config.growth_percent = 50;  // collections after half the live size: about 80% of it survives an eden one
   Heap heap(config);
   ThreadScope attached(heap);
   constexpr std::size_t kSlots = 8192;
