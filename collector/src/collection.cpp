@@ -162,8 +162,8 @@ bool HeapInternals::choose_eden(CollectionKind kind) const noexcept {
 // bringing the next full collection nearer. A working set whose objects are
 // replaced at random (bench/workloads "steady") breaks the weak
 // generational hypothesis: a new object is no likelier to die than an old
-// one, so an eden collection finds most of what was allocated alive (65-90%
-// measured, papers/collector.md "The steady workload"), its remembered set
+// one, so an eden collection finds most of what was allocated alive (68%
+// and 88% measured, papers/collector.md "The steady workload"), its remembered set
 // (the tables that point at every object) makes its mark about as long as
 // a full one's, and the promoted objects then die old, as fast as they
 // were promoted, so the live set does not grow. Eden collections then only
@@ -174,8 +174,8 @@ bool HeapInternals::choose_eden(CollectionKind kind) const noexcept {
 // kEdenSurvivalFullPercent of the bytes allocated before them alive (their
 // marked bytes over the allocation that each one collected, summed), and
 // this full collection finds that at least kDiedOldFullPercent as many
-// bytes as were promoted died old (the live estimate, what the last full one found plus
-// what was promoted, minus what this one marked). A growing live set (a
+// bytes as were promoted died old (the live estimate, what the last full
+// one found plus what was promoted, minus what this one marked). A growing live set (a
 // long-lived structure being built) shows the first and not the second;
 // a structure that dies once (GCBench's stretch tree) the second and not
 // the first, over the many eden collections of a cycle; both keep eden
