@@ -146,12 +146,64 @@ bool HeapInternals::choose_eden(CollectionKind kind) const noexcept {
     if (config.collect_every_scope != 0) return config.collect_every_scope == 1;
     return (collections_run + 1) % kTortureFullEvery != 0;
   }
+  if (fulls_before_eden != 0) return false;  // the young did not die young (note_eden_survival)
   const std::uint64_t allocated = bytes_allocated.load(std::memory_order_relaxed) - allocated_at_full;
   const std::uint64_t budget = full_budget / 100;
   // External memory attached since the full collection stays attached to
   // old wrappers that only a full collection can free: it counts as promoted.
   const std::uint64_t promoted = promoted_since_full + external.since_full.load(std::memory_order_relaxed);
   return promoted < budget * config.full_growth_percent && allocated < budget * config.full_allocation_percent;
+}
+
+// When eden collections do not pay. An eden collection is cheaper than a
+// full one only if most of what was allocated since the last collection is
+// dead: it marks the survivors (and retraces the remembered set), and each
+// survivor is promoted, shrinking the next eden's budget (set_trigger) and
+// bringing the next full collection nearer. A working set whose objects are
+// replaced at random (bench/workloads "steady") breaks the weak
+// generational hypothesis: a new object is no likelier to die than an old
+// one, so an eden collection finds most of what was allocated alive (68%
+// and 88% measured, papers/collector.md "The steady workload"), its remembered set
+// (the tables that point at every object) makes its mark about as long as
+// a full one's, and the promoted objects then die old, as fast as they
+// were promoted, so the live set does not grow. Eden collections then only
+// add collections: three where a full-only policy runs two.
+//
+// The signature, measured at no cost, at each full collection: the eden
+// collections since the last full one found at least
+// kEdenSurvivalFullPercent of the bytes allocated before them alive (their
+// marked bytes over the allocation that each one collected, summed), and
+// this full collection finds that at least kDiedOldFullPercent as many
+// bytes as were promoted died old (the live estimate, what the last full
+// one found plus what was promoted, minus what this one marked). A growing live set (a
+// long-lived structure being built) shows the first and not the second;
+// a structure that dies once (GCBench's stretch tree) the second and not
+// the first, over the many eden collections of a cycle; both keep eden
+// collections. On the signature the next kFullsAfterSurvivingEden triggered
+// collections are full, each with the whole budget B; then eden
+// collections are tried again, so a workload whose young objects start
+// dying young is collected generationally again within a few collections.
+// The thresholds (70% and 75%) sit between what the two workloads near
+// them show at each full collection (papers/collector.md): steady 74-79%
+// and 87-100%, binary-trees' largest depths, whose trees are as big as B
+// and are promoted while being built, 62-64% and 55-62%.
+// JavaScriptCore decides from sizes alone (a full collection once the old
+// generation outgrows its budget), which cannot tell this case apart.
+void HeapInternals::note_eden_survival(const CollectionResult& r, std::uint64_t allocated_since) noexcept {
+  if (config.collect_every != 0) return;
+  if (r.eden) {
+    if (r.triggered) eden_allocated_since_full += allocated_since;
+    return;
+  }
+  if (r.triggered && fulls_before_eden != 0) --fulls_before_eden;
+  const std::uint64_t promoted = promoted_since_full;
+  const std::uint64_t estimate = live_after_full + promoted;
+  const std::uint64_t died_old = estimate > r.marked_bytes ? estimate - r.marked_bytes : 0;
+  const bool young_survive =
+      eden_allocated_since_full != 0 && promoted >= eden_allocated_since_full / 100 * kEdenSurvivalFullPercent;
+  const bool old_die = promoted != 0 && died_old >= promoted / 100 * kDiedOldFullPercent;
+  if (young_survive && old_die) fulls_before_eden = kFullsAfterSurvivingEden;
+  eden_allocated_since_full = 0;
 }
 
 // The trigger. A full collection that finds L bytes live sets the budget
@@ -173,6 +225,7 @@ void HeapInternals::run_collection(CollectionKind kind) {
   const std::uint64_t start = now_ns();
   CollectionResult result;
   result.eden = choose_eden(kind);
+  result.triggered = kind == CollectionKind::kTriggered;
   if (sweeper) sweeper->pause();
   allocator.finish_lazy_sweep();
   for (MutatorThread* thread : threads) thread->allocator.flush();
@@ -293,6 +346,9 @@ bool HeapInternals::start_sweep(CollectionKind kind) {
 }
 
 void HeapInternals::update_after_collection(const CollectionResult& r) {
+  const std::uint64_t allocated_now = bytes_allocated.load(std::memory_order_relaxed);
+  note_eden_survival(r, allocated_now - allocated_at_collection);
+  allocated_at_collection = allocated_now;
   if (r.eden) {
     last_eden_marked = r.marked_bytes;
     promoted_since_full += r.marked_bytes;

@@ -141,10 +141,18 @@ class HeapInternals {
     std::uint64_t ephemeron_rounds = 0;
     std::uint64_t ephemeron_entries = 0;
     std::uint64_t ephemerons_dropped = 0;
+    bool triggered = false;             // by the trigger (CollectionKind::kTriggered)
     bool parallel_mark = false;         // marked on the marker threads (marker_policy.h)
     bool parallel_sweep_begin = false;  // began the lazy sweep on them
   };
   void update_after_collection(const CollectionResult& result);
+  // When eden collections find this share of the bytes allocated since the
+  // last collection alive and those die old, the next
+  // kFullsAfterSurvivingEden triggered collections are full (collection.cpp).
+  static constexpr std::uint64_t kEdenSurvivalFullPercent = 70;
+  static constexpr std::uint64_t kDiedOldFullPercent = 75;
+  static constexpr std::uint64_t kFullsAfterSurvivingEden = 8;
+  void note_eden_survival(const CollectionResult& result, std::uint64_t allocated_since) noexcept;
 
   // The cell-level view used by marking and the verifier.
   bool is_marked(const void* object) const noexcept;
@@ -179,6 +187,9 @@ class HeapInternals {
   std::uint64_t full_budget = 0;         // the allocation budget it set (collection.cpp)
   std::uint64_t collections_run = 0;
   std::uint64_t last_eden_marked = 0;    // bytes the last eden collection marked (marker_policy.h)
+  std::uint64_t allocated_at_collection = 0;  // bytes_allocated when the last collection ended
+  std::uint64_t fulls_before_eden = 0;   // triggered full collections to run before the next eden one (collection.cpp)
+  std::uint64_t eden_allocated_since_full = 0;  // bytes allocated before the triggered eden collections since it
   // Under HANDOFF_COLLECT_EVERY with collect_every_scope 0, every this-many-th
   // collection is full and the others are eden.
   static constexpr std::uint64_t kTortureFullEvery = 8;

@@ -361,6 +361,44 @@ TEST(Generational, TriggeredCollectionsAreMostlyEdenAndThePolicyRunsFullOnes) {
   }
 }
 
+// A steady working set replaced at random: new objects are no likelier to
+// die than old ones, so each eden collection finds most of what was
+// allocated since the last collection alive. The policy must then run full
+// collections (with the whole budget) instead of eden collections that
+// would mark almost as much and promote it all (note_eden_survival); an
+// eden collection is still tried now and then.
+TEST(Generational, EdenCollectionsThatFindMostNewObjectsAliveGiveWayToFullOnes) {
+  HeapConfig config = generational_config();
+  config.verify = 0;
+  config.initial_heap_bytes = 64 << 10;
+  config.growth_percent = 50;  // collections after half the live size: about 80% of it survives an eden one
+  Heap heap(config);
+  ThreadScope attached(heap);
+  constexpr std::size_t kSlots = 8192;
+  Root<NodeArray> table(heap, heap.make_array<Member<Node>>(kSlots));
+  std::vector<std::uint64_t> ids(kSlots);
+  for (std::size_t i = 0; i < kSlots; ++i) {
+    (*table)[i] = heap.make<Node>(i);
+    ids[i] = i;
+  }
+  std::uint64_t rng = 88172645463325252ull;
+  const std::size_t n = sized(300'000, 150'000, 150'000);
+  for (std::size_t k = 0; k < n; ++k) {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    const std::size_t slot = rng % kSlots;
+    ids[slot] = kSlots + k;
+    (*table)[slot] = heap.make<Node>(ids[slot]);
+  }
+  const HeapStats s = heap.stats();
+  EXPECT_GT(s.collections, 10u);
+  EXPECT_GT(s.eden_collections, 0u) << "an eden collection is still tried";
+  EXPECT_GT(s.full_collections, 2 * s.eden_collections)
+      << "eden collections that find most new objects alive kept being chosen";
+  for (std::size_t i = 0; i < kSlots; ++i) ASSERT_TRUE((*table)[i]->intact(ids[i]));
+}
+
 TEST(Generational, TortureScopeForcesEdenOrFull) {
   for (std::uint64_t scope : {1, 2}) {
     HeapConfig config = generational_config();
