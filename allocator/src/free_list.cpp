@@ -1,3 +1,4 @@
+#include <handoff/check.h>
 #include <handoff/free_list.h>
 #include <handoff/marked_block.h>
 
@@ -5,10 +6,13 @@
 
 namespace handoff {
 
-std::size_t FreeList::build(const MarkedBlock& block) noexcept {
+std::size_t FreeList::build(const MarkedBlock& block) noexcept { return build(block, block.live_cell_count()); }
+
+std::size_t FreeList::build(const MarkedBlock& block, std::size_t live_cells) noexcept {
+  HANDOFF_ASSERT(live_cells == block.live_cell_count());
   cell_size_ = block.cell_size();
   head_ = nullptr;
-  if (block.live_cell_count() == 0) {
+  if (live_cells == 0) {
     // Bump mode over the whole payload.
     cursor_ = block.begin();
     limit_ = block.end();

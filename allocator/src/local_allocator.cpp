@@ -79,8 +79,10 @@ bool LocalAllocator::refill() noexcept {
       }
     }
     current_ = block;
-    live_at_claim_ = block->live_cell_count();
-    list_at_claim_ = free_list_.build(*block);
+    // A lazy sweep has just counted the live cells; other claims count them
+    // here, once for the accounting and the free list both.
+    live_at_claim_ = claim.block == block && claim.lazily_swept ? claim.swept.live_cells : block->live_cell_count();
+    list_at_claim_ = free_list_.build(*block, live_at_claim_);
     counters_.cells_from_claims += list_at_claim_;
     HANDOFF_EXPENSIVE((check_invariants(), true));
     if (list_at_claim_ != 0) return true;

@@ -56,6 +56,9 @@ class FreeList {
   // clear becomes free. Returns the number of free cells. The caller owns the
   // block exclusively.
   std::size_t build(const MarkedBlock& block) noexcept;
+  // The same, given the block's live cell count (a refill has just counted
+  // it): the count is then read from the bitmap once per refill, not twice.
+  std::size_t build(const MarkedBlock& block, std::size_t live_cells) noexcept;
 
   void clear() noexcept { cursor_ = limit_ = nullptr, head_ = nullptr; }
   bool empty() const noexcept { return cursor_ >= limit_ && head_ == nullptr; }
