@@ -17,6 +17,7 @@
 // sweeper's) and the run time, with the sweeper on and, for comparison, off.
 #include <handoff/allocator.h>
 #include <handoff/concurrent_sweeper.h>
+#include <handoff/large_object_space.h>
 
 #include <chrono>
 #include <cinttypes>

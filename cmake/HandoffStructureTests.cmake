@@ -4,7 +4,8 @@
 #   structure.layers          allocator/ names the collector only in comments
 #                             and includes no collector header (STYLE.md 8);
 #                             the collector includes no marked_block.h and
-#                             names MarkedBlock only on its hot mark path
+#                             names MarkedBlock only on its hot mark path;
+#                             no installed header includes an internal one
 #   structure.comment_names   every A::b and f() a comment or doc names exists
 #                             (STYLE.md 16)
 # Each has a negative control: the same check with a planted violation
@@ -31,6 +32,11 @@ add_test(NAME structure.layers.collector_negative_control
                  --also-collector ${_handoff_scripts}/testdata/block_reach.cpp)
 set_tests_properties(structure.layers.collector_negative_control PROPERTIES PASS_REGULAR_EXPRESSION
   "block_reach.cpp:4: includes <handoff/marked_block.h>.*block_reach.cpp:5: names MarkedBlock outside")
+add_test(NAME structure.layers.installed_negative_control
+         COMMAND Python3::Interpreter ${_handoff_scripts}/check_layers.py ${PROJECT_SOURCE_DIR}
+                 --also-installed ${_handoff_scripts}/testdata/installed_leak.h)
+set_tests_properties(structure.layers.installed_negative_control PROPERTIES PASS_REGULAR_EXPRESSION
+  "installed_leak.h:4: installed header includes <handoff/limbo.h>, an internal header")
 add_test(NAME structure.comment_names
          COMMAND Python3::Interpreter ${_handoff_scripts}/check_comment_names.py ${PROJECT_SOURCE_DIR})
 add_test(NAME structure.comment_names.negative_control
@@ -39,5 +45,6 @@ add_test(NAME structure.comment_names.negative_control
 set_tests_properties(structure.comment_names.negative_control PROPERTIES PASS_REGULAR_EXPRESSION
   "stale_comment.h:3: Directory::release_block names nothing.*stale_comment.h:3: purge_idle\\(\\) names nothing")
 set_tests_properties(structure.layers structure.layers.negative_control
-                     structure.layers.collector_negative_control structure.comment_names
+                     structure.layers.collector_negative_control structure.layers.installed_negative_control
+                     structure.comment_names
                      structure.comment_names.negative_control PROPERTIES LABELS structure TIMEOUT 60)

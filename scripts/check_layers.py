@@ -16,6 +16,12 @@ And two over collector/src and collector/include (tests may look inside):
      the marker's per-edge path and the card walk, BLOCK_USERS below
      (mark_services.h says why those stay).
 
+And one over the installed headers (allocator/include/handoff,
+collector/include/handoff):
+  5. no #include names a header that exists only under allocator/internal/
+     (never installed): an installed header that did would not compile in
+     an embedder's tree (install.consumer compiles them all, installed).
+
 What it cannot see: a dependency that names neither (a declaration copied
 from the collector, a symbol resolved only at link time); the link itself is
 checked by the allocator-alone install test (cmake/install_test/allocator_alone.sh).
@@ -25,6 +31,7 @@ Usage: check_layers.py SOURCE_DIR [--also FILE...] [--also-collector FILE...]
   --also FILE            treat FILE as if it were under allocator/ (the
                          negative control plants a leak in a scratch file)
   --also-collector FILE  treat FILE as a collector/src file outside BLOCK_USERS
+  --also-installed FILE  treat FILE as an installed header
 Exit status: 0 when clean, 1 when something leaks (printed as file:line).
 """
 import os
@@ -52,8 +59,8 @@ def code_lines(path, text):
 
 
 def extra_files(argv):
-    """{flag: [FILE...]} for --also and --also-collector."""
-    extra, flag = {"--also": [], "--also-collector": []}, None
+    """{flag: [FILE...]} for --also, --also-collector and --also-installed."""
+    extra, flag = {"--also": [], "--also-collector": [], "--also-installed": []}, None
     for arg in argv[2:]:
         if arg in extra:
             flag = arg
@@ -93,6 +100,25 @@ def collector_reaches_into_blocks(root, also):
     return bad, len(files)
 
 
+def installed_includes_internal(root, also):
+    """[(path, line, what)]: check 5 over the installed headers."""
+    internal_dir = os.path.join(root, "allocator", "internal", "handoff")
+    internal = set(os.listdir(internal_dir)) if os.path.isdir(internal_dir) else set()
+    headers = []
+    for layer in ("allocator", "collector"):
+        d = os.path.join(root, layer, "include", "handoff")
+        headers += [os.path.join(d, n) for n in sorted(os.listdir(d)) if n.endswith(CXX_SUFFIXES)]
+    internal -= {os.path.basename(h) for h in headers}  # a name in both is installed
+    bad = []
+    for path in headers + also:
+        text = read_text(path) or ""
+        for m in INCLUDE.finditer(text):
+            if m.group(1) in internal:
+                bad.append((path, text.count("\n", 0, m.start()) + 1,
+                            f"installed header includes <handoff/{m.group(1)}>, an internal header"))
+    return bad, len(headers)
+
+
 def main(argv):
     root, status = source_dir_or_usage(argv, __doc__, "allocator")
     if root is None:
@@ -121,16 +147,20 @@ def main(argv):
             if m.group(1) in only_collector:
                 bad.append((path, text.count("\n", 0, m.start()) + 1, f"includes <handoff/{m.group(1)}>, a collector header"))
     reach, collector_files = collector_reaches_into_blocks(root, extra["--also-collector"])
-    for path, number, what in bad + reach:
+    leaks, installed = installed_includes_internal(root, extra["--also-installed"])
+    for path, number, what in bad + reach + leaks:
         print(f"{os.path.relpath(path, root)}:{number}: {what}")
     if bad:
         print(f"check_layers: allocator/ depends on collector/ ({len(bad)} place(s))", file=sys.stderr)
     if reach:
         print(f"check_layers: the collector reaches into blocks ({len(reach)} place(s))", file=sys.stderr)
-    if bad or reach:
+    if leaks:
+        print(f"check_layers: an installed header includes an internal one ({len(leaks)} place(s))", file=sys.stderr)
+    if bad or reach or leaks:
         return 1
     print(f"check_layers: {len(files)} files under allocator/, 'collector' only in comments, no collector include; "
-          f"{collector_files} collector files, MarkedBlock only in {', '.join(sorted(BLOCK_USERS))}")
+          f"{collector_files} collector files, MarkedBlock only in {', '.join(sorted(BLOCK_USERS))}; "
+          f"{installed} installed headers, none includes an internal one")
     return 0
 
 

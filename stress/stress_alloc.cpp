@@ -18,6 +18,7 @@
 #include "stress_cli.h"
 
 #include <handoff/allocator.h>
+#include <handoff/block_pool.h>
 #include <handoff/platform.h>
 
 #include <atomic>

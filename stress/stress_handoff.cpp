@@ -30,6 +30,7 @@
 #include "heap_stress.h"
 
 #include <handoff/allocator.h>
+#include <handoff/block_pool.h>
 #include <handoff/chaos.h>
 #include <handoff/concurrent_sweeper.h>
 #include <handoff/epoch.h>

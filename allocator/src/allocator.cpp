@@ -1,7 +1,9 @@
 #include <handoff/allocator.h>
+#include <handoff/block_pool.h>
 #include <handoff/chaos.h>
 #include <handoff/check.h>
 #include <handoff/epoch.h>
+#include <handoff/large_object_space.h>
 #include <handoff/limbo.h>
 #include <handoff/mutant.h>
 #include <handoff/platform.h>
@@ -17,12 +19,12 @@ namespace handoff {
 Allocator::Allocator(AllocatorConfig config)
     : config_(config),
       budget_(config.max_heap_bytes),
-      pool_(config_, budget_),
+      pool_(std::make_unique<BlockPool>(config_, budget_)),
       epochs_(std::make_unique<EpochDomain>()),
       limbo_(std::make_unique<Limbo>()),
-      large_(budget_) {
+      large_(std::make_unique<LargeObjectSpace>(budget_)) {
   for (std::size_t cls = 0; cls < kNumSizeClasses; ++cls) {
-    directories_[cls] = std::make_unique<Directory>(cls, pool_, *epochs_);
+    directories_[cls] = std::make_unique<Directory>(cls, *pool_, *epochs_);
   }
 }
 
@@ -39,7 +41,7 @@ Allocator::~Allocator() {
                  attached);
     std::abort();
   }
-  limbo_->release_all(pool_);  // no thread is left to read a retired block
+  limbo_->release_all(*pool_);  // no thread is left to read a retired block
   for (auto& directory : directories_) directory.reset();
 }
 
@@ -78,7 +80,7 @@ SweepTotals Allocator::sweep(const SweepPolicy& policy) {
     totals.freed_cells += c.freed_cells;
     totals.freed_bytes += c.freed_cells * directory->cell_size();
   }
-  const SweepCounts large = large_.sweep(policy);
+  const SweepCounts large = large_->sweep(policy);
   totals.live_large = large.live_cells;
   totals.freed_large = large.freed_cells;
   return totals;
@@ -112,7 +114,7 @@ void Allocator::begin_lazy_sweep(const SweepPolicy& policy, const ParallelFor& p
   for (auto& directory : directories_) directory->end_lazy_sweep_begin();
   // Large objects are judged now, eagerly: finish must not judge objects
   // allocated after begin, which the policy knows nothing about.
-  const SweepCounts large = large_.sweep(policy);
+  const SweepCounts large = large_->sweep(policy);
   lazy_large_ = {large.live_cells, large.freed_cells};
 }
 
@@ -132,7 +134,15 @@ SweepTotals Allocator::finish_lazy_sweep() {
   return totals;
 }
 
-std::size_t Allocator::reclaim_retired() { return limbo_->reclaim(*epochs_, pool_); }
+std::size_t Allocator::reclaim_retired() { return limbo_->reclaim(*epochs_, *pool_); }
+
+std::size_t Allocator::purge(bool force) { return pool_->purge(force); }
+
+AddressBounds Allocator::bounds() const {
+  AddressBounds b = pool_->bounds();
+  b.include(large_->bounds());
+  return b;
+}
 
 std::size_t Allocator::release_empty_blocks() {
   retire_empty_blocks(0, SIZE_MAX);
@@ -154,13 +164,13 @@ std::size_t Allocator::retire_empty_blocks(std::size_t keep, std::size_t limbo_c
 }
 
 bool Allocator::contains(const void* p) const noexcept {
-  return pool_.is_handed_out(p) || large_.find(p) != nullptr;
+  return pool_->is_handed_out(p) || large_->find(p) != nullptr;
 }
 
 const MarkedBlock* Allocator::lookup_block(const void* p) const noexcept {
   // In a block of this pool that was handed out at some point, so its
   // memory is committed (type-stable from then on).
-  if (!pool_.is_handed_out(p)) return nullptr;
+  if (!pool_->is_handed_out(p)) return nullptr;
   const MarkedBlock* block = MarkedBlock::of(p);
   if (HANDOFF_MUTANT(kFindCellUnprotected)) return block;
   // Unsanitized on purpose: the block may have been freed (poisoned) since
@@ -171,7 +181,7 @@ const MarkedBlock* Allocator::lookup_block(const void* p) const noexcept {
 }
 
 void* Allocator::find_cell(const void* p) const noexcept {
-  if (pool_.chunk_of(p) != nullptr) {
+  if (pool_->chunk_of(p) != nullptr) {
     std::optional<ScopedPin> pinned;
     if (!HANDOFF_MUTANT(kFindCellUnprotected)) pinned.emplace(*epochs_);
     const MarkedBlock* block = lookup_block(p);
@@ -181,15 +191,15 @@ void* Allocator::find_cell(const void* p) const noexcept {
     if (cell == nullptr || !block->live_bits().get(MarkedBlock::atom_of(cell))) return nullptr;
     return cell;
   }
-  return large_.find(p);
+  return large_->find(p);
 }
 
 std::size_t Allocator::cell_size(const void* cell) const {
-  if (pool_.chunk_of(cell) != nullptr) {
+  if (pool_->chunk_of(cell) != nullptr) {
     ScopedPin pinned(*epochs_);  // the header is read after find_cell's pin ends
     if (cell != nullptr && find_cell(cell) == cell) return MarkedBlock::of(cell)->cell_size();
   } else if (cell != nullptr && find_cell(cell) == cell) {
-    return large_.size_of(cell);
+    return large_->size_of(cell);
   }
   char address[32];
   std::snprintf(address, sizeof address, "%p", cell);

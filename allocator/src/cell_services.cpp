@@ -1,8 +1,11 @@
 #include <handoff/cell_services.h>
+#include <handoff/block_pool.h>
 #include <handoff/chaos.h>
 #include <handoff/sanitizer.h>
 
 namespace handoff {
+
+bool in_block_chunks(const Allocator& heap, const void* p) noexcept { return heap.pool().chunk_of(p) != nullptr; }
 
 void give_up_block_holding(const Allocator& heap, ThreadAllocator& thread, const void* p) noexcept {
   if (!heap.pool().is_handed_out(p)) return;

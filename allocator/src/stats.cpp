@@ -1,7 +1,9 @@
 // Stats: one snapshot (Allocator::stats) and two renderings of it, JSON for
 // programs and aligned text for people. Both include the tunables in force.
 #include <handoff/allocator.h>
+#include <handoff/block_pool.h>
 #include <handoff/epoch.h>
+#include <handoff/large_object_space.h>
 #include <handoff/limbo.h>
 #include <handoff/platform.h>
 
@@ -12,9 +14,9 @@ namespace handoff {
 
 AllocatorStats Allocator::stats() const {
   AllocatorStats s;
-  s.pool = pool_.stats();
+  s.pool = pool_->stats();
   for (std::size_t cls = 0; cls < kNumSizeClasses; ++cls) s.classes[cls] = directories_[cls]->stats();
-  s.large = large_.stats();
+  s.large = large_->stats();
   {
     std::lock_guard lock(threads_mutex_);
     s.counters = published_;

@@ -1,5 +1,6 @@
 #include <handoff/allocator.h>
 #include <handoff/epoch.h>
+#include <handoff/large_object_space.h>
 #include <handoff/mutant.h>
 #include <handoff/platform.h>
 #include <handoff/thread_allocator.h>

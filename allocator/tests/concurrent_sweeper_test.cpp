@@ -6,6 +6,7 @@
 // blocks that were UNSWEPT.
 #include "test_support.h"
 
+#include <handoff/block_pool.h>
 #include <handoff/concurrent_sweeper.h>
 #include <handoff/epoch.h>
 #include <handoff/limbo.h>

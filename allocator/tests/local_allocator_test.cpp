@@ -4,6 +4,7 @@
 #include "test_support.h"
 
 #include <handoff/allocator.h>
+#include <handoff/block_pool.h>
 
 #include <gtest/gtest.h>
 

@@ -3,6 +3,8 @@
 #include "test_support.h"
 
 #include <handoff/allocator.h>
+#include <handoff/block_pool.h>
+#include <handoff/large_object_space.h>
 
 #include <gtest/gtest.h>
 

@@ -32,6 +32,7 @@
 
 #include <handoff/check.h>
 #include <handoff/epoch.h>
+#include <handoff/large_object_space.h>
 #include <handoff/mark_services.h>
 
 #include <algorithm>

@@ -20,6 +20,7 @@
 #include "mark_target.h"
 #include "marker.h"
 
+#include <handoff/large_object_space.h>
 #include <handoff/mark_services.h>
 
 #include <string>

@@ -8,6 +8,7 @@
 #include <handoff/chaos.h>
 #include <handoff/check.h>
 #include <handoff/epoch.h>
+#include <handoff/large_object_space.h>
 #include <handoff/mutant.h>
 #include <handoff/platform.h>
 #include <handoff/sanitizer.h>

@@ -4,6 +4,7 @@
 #include "marker_threads.h"
 
 #include <handoff/check.h>
+#include <handoff/large_object_space.h>
 #include <handoff/mark_services.h>
 #include <handoff/sanitizer.h>
 

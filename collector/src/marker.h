@@ -68,6 +68,7 @@
 
 #include "heap_internals.h"
 
+#include <handoff/block_pool.h>
 #include <handoff/ephemeron.h>
 
 #include <algorithm>

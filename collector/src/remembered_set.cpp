@@ -36,6 +36,8 @@
 // of objects under construction are tasks spread over the workers.
 #include "marker.h"
 
+#include <handoff/large_object_space.h>
+
 #include <algorithm>
 
 namespace handoff::detail {

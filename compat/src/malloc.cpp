@@ -5,6 +5,8 @@
 #include "exported.h"
 #include "runtime.h"
 
+#include <handoff/large_object_space.h>
+
 #include <cerrno>
 #include <cstring>
 #include <limits>

@@ -15,13 +15,12 @@
 #pragma once
 
 #include <handoff/allocate_inlines.h>
-#include <handoff/block_pool.h>
 #include <handoff/config.h>  // refuses headers of another build (test hooks, sanitizers)
 #include <handoff/directory.h>
 #include <handoff/error.h>
-#include <handoff/large_object_space.h>
 #include <handoff/liveness.h>
 #include <handoff/reclaim_stats.h>
+#include <handoff/space_stats.h>
 #include <handoff/thread_allocator.h>
 #include <handoff/tunables.h>
 
@@ -37,9 +36,12 @@
 
 namespace handoff {
 
-// Internal (allocator/internal/handoff/epoch.h, limbo.h): the Allocator owns
-// them out of line, so the installed headers never name their members.
+// Internal (allocator/internal/handoff/epoch.h, limbo.h, block_pool.h,
+// large_object_space.h): the Allocator owns them out of line, so the
+// installed headers never name their members.
+class BlockPool;
 class EpochDomain;
+class LargeObjectSpace;
 class Limbo;
 
 struct SweepTotals {
@@ -108,7 +110,7 @@ class Allocator {
   // period. Called by the concurrent sweeper, or by a stopped world.
   std::size_t reclaim_retired();
   // Returns idle pool memory to the OS (all cached blocks when `force`).
-  std::size_t purge(bool force = false) { return pool_.purge(force); }
+  std::size_t purge(bool force = false);
 
   // Lookups, from any thread, beside allocating threads, the concurrent
   // sweeper and any freer (DESIGN.md invariant 7: a lookup never reads a
@@ -135,11 +137,7 @@ class Allocator {
   bool is_live_cell(const void* p) const noexcept { return p != nullptr && find_cell(p) == p; }
   bool contains(const void* p) const noexcept;
   // Every block and large object this allocator has handed out lies inside.
-  AddressBounds bounds() const {
-    AddressBounds b = pool_.bounds();
-    b.include(large_.bounds());
-    return b;
-  }
+  AddressBounds bounds() const;
   // Usable size of the allocated cell starting at `cell`; throws
   // Error(kNotAHeapPointer) for anything else.
   std::size_t cell_size(const void* cell) const;
@@ -152,14 +150,16 @@ class Allocator {
   Directory& directory(std::size_t size_class) noexcept { return *directories_[size_class]; }
   // ThreadAllocators attached now (the sweeper's back-off reads it each pass).
   std::size_t attached_threads() const;
-  BlockPool& pool() noexcept { return pool_; }
-  const BlockPool& pool() const noexcept { return pool_; }
+  // Internal types (include <handoff/block_pool.h>,
+  // <handoff/large_object_space.h>: the project's own code only).
+  BlockPool& pool() noexcept { return *pool_; }
+  const BlockPool& pool() const noexcept { return *pool_; }
   HeapBudget& budget() noexcept { return budget_; }
   // Internal types (include <handoff/epoch.h>, <handoff/limbo.h>: the
   // project's own code only). Non-const from a const Allocator: lookups pin.
   EpochDomain& epochs() const noexcept { return *epochs_; }
   const Limbo& limbo() const noexcept { return *limbo_; }
-  LargeObjectSpace& large_objects() noexcept { return large_; }
+  LargeObjectSpace& large_objects() noexcept { return *large_; }
 
  private:
   friend class ThreadAllocator;
@@ -169,14 +169,14 @@ class Allocator {
 
   const AllocatorConfig config_;
   HeapBudget budget_;
-  BlockPool pool_;
   // Out of line so that this header needs only their names. Never on the
-  // allocation fast path; a refill reaches the domain through its
-  // Directory's reference, so no refill loads these pointers either.
+  // allocation fast path; a refill reaches the domain and the pool through
+  // its Directory's references, so no refill loads these pointers either.
+  const std::unique_ptr<BlockPool> pool_;
   const std::unique_ptr<EpochDomain> epochs_;
   const std::unique_ptr<Limbo> limbo_;
   std::array<std::unique_ptr<Directory>, kNumSizeClasses> directories_;
-  LargeObjectSpace large_;
+  const std::unique_ptr<LargeObjectSpace> large_;  // large requests are slow paths
   mutable std::mutex threads_mutex_;
   std::vector<ThreadAllocator*> threads_;
   LocalAllocatorCounters published_;

@@ -50,9 +50,9 @@ void give_up_block_holding(const Allocator& heap, ThreadAllocator& thread, const
 void* find_cell_for_lookup(const Allocator& heap, const void* p) noexcept;
 
 // `p` lies in one of the heap's block chunks (small cells; not a large object,
-// not outside the heap). The chunk map only: no block is touched.
-inline bool in_block_chunks(const Allocator& heap, const void* p) noexcept {
-  return heap.pool().chunk_of(p) != nullptr;
-}
+// not outside the heap). The chunk map only: no block is touched. Out of
+// line so that this header needs no pool (block_pool.h is internal); the
+// chunk lookup it makes was a call already.
+bool in_block_chunks(const Allocator& heap, const void* p) noexcept;
 
 }  // namespace handoff

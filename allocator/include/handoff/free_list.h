@@ -15,6 +15,10 @@
 //
 // Single-threaded by construction: only the owning thread of the block
 // (state kOwned) ever touches its free list (DESIGN.md invariant 1).
+//
+// Installed only because the allocation fast path is inline
+// (allocate_inlines.h) and LocalAllocator holds its FreeList by value; it
+// holds exactly what that path reads. Not for embedders to use.
 #pragma once
 
 #include <handoff/sanitizer.h>

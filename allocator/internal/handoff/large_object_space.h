@@ -23,6 +23,7 @@
 #include <handoff/error.h>
 #include <handoff/liveness.h>
 #include <handoff/marked_block.h>
+#include <handoff/space_stats.h>  // LargeObjectStats
 
 #include <atomic>
 #include <cstddef>
@@ -32,15 +33,6 @@
 #include <shared_mutex>
 
 namespace handoff {
-
-struct LargeObjectStats {
-  std::size_t objects = 0;
-  std::size_t object_bytes = 0;   // requested sizes
-  std::size_t mapped_bytes = 0;   // whole mappings
-  std::uint64_t allocated = 0;
-  std::uint64_t freed = 0;
-  std::uint64_t freed_bytes = 0;  // requested sizes of freed objects
-};
 
 class LargeObjectSpace {
  public:
