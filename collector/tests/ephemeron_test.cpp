@@ -395,9 +395,16 @@ TEST(Ephemeron, EdenCollectionSeesInsertionsIntoAnOldTable) {
   scrub_stack();
   heap.collect(CollectionScope::kEden);
   EXPECT_LE(map->size(), before + garbage / 10);
+  // Every value whose entry survived is alive. A dropped entry's value is
+  // cleared too, unless a stale word still points at it: the stack scan is
+  // conservative, and under AddressSanitizer it also reads the fake frames
+  // of returned calls, which scrub_stack cannot reach. So the same slack as
+  // for the keys above: at most a tenth of them survive alone.
   std::size_t cleared = 0;
   for (std::size_t i = 2; i < values.size(); ++i) cleared += values[i].get() == nullptr ? 1 : 0;
-  EXPECT_EQ(cleared, before + garbage - map->size());
+  const std::size_t dropped = before + garbage - map->size();
+  EXPECT_LE(cleared, dropped);
+  EXPECT_GE(cleared + garbage / 10, dropped);
   EXPECT_TRUE(map->get(old_key.get())->intact(11));
 }
 
