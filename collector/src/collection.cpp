@@ -357,7 +357,7 @@ void HeapInternals::update_after_collection(const CollectionResult& r) {
   } else {
     live_after_full = r.marked_bytes;
     promoted_since_full = 0;
-    allocated_at_full = bytes_allocated.load(std::memory_order_relaxed);
+    allocated_at_full = allocated_now;
     old_objects = r.marked_objects;
     external.since_full.store(0, std::memory_order_relaxed);
     full_budget = std::max<std::uint64_t>(config.initial_heap_bytes, live_after_full / 100 * config.growth_percent);
