@@ -10,7 +10,8 @@ Targets, checked against the medians of the same run:
   - handoff's 2-thread throughput >= 1.8x its 1-thread throughput;
   - concurrent sweeper on vs off (handoff vs handoff-nosweeper): time
     within 1.03x on every macro workload of the evaluation (the median of
-    the per-repetition on/off ratios, each pair run in one time window),
+    the per-pair on/off ratios, each pair run in one time window: the
+    macro section's repetitions and the sweeper section's extra pairs),
     and on the
     churn points (the off runs are handoff's churn points again with
     HANDOFF_SWEEPER=0, bench/run_eval.py).
@@ -18,6 +19,7 @@ Targets, checked against the medians of the same run:
 Standard library only.
 """
 
+import math
 import statistics
 
 CHURN_SIZES = [16, 32, 64, 128, 256, 1024]
@@ -35,6 +37,36 @@ def _mops(samples, backend, size, threads):
     """Million objects per second, all threads together (samples hold ns per object)."""
     ns = _median(samples.get(("fast_path", backend, size, threads), []))
     return 1e3 / ns if ns else None
+
+
+def median_interval(values, confidence=0.95):
+    """A distribution-free confidence interval for the median: the k-th
+    smallest and k-th largest of n values, k the largest with
+    P(Binomial(n, 1/2) < k) <= (1 - confidence) / 2. None below 6 values
+    (no k exists at 95%)."""
+    n = len(values)
+    tail = (1.0 - confidence) / 2.0
+    k, below = 0, 0.0
+    while True:
+        below_next = below + math.comb(n, k) / 2.0 ** n  # P(X <= k) = P(X < k + 1)
+        if below_next > tail:
+            break
+        k, below = k + 1, below_next
+    if k == 0:
+        return None
+    ordered = sorted(values)
+    return ordered[k - 1], ordered[n - k]
+
+
+def _settled(interval, limit):
+    if interval is None:
+        return "too few pairs"
+    lo, hi = interval
+    if hi <= limit:
+        return "within the limit"
+    if lo > limit:
+        return "over the limit"
+    return "not settled"
 
 
 def _verdict(ok):
@@ -91,19 +123,25 @@ def render(samples, sweeper_pairs, fmt):
         lines += table + [""]
     if sweeper_pairs:
         lines += ["Sweeper on vs off on the macro workloads (handoff vs handoff-nosweeper, wall time). "
-                  "*Paired* divides each repetition's on run by the off run of the same repetition, which ran "
-                  "in the same time window; the verdict uses the median of those ratios, with their range. "
-                  "*Ratio of medians* is the older summary, kept beside it.", "",
+                  "*Paired* divides each pair's on run by its off run, the two run back to back in one time "
+                  "window: the macro section's repetitions (round robin over all backends) and the sweeper "
+                  "section's extra pairs (the two variants only, which runs first alternating from pair to "
+                  "pair). The verdict uses the median of those ratios; beside it the range and a "
+                  "distribution-free 95% interval of the median (order statistics). *Settled* says whether "
+                  "that interval lies wholly within the limit, wholly over it, or straddles it. "
+                  "*Ratio of medians* (macro section only) is the older summary, kept beside it.", "",
                   "| workload | sweeper on s | sweeper off s | ratio of medians | paired on / off (median) "
-                  "| paired range | pairs |", "|---|---:|---:|---:|---:|---|---:|"]
+                  "| 95% interval | range | pairs | settled |", "|---|---:|---:|---:|---:|---|---|---:|---|"]
         for name, on, off, paired in sweeper_pairs:
             of_medians = on / off if on and off else None
             ratio = _median(paired) if paired else of_medians
             if ratio is not None:
                 verdicts.append((f"sweeper on / off <= {SWEEPER_LIMIT}", name, ratio, ratio <= SWEEPER_LIMIT))
             spread = f"[{fmt(min(paired))}, {fmt(max(paired))}]" if paired else "-"
-            lines.append(f"| {name} | {fmt(on)} | {fmt(off)} | {fmt(of_medians)} | {fmt(ratio)} | {spread} "
-                         f"| {len(paired)} |")
+            interval = median_interval(paired) if paired else None
+            shown = f"[{fmt(interval[0])}, {fmt(interval[1])}]" if interval else "-"
+            lines.append(f"| {name} | {fmt(on)} | {fmt(off)} | {fmt(of_medians)} | {fmt(ratio)} | {shown} "
+                         f"| {spread} | {len(paired)} | {_settled(interval, SWEEPER_LIMIT) if paired else '-'} |")
         lines.append("")
     lines += ["| target | point | ratio | verdict |", "|---|---|---:|---|"]
     for target, point, ratio, ok in sorted(verdicts, key=lambda v: v[0]):  # stable: sizes stay in order

@@ -108,6 +108,23 @@ def paired_ratios(a, b):
     return [wa[rep] / wb[rep] for rep in sorted(wa) if rep in wb]
 
 
+def sweeper_comparison(data, cells):
+    """Per macro workload: (label, handoff median wall, handoff-nosweeper
+    median wall, on/off ratios of every pair): the macro section's
+    repetitions and the sweeper section's extra pairs (bench/run_eval.py)."""
+    extra = group(data["runs"], "sweeper")
+    out = []
+    for (w, t) in configs_in_order(data["runs"], "macro"):
+        on, off = cells.get((w, t, "handoff")), cells.get((w, t, "handoff-nosweeper"))
+        if not on or not off:
+            continue
+        ratios = paired_ratios(on, off)
+        if (w, t, "handoff") in extra and (w, t, "handoff-nosweeper") in extra:
+            ratios += paired_ratios(extra[(w, t, "handoff")], extra[(w, t, "handoff-nosweeper")])
+        out.append((label(w, t), on.wall_med(), off.wall_med(), ratios))
+    return out
+
+
 def group(runs, section, extra_key=None):
     cells = {}
     for r in good_runs(runs, section):
@@ -203,7 +220,10 @@ def section_method(data):
         f"Repetitions: {p['macro_reps']} per macro configuration, {p['other_reps']} for scaling, heap size, "
         f"microbenchmarks and mark/pause; {'one untimed warm-up pass first, discarded' if p['warmup'] else 'no warm-up pass'}. "
         "Within a repetition the backends run round robin. Tables give the median; `[min, max]` where shown. "
-        "Ratios divide medians from the same run.",
+        "Ratios divide medians from the same run."
+        + (f" The sweeper section adds {p['sweeper_pairs']} pairs per macro workload of `handoff` and "
+           "`handoff-nosweeper` alone, back to back, the order alternating from pair to pair; they count only "
+           "toward the sweeper on/off comparison." if p.get('sweeper_pairs') and 'sweeper' in p.get('sections', []) else ""),
         "",
         "Backends: `glibc`, `jemalloc`, `mimalloc`, `tcmalloc`, `tbbmalloc` (the malloc baselines), `boehm` "
         "(Boehm GC as a collector: `GC_MALLOC`, `GC_MALLOC_ATOMIC` for pointer-free payloads, stop-the-world "
@@ -1126,10 +1146,7 @@ def render(data, alloc, out, figures):
     micro_lines, fast = micro_section(data, figures, plots)
     target_lines, verdicts = targets_section(data, cells, fast)
     body += target_lines
-    sweeper_pairs = [(label(w, t), cells[(w, t, "handoff")].wall_med(), cells[(w, t, "handoff-nosweeper")].wall_med(),
-                      paired_ratios(cells[(w, t, "handoff")], cells[(w, t, "handoff-nosweeper")]))
-                     for (w, t) in configs_in_order(data["runs"], "macro")
-                     if (w, t, "handoff") in cells and (w, t, "handoff-nosweeper") in cells]
+    sweeper_pairs = sweeper_comparison(data, cells)
     body += churn_report.render(micro_samples(data), sweeper_pairs, fmt)
     body += misses_section(data, cells, verdicts)
     body += section_setup(data, alloc) + section_method(data)

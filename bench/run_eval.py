@@ -20,6 +20,11 @@ untimed warm-up pass first:
             more on handoff with the concurrent sweeper off
             (HANDOFF_SWEEPER=0), interleaved with the others
   mark      bench_mark_pause (mark throughput and pauses on ~100 MB live)
+  sweeper   the concurrent sweeper on vs off on the macro workloads:
+            --sweeper-pairs more pairs of handoff and handoff-nosweeper
+            (the order alternating from pair to pair, so that drift
+            within a pair falls on each side equally often), added to the
+            macro section's pairs for the on/off verdict
   markscaling  bench_mark_pause with HANDOFF_MARKER_THREADS at 1, 2, 4 (and
             8, 16 where the machine has that many CPUs), interleaved: mark
             rate against the number of marking threads
@@ -85,7 +90,10 @@ def parse_args(argv):
                         "papers/results/quick/ (the full report is left alone)")
     p.add_argument("--reps", type=int, default=None, help="timed repetitions per configuration "
                    "(default 5 for macro, 3 for scaling and heapsize; 1 with --quick)")
-    p.add_argument("--sections", default="macro,scaling,heapsize,micro,mark,markscaling,barrier,embedder,libgc",
+    p.add_argument("--sweeper-pairs", type=int, default=None,
+                   help="extra sweeper on/off pairs per macro workload in the sweeper section "
+                        "(default 15; 2 with --quick)")
+    p.add_argument("--sections", default="macro,sweeper,scaling,heapsize,micro,mark,markscaling,barrier,embedder,libgc",
                    help="comma list of sections to run (default: all)")
     p.add_argument("--alloc", action="store_true",
                    help="also rerun bench/run_alloc_bench.py (about 2.5 minutes) instead of folding in "
@@ -96,7 +104,9 @@ def parse_args(argv):
     p.add_argument("--no-report", action="store_true", help="run and store, do not write the report")
     args = p.parse_args(argv)
     args.sections = [s.strip() for s in args.sections.split(",") if s.strip()]
-    unknown = set(args.sections) - {"macro", "scaling", "heapsize", "micro", "mark", "markscaling", "barrier", "embedder", "libgc"}
+    if args.sweeper_pairs is not None and args.sweeper_pairs < 0:
+        p.error("--sweeper-pairs must be 0 or more")
+    unknown = set(args.sections) - {"macro", "sweeper", "scaling", "heapsize", "micro", "mark", "markscaling", "barrier", "embedder", "libgc"}
     if unknown:
         p.error(f"unknown section(s): {', '.join(sorted(unknown))}")
     return args
@@ -110,8 +120,9 @@ def fail(message):
 # ---- the plan -----------------------------------------------------------
 
 class Plan:
-    def __init__(self, quick, reps):
+    def __init__(self, quick, reps, sweeper_pairs=None):
         self.quick = quick
+        self.sweeper_pairs = sweeper_pairs if sweeper_pairs is not None else (2 if quick else 15)
         self.macro_reps = reps or (1 if quick else 5)
         self.other_reps = reps or (1 if quick else 3)
         self.warmup = not quick
@@ -155,7 +166,7 @@ def executable(build_dir, family):
 
 def check_executables(build_dir, sections):
     needed = []
-    if {"macro", "scaling", "heapsize"} & set(sections):
+    if {"macro", "sweeper", "scaling", "heapsize"} & set(sections):
         needed += [executable(build_dir, f) for f in FAMILIES]
     if "micro" in sections:
         needed += [build_dir / "bench" / f"bench_micro_{f}" for f in FAMILIES]
@@ -224,6 +235,33 @@ def macro_configs(plan):
     # Interleave: within a repetition every workload runs on every backend.
     return [{"backend": b, "workload": w, "threads": t, "extra": extra}
             for (w, t, extra) in plan.macro for b in BACKENDS]
+
+
+def run_sweeper_pairs(plan, build_dir, runs):
+    """The sweeper on/off comparison's extra pairs: per pair and macro
+    workload, handoff and handoff-nosweeper back to back, handoff first in
+    odd pairs and second in even ones. A pair shares its time window; the
+    alternation keeps a steady drift (the machine warming, another job
+    starting) from always landing on the same side. Records: section
+    "sweeper", rep = the pair's number."""
+    variants = ["handoff", "handoff-nosweeper"]
+    total = plan.sweeper_pairs * len(plan.macro) * 2
+    started = time.monotonic()
+    done = 0
+    for pair in range(1, plan.sweeper_pairs + 1):
+        order = variants if pair % 2 else variants[::-1]
+        for (w, t, extra) in plan.macro:
+            for backend in order:
+                record = {"section": "sweeper", "rep": pair, "warmup": False, "backend": backend, "workload": w,
+                          "threads": t, "first": order[0]}
+                progress(done, total, started, f"sweeper pair {pair} {w} {backend} t{t}")
+                runs.append(run_workload(build_dir, backend, w, t, extra, record))
+                if record["returncode"] not in (0, 3):
+                    print(f"\n  warning: {' '.join(record['argv'])} exited with {record['returncode']}: "
+                          f"{record.get('stderr_tail', '').strip()[-300:]}")
+                done += 1
+    progress(done, total, started, "sweeper done")
+    print()
 
 
 def scaling_configs(plan):
@@ -495,7 +533,7 @@ def main(argv):
     check_executables(build_dir, args.sections)
     if run_alloc_bench.cmake_build_type(build_dir) not in (None, "Release"):
         print(f"warning: {build_dir} is not a Release build; the numbers mean little", file=sys.stderr)
-    plan = Plan(args.quick, args.reps)
+    plan = Plan(args.quick, args.reps, args.sweeper_pairs)
     if args.out_dir:
         out_dir = Path(args.out_dir)
         report = out_dir / "evaluation.md"
@@ -516,12 +554,14 @@ def main(argv):
                     "binary_trees_depth": plan.bt_depth, "backends": BACKENDS,
                     "malloc_baselines": MALLOC_BASELINES, "scaling_threads": plan.scaling_threads,
                     "scaling_backends": plan.scaling_backends, "heap_factors": plan.heap_factors,
-                    "marker_threads": plan.marker_threads,
+                    "marker_threads": plan.marker_threads, "sweeper_pairs": plan.sweeper_pairs,
                     "sections": args.sections}
     runs = []
     data["runs"] = runs
     if "macro" in args.sections:
         run_rounds("macro", macro_configs(plan), plan.macro_reps, plan.warmup, build_dir, runs)
+    if "sweeper" in args.sections and plan.sweeper_pairs:
+        run_sweeper_pairs(plan, build_dir, runs)
     if "scaling" in args.sections:
         run_rounds("scaling", scaling_configs(plan), plan.other_reps, plan.warmup, build_dir, runs)
     if "heapsize" in args.sections:
