@@ -10,6 +10,7 @@
 //   epoch/try_advance/N    the sweeper's S3 with N registered threads.
 #include <benchmark/benchmark.h>
 #include <handoff/allocator.h>
+#include <handoff/directory.h>
 #include <handoff/epoch.h>
 
 #include <vector>

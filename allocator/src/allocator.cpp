@@ -2,6 +2,7 @@
 #include <handoff/block_pool.h>
 #include <handoff/chaos.h>
 #include <handoff/check.h>
+#include <handoff/directory.h>
 #include <handoff/epoch.h>
 #include <handoff/large_object_space.h>
 #include <handoff/limbo.h>

@@ -1,5 +1,6 @@
 #include <handoff/chaos.h>
 #include <handoff/concurrent_sweeper.h>
+#include <handoff/directory.h>
 #include <handoff/epoch.h>
 #include <handoff/limbo.h>
 #include <handoff/mutant.h>

@@ -4,6 +4,7 @@
 #include <handoff/directory.h>
 #include <handoff/epoch.h>
 #include <handoff/limbo.h>
+#include <handoff/local_allocator.h>  // ClaimCursor
 #include <handoff/mutant.h>
 
 namespace handoff {

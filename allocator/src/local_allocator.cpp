@@ -1,4 +1,5 @@
 #include <handoff/check.h>
+#include <handoff/directory.h>
 #include <handoff/epoch.h>
 #include <handoff/error.h>
 #include <handoff/local_allocator.h>

@@ -1,3 +1,4 @@
+#include <handoff/directory.h>
 #include <handoff/mark_services.h>
 
 #include <ostream>
@@ -25,6 +26,18 @@ std::string audit_block(const MarkedBlock& block, std::uint32_t version) {
 }
 
 }  // namespace
+
+void for_each_marked_small_cell(Allocator& heap, std::uint32_t version, const std::function<bool(void*)>& f) {
+  bool more = true;
+  for (std::size_t cls = 0; cls < kNumSizeClasses && more; ++cls) {
+    heap.directory(cls).for_each_block([&](MarkedBlock& block) {
+      if (!more || block.mark_version() != version) return;
+      block.for_each_live_cell([&](void* cell) {
+        if (more && block.is_marked(cell, version)) more = f(cell);
+      });
+    });
+  }
+}
 
 BlockAudit audit_blocks_after_mark(Allocator& heap, std::uint32_t version) {
   BlockAudit audit;

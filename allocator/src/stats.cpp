@@ -2,6 +2,7 @@
 // programs and aligned text for people. Both include the tunables in force.
 #include <handoff/allocator.h>
 #include <handoff/block_pool.h>
+#include <handoff/directory.h>
 #include <handoff/epoch.h>
 #include <handoff/large_object_space.h>
 #include <handoff/limbo.h>

@@ -5,7 +5,7 @@
 # package promises:
 #   - only the public headers are installed (none of allocator/internal/,
 #     and by name: chaos, platform, epoch, limbo, mutant, atomic, block_pool,
-#     large_object_space),
+#     large_object_space, directory),
 #     and together they compile with nothing but the installed tree;
 #   - clean link lines: no empty $<LINK_ONLY:>, no include directory twice;
 #   - shared libraries with a soname, used by the shared consumers (and not
@@ -29,7 +29,7 @@ export PKG_CONFIG_PATH="$libdir/pkgconfig"
 # The named list holds even if one of them moves back under include/ (where
 # the directory loop below would no longer see it).
 src_root="$(cd "$here/../.." && pwd)"
-never_installed="chaos.h platform.h epoch.h limbo.h mutant.h atomic.h block_pool.h large_object_space.h"
+never_installed="chaos.h platform.h epoch.h limbo.h mutant.h atomic.h block_pool.h large_object_space.h directory.h"
 for name in $never_installed; do
   [ -e "$src_root/allocator/internal/handoff/$name" ] || fail "handoff/$name is no longer under allocator/internal/"
   if [ -e "$prefix/include/handoff/$name" ]; then fail "internal header handoff/$name was installed"; fi

@@ -31,6 +31,7 @@
 #include "marker_threads.h"
 
 #include <handoff/check.h>
+#include <handoff/directory.h>
 #include <handoff/epoch.h>
 #include <handoff/large_object_space.h>
 #include <handoff/mark_services.h>

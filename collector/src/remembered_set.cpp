@@ -36,6 +36,7 @@
 // of objects under construction are tasks spread over the workers.
 #include "marker.h"
 
+#include <handoff/directory.h>
 #include <handoff/large_object_space.h>
 
 #include <algorithm>

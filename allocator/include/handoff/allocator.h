@@ -16,7 +16,6 @@
 
 #include <handoff/allocate_inlines.h>
 #include <handoff/config.h>  // refuses headers of another build (test hooks, sanitizers)
-#include <handoff/directory.h>
 #include <handoff/error.h>
 #include <handoff/liveness.h>
 #include <handoff/reclaim_stats.h>
@@ -37,9 +36,10 @@
 namespace handoff {
 
 // Internal (allocator/internal/handoff/epoch.h, limbo.h, block_pool.h,
-// large_object_space.h): the Allocator owns them out of line, so the
-// installed headers never name their members.
+// large_object_space.h, directory.h): the Allocator owns them out of line,
+// so the installed headers never name their members.
 class BlockPool;
+class Directory;
 class EpochDomain;
 class LargeObjectSpace;
 class Limbo;
@@ -147,6 +147,8 @@ class Allocator {
   void write_stats_text(std::ostream& out) const;
 
   const AllocatorConfig& config() const noexcept { return config_; }
+  // Internal type (include <handoff/directory.h>: the project's own code
+  // only); its counters are in stats().classes.
   Directory& directory(std::size_t size_class) noexcept { return *directories_[size_class]; }
   // ThreadAllocators attached now (the sweeper's back-off reads it each pass).
   std::size_t attached_threads() const;

@@ -22,7 +22,6 @@
 #pragma once
 
 #include <handoff/counters.h>
-#include <handoff/directory.h>
 #include <handoff/free_list.h>
 #include <handoff/marked_block.h>
 #include <handoff/sanitizer.h>
@@ -32,6 +31,23 @@
 #include <span>
 
 namespace handoff {
+
+// Internal (allocator/internal/handoff/directory.h, epoch.h): a local
+// allocator holds them through pointers and names ClaimResult in a private
+// signature, so this header needs only their names.
+class Directory;
+class EpochParticipant;
+struct ClaimResult;
+
+// One local allocator's private scan position in its directory's registry
+// (Directory::try_claim): the next slot to look at and the directory cycle
+// that position belongs to; try_claim restarts at slot 0 when the cycle
+// has moved. Here, not in directory.h, because LocalAllocator holds it by
+// value.
+struct ClaimCursor {
+  std::size_t next = 0;
+  std::uint64_t cycle = 0;
+};
 
 // What each counter means is said once, in its table (local_allocator.cpp),
 // which the sums, the JSON and the text dump iterate.

@@ -49,6 +49,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <iosfwd>
 #include <string>
 
@@ -89,18 +90,10 @@ inline constexpr std::uint32_t next_mark_version(std::uint32_t version) noexcept
 
 // World stopped: calls f(cell) for allocated small cells marked at
 // `version`, directory by directory, block by block, until f returns false.
-template <class F>
-void for_each_marked_small_cell(Allocator& heap, std::uint32_t version, F&& f) {
-  bool more = true;
-  for (std::size_t cls = 0; cls < kNumSizeClasses && more; ++cls) {
-    heap.directory(cls).for_each_block([&](MarkedBlock& block) {
-      if (!more || block.mark_version() != version) return;
-      block.for_each_live_cell([&](void* cell) {
-        if (more && block.is_marked(cell, version)) more = f(cell);
-      });
-    });
-  }
-}
+// Out of line, so that this header does not need the internal directory.h;
+// a walk of the whole heap with the world stopped (the verifier's negative
+// control) pays one indirect call per marked cell for it.
+void for_each_marked_small_cell(Allocator& heap, std::uint32_t version, const std::function<bool(void*)>& f);
 
 // Forgets the mark of the small cell `cell` (the verifier's negative
 // control plants a missed mark this way). World stopped.

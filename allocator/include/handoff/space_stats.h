@@ -1,14 +1,17 @@
 // What the allocator's two spaces, the block pool and the large-object
 // space, share and report through Allocator: the committed-bytes budget
 // both charge (Allocator::budget()), the address range they have mapped
-// (Allocator::bounds()) and their counters (AllocatorStats::pool, ::large).
+// (Allocator::bounds()) and their counters (AllocatorStats::pool, ::large),
+// and the counters of each size class's directory (AllocatorStats::classes).
 // Public because Allocator holds the budget and the stats by value; the
-// spaces themselves (block_pool.h, large_object_space.h) are internal
-// headers, held through pointers.
+// spaces and the directories themselves (block_pool.h,
+// large_object_space.h, directory.h) are internal headers, held through
+// pointers.
 #pragma once
 
 #include <handoff/size_classes.h>
 
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -81,6 +84,17 @@ struct LargeObjectStats {
   std::uint64_t allocated = 0;
   std::uint64_t freed = 0;
   std::uint64_t freed_bytes = 0;  // requested sizes of freed objects
+};
+
+// One directory (Directory::stats()); blocks_in_state is indexed by
+// BlockState (marked_block.h).
+struct DirectoryStats {
+  std::size_t cell_size = 0;
+  std::size_t blocks = 0;
+  std::array<std::size_t, 8> blocks_in_state{};
+  std::size_t live_cells = 0;      // over blocks not owned
+  std::size_t capacity_cells = 0;  // over all blocks
+  std::uint64_t freed_cells_total = 0;  // by every sweep of this directory so far
 };
 
 }  // namespace handoff

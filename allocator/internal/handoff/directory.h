@@ -43,10 +43,15 @@
 //     -> Directory::try_claim    (pinned lock-free scan, one CAS)
 //     -> MarkedBlock::sweep if the claimed block was UNSWEPT (unpinned: owned)
 //     -> Directory::take_fresh_block (pool, then directory lock)
+//
+// Internal, never installed: what an embedder reads of a directory is its
+// counters, AllocatorStats::classes (DirectoryStats, space_stats.h), and
+// the stopped-world walk for_each_marked_small_cell (mark_services.h).
 #pragma once
 
 #include <handoff/liveness.h>
 #include <handoff/marked_block.h>
+#include <handoff/space_stats.h>  // DirectoryStats
 
 #include <array>
 #include <atomic>
@@ -63,27 +68,15 @@ class BlockPool;
 class EpochDomain;
 class EpochParticipant;
 class Limbo;
-
-// Private scan position of one local allocator.
-struct ClaimCursor {
-  std::size_t next = 0;
-  std::uint64_t cycle = 0;
-};
+// Private scan position of one local allocator: defined in
+// local_allocator.h, which holds it by value.
+struct ClaimCursor;
 
 struct ClaimResult {
   MarkedBlock* block = nullptr;
   std::size_t cas_failures = 0;
   bool lazily_swept = false;
   SweepCounts swept;  // when lazily_swept
-};
-
-struct DirectoryStats {
-  std::size_t cell_size = 0;
-  std::size_t blocks = 0;
-  std::array<std::size_t, 8> blocks_in_state{};
-  std::size_t live_cells = 0;      // over blocks not owned
-  std::size_t capacity_cells = 0;  // over all blocks
-  std::uint64_t freed_cells_total = 0;  // by every sweep of this directory so far
 };
 
 class Directory {
