@@ -80,7 +80,7 @@
 //   another usually preempts it at once (the kernel favours the sleeper),
 //   and where no core is idle the core is the collector's own, so the
 //   sweep ran inside the pause: in 1024 B churn on a loaded 2-core machine
-//   resume() took 160 us of a 215 us pause, the mark 27 us
+//   resume() took 160 us of a 215 us pause
 //   (papers/collector.md "The fixed cost of a collection"). The thread
 //   therefore runs under SCHED_BATCH: the same fair share of the CPU, the
 //   same nice value, but a wake-up that waits for the running thread's
