@@ -16,7 +16,7 @@
 namespace handoff {
 namespace {
 
-constexpr std::array<TunableSpec<SweeperConfig>, 8> kSweeperTunables{{
+constexpr std::array<TunableSpec<SweeperConfig>, 9> kSweeperTunables{{
     {"sweeper_enabled", "HANDOFF_SWEEPER", &SweeperConfig::enabled,
      "1 runs the concurrent sweeper thread; 0 leaves all sweeping to mutators", TunableKind::kSwitch},
     {"sweeper_start_paused", "HANDOFF_SWEEPER_START_PAUSED", &SweeperConfig::start_paused,
@@ -36,6 +36,9 @@ constexpr std::array<TunableSpec<SweeperConfig>, 8> kSweeperTunables{{
     {"sweeper_min_cpu_percent", "HANDOFF_SWEEPER_MIN_CPU_PERCENT", &SweeperConfig::min_cpu_percent,
      "when a background sweep got less than this share of a core (other threads held the CPUs), the next "
      "cycles' unswept blocks are left to the allocators' lazy sweeps; 0 never leaves them"},
+    {"sweeper_batch_schedule", "HANDOFF_SWEEPER_BATCH", &SweeperConfig::batch_schedule,
+     "1 runs the sweeper thread under SCHED_BATCH, so that waking it at the end of a collection does not "
+     "preempt the collecting thread; 0 leaves it under the default policy", TunableKind::kSwitch},
 }};
 
 // After k sweeps in a row that got less than min_cpu_percent of a core, the
@@ -81,6 +84,7 @@ ConcurrentSweeper::~ConcurrentSweeper() {
 }
 
 void ConcurrentSweeper::run() {
+  if (config_.batch_schedule != 0) platform::schedule_as_batch();  // header: "Batch scheduling"
   const auto idle = std::chrono::milliseconds(config_.idle_wait_ms == 0 ? 1 : config_.idle_wait_ms);
   std::unique_lock lock(mutex_);
   while (!stop_) {

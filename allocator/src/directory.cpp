@@ -64,6 +64,7 @@ ClaimResult Directory::try_claim(ClaimCursor& cursor, std::uint32_t owner, Epoch
   if (result.lazily_swept) {
     // The policy was published before the UNSWEPT store our CAS read.
     // (A throwing predicate ends the program here: noexcept, liveness.h.)
+    unswept_left_.fetch_sub(1, std::memory_order_relaxed);
     result.swept = lazy_policy_.load(std::memory_order_acquire)->sweep(*block);
     freed_cells_total_.fetch_add(result.swept.freed_cells, std::memory_order_relaxed);
   }
@@ -106,6 +107,7 @@ bool Directory::sweep_unswept(MarkedBlock& block, SweepCounts& counts) {
   const BlockStateWord seen = block.state();
   if (seen.state != BlockState::kUnswept) return false;
   if (!block.try_transition(seen, seen.with(BlockState::kSweeping))) return false;
+  unswept_left_.fetch_sub(1, std::memory_order_relaxed);
   const SweepCounts c = sweep_one(block, seen, *lazy_policy_.load(std::memory_order_acquire));
   counts.live_cells += c.live_cells;
   counts.freed_cells += c.freed_cells;
@@ -173,6 +175,7 @@ SweepCounts Directory::sweep_where(bool (*accepts)(BlockState), const SweepPolic
     const BlockStateWord seen = block.state();
     if (!accepts(seen.state)) return;
     if (!block.try_transition(seen, seen.with(BlockState::kSweeping))) return;
+    if (seen.state == BlockState::kUnswept) unswept_left_.fetch_sub(1, std::memory_order_relaxed);
     const SweepCounts c = sweep_one(block, seen, policy);
     total.live_cells += c.live_cells;
     total.freed_cells += c.freed_cells;
@@ -219,12 +222,33 @@ std::size_t Directory::mark_unswept(std::size_t first, std::size_t last) {
     if (block->try_transition(seen, seen.with(BlockState::kUnswept))) ++marked;
   }
   unswept_in_cycle_.fetch_add(marked, std::memory_order_relaxed);
+  unswept_left_.fetch_add(marked, std::memory_order_relaxed);
   return marked;
 }
 
+// Skips the walk when no block is UNSWEPT. Exact, because every change of
+// unswept_left_ is one RMW made with the transition it counts: the adds of
+// this cycle's begin parts happen before this call (they return before
+// Allocator::begin_lazy_sweep does, and lazy_sweep_open_ orders begin and
+// finish), and each subtraction follows a CAS out of UNSWEPT, whose block
+// a walk would skip anyway. (A begin part that runs beside allocators, the
+// allocator alone's ConcurrentSweeper::begin_cycle, may see a claim
+// subtract before the part adds: the count wraps below zero for that
+// moment, modulo 2^64, and reads right again once the part has added.)
+// So zero, read here, means every block this cycle made UNSWEPT has left
+// UNSWEPT; a stale read can only be higher, and then the walk runs.
 SweepCounts Directory::finish_lazy_sweep() {
   const SweepPolicy* policy = lazy_policy_.load(std::memory_order_acquire);
   if (policy == nullptr) return {};
+  if (unswept_left_.load(std::memory_order_relaxed) == 0) {
+#if defined(HANDOFF_EXPENSIVE_CHECKS)
+    ScopedPin pinned(epochs_);  // this walk reads block pointers from the registry
+    for_each_block([](const MarkedBlock& block) {
+      HANDOFF_CHECK(block.state().state != BlockState::kUnswept, "finish_lazy_sweep: an UNSWEPT block not counted");
+    });
+#endif
+    return {};
+  }
   return sweep_where([](BlockState s) { return s == BlockState::kUnswept; }, *policy);
 }
 

@@ -1,5 +1,6 @@
 #include <handoff/platform.h>
 
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/sysinfo.h>
@@ -75,6 +76,15 @@ std::uint64_t thread_cpu_ns() noexcept {
   timespec ts{};
   if (::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return 0;
   return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000u + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+bool schedule_as_batch() noexcept {
+#if defined(SCHED_BATCH)
+  const sched_param param{};
+  return ::sched_setscheduler(0, SCHED_BATCH, &param) == 0;  // 0: the calling thread (Linux)
+#else
+  return false;
+#endif
 }
 
 }  // namespace handoff::platform

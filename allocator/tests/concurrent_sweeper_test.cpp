@@ -12,12 +12,14 @@
 #include <handoff/limbo.h>
 
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <algorithm>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <thread>
@@ -149,6 +151,34 @@ TEST(ConcurrentSweeper, EnabledRunsAThread) {
   EXPECT_EQ(sweeper.config().keep_empty_blocks, 4u);
   EXPECT_TRUE(wait_until([&] { return sweeper.stats().passes > 0; })) << "an idle sweeper still polls";
   EXPECT_EQ(sweeper.stats().blocks_swept, 0u);
+}
+
+// Threads of this process under SCHED_BATCH (Linux: /proc/self/task).
+std::size_t batch_threads() {
+  std::size_t n = 0;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    const pid_t tid = static_cast<pid_t>(std::stol(task.path().filename().string()));
+    if (::sched_getscheduler(tid) == SCHED_BATCH) ++n;
+  }
+  return n;
+}
+
+// Header "Batch scheduling": the sweeper's thread, and only it, runs under
+// SCHED_BATCH, so that waking it at the end of a pause preempts no one.
+TEST(ConcurrentSweeper, RunsItsThreadUnderBatchSchedulingUnlessTurnedOff) {
+  Allocator heap(test::default_config());
+  const std::size_t before = batch_threads();
+  SweeperConfig config = sweeper_config(4);
+  {
+    ConcurrentSweeper sweeper(heap, config);
+    ASSERT_TRUE(wait_until([&] { return sweeper.stats().passes > 0; }));  // run() has begun
+    EXPECT_EQ(batch_threads(), before + 1);
+    EXPECT_NE(::sched_getscheduler(0), SCHED_BATCH) << "the thread that made the sweeper keeps its policy";
+  }
+  config.batch_schedule = 0;
+  ConcurrentSweeper sweeper(heap, config);
+  ASSERT_TRUE(wait_until([&] { return sweeper.stats().passes > 0; }));
+  EXPECT_EQ(batch_threads(), before);
 }
 
 TEST(ConcurrentSweeper, SweepsRetiresAndFreesInTheBackground) {

@@ -351,6 +351,26 @@ TEST_F(MarkedBlockTest, SweepByMarksKeepsExactlyTheMarkedLiveCellsInEveryWord) {
   }
 }
 
+// What mark_unswept asks before making a block UNSWEPT: would a sweep by
+// marks free nothing? Stale marks read as unmarked; the answer depends on
+// every word, the last cell's included.
+TEST_F(MarkedBlockTest, AllLiveMarkedIsTrueExactlyWhenNoAllocatedCellIsUnmarked) {
+  MarkedBlock* block = fresh_block(0, BlockState::kFull);
+  ASSERT_NE(block, nullptr);
+  constexpr std::uint32_t kVersion = 9;
+  const std::size_t last = block->cell_count() - 1;
+  EXPECT_TRUE(block->all_live_marked(kVersion)) << "nothing allocated, stale marks";
+  block->live_bits().set(MarkedBlock::atom_of(block->cell_at(last)));
+  EXPECT_FALSE(block->all_live_marked(kVersion)) << "an allocated cell under stale marks";
+  block->mark(block->cell_at(last), kVersion);
+  EXPECT_TRUE(block->all_live_marked(kVersion));
+  EXPECT_FALSE(block->all_live_marked(kVersion + 1)) << "the marks are stale for the next version";
+  block->set_all_live();
+  EXPECT_FALSE(block->all_live_marked(kVersion)) << "only the last cell is marked";
+  for (std::size_t i = 0; i < last; ++i) block->mark(block->cell_at(i), kVersion);
+  EXPECT_TRUE(block->all_live_marked(kVersion));
+}
+
 TEST(BlockStateWord, PackUnpackRoundTrip) {
   const BlockStateWord w{0xDEADBEEF, 0x123456, BlockState::kSweeping};
   EXPECT_EQ(BlockStateWord::unpack(w.pack()), w);

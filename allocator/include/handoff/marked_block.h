@@ -206,10 +206,16 @@ class MarkedBlock {
   }
   // True when a sweep by marks of `version` would free nothing: every
   // allocated cell is marked (block not kOwned).
+  // Stops at the first allocated, unmarked cell: a block with stale marks
+  // (every bit reads as unmarked) and any live cell, the common case when
+  // beginning a sweep of a heap whose objects die young, costs one word,
+  // where counting its live bits cost all of them (Directory::mark_unswept
+  // runs this on every FULL and SWEPT block inside the pause).
   bool all_live_marked(std::uint32_t version) const noexcept {
-    if (mark_version_.load(std::memory_order_relaxed) != version) return live_bits().count() == 0;
+    const bool stale = mark_version_.load(std::memory_order_relaxed) != version;
     for (std::size_t w = 0; w < AtomBitmap::kWords; ++w) {
-      if ((live_bits().word(w) & ~mark_bits().word(w)) != 0) return false;
+      const std::uint64_t marked = stale ? 0 : mark_bits().word(w);
+      if ((live_bits().word(w) & ~marked) != 0) return false;
     }
     return true;
   }

@@ -172,6 +172,10 @@ class Directory {
   // sweeper: on a cache line of its own, away from size_ and cycle_, which
   // every claim reads (false sharing between two threads' refills).
   alignas(64) std::atomic<std::uint64_t> freed_cells_total_{0};
+  // UNSWEPT blocks: added by each begin part, less one at every CAS out of
+  // UNSWEPT (a lazy claim, S1, sweep_where), on the line those sweeps
+  // already write. Zero lets finish_lazy_sweep skip its walk (directory.cpp).
+  std::atomic<std::size_t> unswept_left_{0};
   alignas(64) std::atomic<const SweepPolicy*> lazy_policy_{nullptr};
   std::atomic<std::size_t> last_cycle_blocks_{0};  // a hint: relaxed
   // Blocks the parts of the current begin_lazy_sweep made UNSWEPT so far;

@@ -49,4 +49,10 @@ std::size_t process_rss_bytes() noexcept;
 // (CLOCK_THREAD_CPUTIME_ID; 0 when unavailable).
 std::uint64_t thread_cpu_ns() noexcept;
 
+// Puts the calling thread under the batch scheduling policy (Linux
+// SCHED_BATCH, same nice value): it gets its fair share of the CPU, but its
+// wake-up never preempts the thread running on the core it lands on.
+// Returns false where the policy does not exist or the OS refuses.
+bool schedule_as_batch() noexcept;
+
 }  // namespace handoff::platform
