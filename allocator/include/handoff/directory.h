@@ -64,10 +64,27 @@ class EpochDomain;
 class EpochParticipant;
 class Limbo;
 
-// Private scan position of one local allocator.
+// Private scan position of one local allocator. Ascending, `next` is the
+// next slot to read; descending, the slot below `next` is (the scan runs
+// down to slot 0). The direction alternates with each sweep pass: see
+// "Reuse order" in directory.cpp.
 struct ClaimCursor {
   std::size_t next = 0;
   std::uint64_t cycle = 0;
+  bool descending = false;
+
+  bool done(std::size_t slots) const noexcept { return descending ? next == 0 : next >= slots; }
+  std::size_t step() noexcept { return descending ? --next : next++; }
+  // A whole pass over `slots` registry slots from the direction's start.
+  void rewind(std::size_t slots) noexcept { next = descending ? slots : 0; }
+  // Makes the rest of this pass include slot `index` again.
+  void revisit(std::size_t index) noexcept {
+    if (descending) {
+      if (index >= next) next = index + 1;
+    } else if (index < next) {
+      next = index;
+    }
+  }
 };
 
 struct ClaimResult {
@@ -134,6 +151,9 @@ class Directory {
   std::size_t retire_empty_blocks(std::size_t keep, Limbo& limbo, std::size_t limbo_cap);
 
   std::uint64_t cycle() const noexcept { return cycle_.load(std::memory_order_acquire); }
+  // Sweep passes begun (eager sweeps and lazy sweep begins); claim scans run
+  // descending after an odd number, ascending after an even one.
+  std::uint64_t sweep_passes() const noexcept { return sweep_passes_.load(std::memory_order_relaxed); }
   std::size_t block_slots() const noexcept { return size_.load(std::memory_order_acquire); }
   // Block in slot i, or nullptr for an empty slot.
   MarkedBlock* block_at(std::size_t i) const noexcept;
@@ -181,6 +201,7 @@ class Directory {
   alignas(64) std::atomic<std::uint64_t> freed_cells_total_{0};
   alignas(64) std::atomic<const SweepPolicy*> lazy_policy_{nullptr};
   std::atomic<std::size_t> last_cycle_blocks_{0};  // a hint: relaxed
+  std::atomic<std::uint64_t> sweep_passes_{0};     // a hint: relaxed (reuse order)
   // Blocks the parts of the current begin_lazy_sweep made UNSWEPT so far;
   // end_lazy_sweep_begin (after every part returned) publishes the sum as
   // last_cycle_blocks_.
