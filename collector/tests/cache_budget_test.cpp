@@ -70,7 +70,7 @@ TEST(CacheBudget, ChurnThatLeavesNothingAliveIsCollectedAfterTheCacheBudget) {
   churn(heap, 24 * kMiB, 0, kept);
   const handoff::HeapStats s = heap.stats();
   EXPECT_EQ(s.trigger_bytes, 1 * kMiB);
-  EXPECT_GE(s.collections, 8u) << "8 MiB apart, 24 MiB would be 3 collections";
+  EXPECT_GE(s.collections, 8u) << "8 MiB apart, 24 MiB would be 2 or 3 collections";
 }
 
 TEST(CacheBudget, AHeapWhoseYoungSurviveKeepsItsWholeBudget) {
