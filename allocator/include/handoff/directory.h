@@ -23,7 +23,8 @@
 //   one CAS on the block it takes. The scan position is private to each
 //   local allocator (ClaimCursor) and restarts when the directory's cycle
 //   counter moves (after a sweep), so the registry is walked about once per
-//   cycle per allocator, as JSC's allocation cursor does.
+//   cycle per allocator, as JSC's allocation cursor does; in alternating
+//   directions, one per sweep pass ("Reuse order" in directory.cpp).
 //
 //   Blocks leave a directory only through retire_empty_blocks: EMPTY ->
 //   RETIRED by CAS, then the slot is cleared (seq_cst) and the block goes to
