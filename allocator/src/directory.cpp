@@ -52,10 +52,31 @@ MarkedBlock* Directory::block_at(std::size_t i) const noexcept {
   return load_registry_slot(slot(i));
 }
 
+// Reuse order. Between two collections the allocators fill about the
+// whole allocation budget once, block after block, and the next cycle
+// fills the same blocks again. Claimed in slot order every cycle, the
+// blocks are reused cyclically: the first block claimed is the one
+// written longest ago, which under LRU-like replacement is the first to
+// have left the cache, and so on for every block when the cycle is larger
+// than the cache (each refill then misses on every line it writes). So the
+// claim scans alternate direction with each sweep pass (sweep_passes()):
+// the blocks a cycle filled last are claimed first in the next, while
+// they are still in the cache. Fresh blocks are appended at the end of the
+// registry, so a pass that took fresh blocks ends there and the next,
+// descending, begins there. This matters only near the edge, when the
+// cycle is about as large as the cache; well beyond it only a smaller
+// budget helps (collector/src/cache_budget.h; measured in
+// papers/allocator.md, "Churn against the cache"). The direction is a hint
+// read with relaxed loads: any order claims correctly, since a claim is the
+// CAS on the state word whichever slot the scan reaches first.
 ClaimResult Directory::try_claim(ClaimCursor& cursor, std::uint32_t owner, EpochParticipant& self) noexcept {
   ClaimResult result;
   const std::uint64_t now = cycle();
-  if (cursor.cycle != now) cursor = {0, now};
+  if (cursor.cycle != now) {
+    cursor.cycle = now;
+    cursor.descending = (sweep_passes() & 1) != 0;
+    cursor.rewind(block_slots());
+  }
   MarkedBlock* block = claim_scan(cursor, owner, self, result);
   if (block == nullptr) return result;
   // Owned from here on: no pin needed to keep or sweep it.
@@ -82,8 +103,8 @@ MarkedBlock* Directory::claim_scan(ClaimCursor& cursor, std::uint32_t owner, Epo
   HANDOFF_CHAOS_POINT(kAfterPin);
   MarkedBlock* claimed = nullptr;
   const std::size_t n = block_slots();
-  while (claimed == nullptr && cursor.next < n) {
-    MarkedBlock* block = block_at(cursor.next++);  // A2
+  while (claimed == nullptr && !cursor.done(n)) {
+    MarkedBlock* block = block_at(cursor.step());  // A2
     if (block == nullptr) continue;
     HANDOFF_CHAOS_POINT(kAfterReadCandidate);
     const BlockStateWord seen = block->state();  // A3: pinned, so `block` is not freed
@@ -186,6 +207,7 @@ SweepCounts Directory::sweep_where(bool (*accepts)(BlockState), const SweepPolic
 }
 
 SweepCounts Directory::sweep(const SweepPolicy& policy) {
+  sweep_passes_.fetch_add(1, std::memory_order_relaxed);  // before the cycle moves: cursors read both
   return sweep_where(sweepable, policy);  // OWNED, SWEEPING, EMPTY: not ours to sweep
 }
 
@@ -203,6 +225,7 @@ void Directory::set_lazy_policy(const SweepPolicy& policy) {
 }
 
 void Directory::end_lazy_sweep_begin() noexcept {
+  sweep_passes_.fetch_add(1, std::memory_order_relaxed);  // published by advance_cycle's release
   advance_cycle();
   last_cycle_blocks_.store(unswept_in_cycle_.load(std::memory_order_relaxed), std::memory_order_relaxed);
 }

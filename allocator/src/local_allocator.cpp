@@ -95,7 +95,7 @@ MarkedBlock* LocalAllocator::rescan_before_failing() noexcept {
   // The pool refused a block. Blocks given back behind our cursor since the
   // last sweep (by other threads) may still have free cells: one more full
   // pass before reporting out of memory.
-  cursor_.next = 0;
+  cursor_.rewind(directory_->block_slots());
   const ClaimResult claim = directory_->try_claim(cursor_, owner_, *participant_);
   count_claim(claim);
   return claim.block;
@@ -148,7 +148,7 @@ void LocalAllocator::give_up_current() noexcept {
   if (!full) {  // R1: come back for its free cells, cheaply
     last_block_ = block;
     last_generation_ = mine.generation;
-    if (block->registry_index() < cursor_.next) cursor_.next = block->registry_index();
+    cursor_.revisit(block->registry_index());
   }
   HANDOFF_ASSERT(mine.state == BlockState::kOwned && mine.owner == (owner_ & BlockStateWord::kOwnerMask));
   // Release: whoever claims or sweeps the block next sees these bits.

@@ -181,10 +181,12 @@ TEST_F(DirectoryTest, CursorRestartsWhenTheCycleMoves) {
 
 TEST_F(DirectoryTest, LazySweepMarksFullAndSweptBlocksAndTheClaimerSweeps) {
   const std::size_t n = cells_per_block(3);
-  MarkedBlock* full = block_in(BlockState::kFull, n);
-  MarkedBlock* swept = block_in(BlockState::kSwept, 6);
+  // Registered in this order so that the first pass's claim scan, which
+  // runs from the last slot down, meets `full` first.
   MarkedBlock* empty = block_in(BlockState::kEmpty);
   MarkedBlock* owned = block_in(BlockState::kOwned, 4);
+  MarkedBlock* swept = block_in(BlockState::kSwept, 6);
+  MarkedBlock* full = block_in(BlockState::kFull, n);
   auto keep_first_three = [](void* cell) {
     MarkedBlock* b = MarkedBlock::of(cell);
     return cell == b->cell_at(0) || cell == b->cell_at(1) || cell == b->cell_at(2);
@@ -211,6 +213,48 @@ TEST_F(DirectoryTest, LazySweepMarksFullAndSweptBlocksAndTheClaimerSweeps) {
   EXPECT_EQ(swept->live_cell_count(), 3u);
   EXPECT_EQ(owned->live_cell_count(), 4u) << "owned blocks are not swept";
   full->publish(full->state().with(BlockState::kSwept));
+}
+
+// Reuse order: each sweep pass reverses the direction of the claim scans,
+// so the blocks filled last in one cycle (still in cache) are claimed first
+// in the next.
+TEST_F(DirectoryTest, ClaimScansReverseDirectionWithEachSweepPass) {
+  constexpr std::size_t kBlocks = 4;
+  std::vector<MarkedBlock*> blocks;
+  for (std::size_t i = 0; i < kBlocks; ++i) blocks.push_back(block_in(BlockState::kSwept, 1));
+  auto keep_first = [](void* cell) { return cell == MarkedBlock::of(cell)->cell_at(0); };
+  auto claim_all = [&] {
+    std::vector<MarkedBlock*> order;
+    ClaimCursor cursor;
+    while (MarkedBlock* b = directory_.try_claim(cursor, kMe, *me_).block) order.push_back(b);
+    for (MarkedBlock* b : order) b->publish(b->state().with(BlockState::kSwept));
+    return order;
+  };
+  const std::vector<MarkedBlock*> ascending = blocks;
+  const std::vector<MarkedBlock*> descending(blocks.rbegin(), blocks.rend());
+  EXPECT_EQ(claim_all(), ascending) << "before any sweep: slot order";
+  directory_.begin_lazy_sweep(keep_first);
+  EXPECT_EQ(claim_all(), descending) << "first pass: the last slot first";
+  directory_.begin_lazy_sweep(keep_first);
+  EXPECT_EQ(claim_all(), ascending) << "second pass: slot order again";
+  directory_.sweep(keep_first);
+  EXPECT_EQ(claim_all(), descending) << "an eager sweep is a pass too";
+  EXPECT_EQ(directory_.sweep_passes(), 3u);
+}
+
+TEST_F(DirectoryTest, ADescendingScanRevisitsTheBlockGivenUpAboveItsCursor) {
+  MarkedBlock* low = block_in(BlockState::kSwept, 1);
+  MarkedBlock* high = block_in(BlockState::kSwept, 1);
+  directory_.sweep([](void* cell) { return cell == MarkedBlock::of(cell)->cell_at(0); });
+  ClaimCursor cursor;
+  ASSERT_EQ(directory_.try_claim(cursor, kMe, *me_).block, high);
+  ASSERT_TRUE(cursor.descending);
+  high->publish(high->state().with(BlockState::kSwept));
+  cursor.revisit(high->registry_index());
+  EXPECT_EQ(directory_.try_claim(cursor, kMe, *me_).block, high) << "revisit puts the slot back into this pass";
+  EXPECT_EQ(directory_.try_claim(cursor, kMe, *me_).block, low);
+  EXPECT_EQ(directory_.try_claim(cursor, kMe, *me_).block, nullptr);
+  for (MarkedBlock* b : {low, high}) b->publish(b->state().with(BlockState::kSwept));
 }
 
 TEST_F(DirectoryTest, ReleaseEmptyBlocksReturnsOnlyEmptyOnes) {

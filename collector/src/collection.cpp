@@ -26,6 +26,7 @@
 //
 // Weak references are cleared in 4, inside the pause, before 7 lets any
 // thread sweep a block, so no weak reference can observe a reused cell.
+#include "cache_budget.h"
 #include "marker.h"
 #include "marker_policy.h"
 #include "marker_threads.h"
@@ -350,7 +351,8 @@ bool HeapInternals::start_sweep(CollectionKind kind) {
 
 void HeapInternals::update_after_collection(const CollectionResult& r) {
   const std::uint64_t allocated_now = bytes_allocated.load(std::memory_order_relaxed);
-  note_eden_survival(r, allocated_now - allocated_at_collection);
+  const std::uint64_t allocated_since = allocated_now - allocated_at_collection;
+  note_eden_survival(r, allocated_since);
   allocated_at_collection = allocated_now;
   if (r.eden) {
     last_eden_marked = r.marked_bytes;
@@ -365,6 +367,9 @@ void HeapInternals::update_after_collection(const CollectionResult& r) {
     full_budget = std::max<std::uint64_t>(config.initial_heap_bytes, live_after_full / 100 * config.growth_percent);
   }
   set_trigger();
+  trigger_bytes.store(detail::cache_budget_trigger(trigger_bytes.load(std::memory_order_relaxed), r.marked_bytes,
+                                                   allocated_since, config.cache_budget_bytes),
+                      std::memory_order_relaxed);
   const std::uint64_t live_bytes = live_after_full + promoted_since_full;
   ++collections_run;
   std::lock_guard lock(stats_mutex);

@@ -40,13 +40,29 @@ class EpochParticipant;
 struct ClaimResult;
 
 // One local allocator's private scan position in its directory's registry
-// (Directory::try_claim): the next slot to look at and the directory cycle
-// that position belongs to; try_claim restarts at slot 0 when the cycle
-// has moved. Here, not in directory.h, because LocalAllocator holds it by
-// value.
+// (Directory::try_claim) and the directory cycle that position belongs to;
+// try_claim restarts the pass when the cycle has moved. Ascending, `next`
+// is the next slot to read; descending, the slot below `next` is (the scan
+// runs down to slot 0). The direction alternates with each sweep pass: see
+// "Reuse order" in directory.cpp. Here, not in directory.h, because
+// LocalAllocator holds it by value.
 struct ClaimCursor {
   std::size_t next = 0;
   std::uint64_t cycle = 0;
+  bool descending = false;
+
+  bool done(std::size_t slots) const noexcept { return descending ? next == 0 : next >= slots; }
+  std::size_t step() noexcept { return descending ? --next : next++; }
+  // A whole pass over `slots` registry slots from the direction's start.
+  void rewind(std::size_t slots) noexcept { next = descending ? slots : 0; }
+  // Makes the rest of this pass include slot `index` again.
+  void revisit(std::size_t index) noexcept {
+    if (descending) {
+      if (index >= next) next = index + 1;
+    } else if (index < next) {
+      next = index;
+    }
+  }
 };
 
 // What each counter means is said once, in its table (local_allocator.cpp),

@@ -80,6 +80,11 @@ struct HeapConfig {
   // No collection is triggered before this many bytes were allocated since
   // the last one (the floor of the trigger).
   std::uint64_t initial_heap_bytes = 8 << 20;
+  // ... except after a collection that found almost nothing alive (under
+  // 1% of what was allocated since the one before): then the next one is
+  // triggered after at most this many bytes, so that the blocks one cycle
+  // writes stay in cache (collector/src/cache_budget.h); 0 = off.
+  std::uint64_t cache_budget_bytes = 4 << 20;
   // Hard limit on heap memory (blocks in use plus large objects); 0 = none.
   std::uint64_t max_heap_bytes = 0;
   // Collect when bytes allocated since the last collection exceed this

@@ -1,0 +1,15 @@
+#include "cache_budget.h"
+
+#include <algorithm>
+
+namespace handoff::detail {
+
+std::uint64_t cache_budget_trigger(std::uint64_t trigger, std::uint64_t marked_bytes, std::uint64_t allocated_since,
+                                   std::uint64_t cache_bytes) noexcept {
+  if (cache_bytes == 0 || allocated_since == 0) return trigger;
+  // marked / allocated < permille / 1000, without overflow for any budget.
+  const bool almost_nothing_alive = marked_bytes < allocated_since / 1000 * kCacheBudgetSurvivalPermille;
+  return almost_nothing_alive ? std::max<std::uint64_t>(std::min(trigger, cache_bytes), 1) : trigger;
+}
+
+}  // namespace handoff::detail
