@@ -241,8 +241,8 @@ void HeapInternals::run_collection(CollectionKind kind) {
   const std::uint64_t mark_start = now_ns();
   const std::uint64_t expected = expected_mark_bytes(result.eden, live_after_full + promoted_since_full, last_eden_marked);
   Marker marker(*this, Marker::Mode::kMark,
-                mark_workers(max_marker_workers(), expected, config.marker_parallel_min_bytes),
-                config.marker_parallel_min_bytes);
+                mark_workers(max_marker_workers(), expected, config.marker_parallel_min_bytes));
+  result.parallel_mark = marker.workers() > 1;
   // User code runs from here to the verifier (trace(), root scanners,
   // post-mark hooks; a parallel marker rethrows a worker's exception here).
   // An exception abandons the collection: no sweep starts, so nothing is
@@ -267,7 +267,6 @@ void HeapInternals::run_collection(CollectionKind kind) {
     if (sweeper) sweeper->resume();
     throw;
   }
-  result.parallel_mark = marker.workers() > 1;  // also when it switched to parallel midway
   result.marked_bytes = marker.marked_bytes();
   result.marked_objects = marker.marked_objects();
   result.remembered_cards = marker.remembered_cards();

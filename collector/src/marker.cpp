@@ -46,7 +46,7 @@ struct Marker::Parallel {
   std::vector<std::unique_ptr<TaskPhase>> phases;  // queued for the next drain's round, in order
 };
 
-Marker::Marker(HeapInternals& heap, Mode mode, std::size_t workers, std::uint64_t switch_bytes)
+Marker::Marker(HeapInternals& heap, Mode mode, std::size_t workers)
     : heap_(heap), mode_(mode), version_(heap.mark_version),
       bounds_(heap.allocator.bounds()), large_(own_large_) {
   heap_.allocator.large_objects().for_each_object([&](void* object, std::size_t size) {
@@ -55,19 +55,10 @@ Marker::Marker(HeapInternals& heap, Mode mode, std::size_t workers, std::uint64_
   std::sort(own_large_.begin(), own_large_.end());
   stack_.reserve(4096);
   MarkerThreads* threads = heap_.marker_threads.get();
-  if (mode_ != Mode::kMark || threads == nullptr || !threads->usable()) return;
-  if (workers < 2) {
-    switch_at_ = switch_bytes;
-    return;
-  }
-  start_parallel(*threads);
-}
-
-void Marker::start_parallel(MarkerThreads& threads) {
-  parallel_owned_ = std::make_unique<Parallel>(threads);
+  if (mode_ != Mode::kMark || workers < 2 || threads == nullptr || !threads->usable()) return;
+  parallel_owned_ = std::make_unique<Parallel>(*threads);
   parallel_ = parallel_owned_.get();
-  switch_at_ = UINT64_MAX;
-  for (std::size_t w = 1; w < threads.workers(); ++w) parallel_->helpers.emplace_back(new Marker(*this, w));
+  for (std::size_t w = 1; w < threads->workers(); ++w) parallel_->helpers.emplace_back(new Marker(*this, w));
 }
 
 Marker::Marker(Marker& primary, std::size_t /*worker*/)
@@ -245,25 +236,11 @@ void Marker::mark_root(std::size_t task) {
   }
 }
 
-// One thread that has marked switch_at_ bytes (drain_local stopped with
-// work left) goes on in parallel from here: the guess that the collection
-// was small was wrong (marker_policy.h). Why switching here is safe: no
-// other worker has run yet, and the helpers start through MarkerThreads'
-// mutex, so every exclusive mark (AccessMode::kExclusive, a plain load and
-// store) this thread set happens before the helpers' first shared mark
-// (one RMW) of the same words; from here on every worker, this one
-// included, marks kShared. The objects on this thread's stack are marked
-// and not yet traced, as after mark_roots; the helpers get them by the
-// ordinary sharing (share_work), and termination counts every worker
-// active from the round's start, as for any drain.
 void Marker::drain() {
   if (parallel_ == nullptr) {
     drain_local();
-    if (stack_.empty() || switch_at_ == UINT64_MAX) {
-      flush_constructing();
-      return;
-    }
-    start_parallel(*heap_.marker_threads);
+    flush_constructing();
+    return;
   }
   Parallel& p = *parallel_;
   // Nothing to trace (a drain after weak processing that queued nothing):
@@ -373,11 +350,6 @@ void Marker::drain_local() {
   std::size_t head = 0;
   std::size_t count = 0;
   unsigned until_poll = kPollInterval;
-  // A switch to parallel marking (drain()) puts the prefetched objects back:
-  // they are marked and not yet traced.
-  const auto stop_for_switch = [&] {
-    for (; count > 0; --count, head = (head + 1) % kPrefetchDistance) stack_.push_back(ring[head]);
-  };
   for (;;) {
     while (count < kPrefetchDistance && !stack_.empty()) {
       const void* object = stack_.back();
@@ -390,13 +362,8 @@ void Marker::drain_local() {
     head = (head + 1) % kPrefetchDistance;
     --count;
     trace_one(object);
-    if (--until_poll == 0) [[unlikely]] {
+    if (parallel_ != nullptr && --until_poll == 0) [[unlikely]] {
       until_poll = kPollInterval;
-      if (parallel_ == nullptr) {
-        if (marked_bytes_ < switch_at_ || stack_.empty()) continue;
-        stop_for_switch();
-        return;
-      }
       if (parallel_->work.aborted()) return;
       share_work();
     }

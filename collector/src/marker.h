@@ -37,10 +37,7 @@
 // traced once by the one worker that marked it. With one marker thread,
 // or when the collection chose to mark on one thread (its live set is
 // small: marker_policy.h), there are no helpers and none of this runs:
-// marks are kExclusive and drain is the plain loop, until that loop has
-// marked HANDOFF_MARKER_PARALLEL_MIN_BYTES: then it stops, the helpers are
-// made (start_parallel) and the drain goes on in parallel (Marker::drain
-// says why the switch is safe).
+// marks are kExclusive and drain is the plain loop.
 //
 // Exceptions: a trace() or root scanner that throws on any worker aborts
 // the work pool, every other worker stops at its next poll, and the
@@ -90,10 +87,8 @@ class Marker final : public Visitor {
 
   // kMark: parallel when `workers` > 1 (the collection's choice,
   // marker_policy.h) and the heap has marker threads (and this process
-  // created them: not in a forked child). Started on one thread, it
-  // switches to the marker threads at the end of a drain step once it has
-  // marked `switch_bytes` (marker_policy.h, "A wrong guess").
-  Marker(HeapInternals& heap, Mode mode, std::size_t workers = 1, std::uint64_t switch_bytes = UINT64_MAX);
+  // created them: not in a forked child).
+  Marker(HeapInternals& heap, Mode mode, std::size_t workers = 1);
   ~Marker();
   Marker(const Marker&) = delete;
   Marker& operator=(const Marker&) = delete;
@@ -140,9 +135,6 @@ class Marker final : public Visitor {
   using LargeList = std::vector<std::pair<std::uintptr_t, std::size_t>>;  // sorted (cell, size)
 
   Marker(Marker& primary, std::size_t worker);  // a helper's marker
-  // Makes this marker worker 0 of a parallel marking: the helpers' markers
-  // and what they share. Only between drains (no worker runs).
-  void start_parallel(MarkerThreads& threads);
   bool try_mark(const void* object);
   // The target check (mark_target.h, .cpp): `cell`'s block when it is a
   // live block cell of this heap, nullptr when it is one of its large
@@ -185,10 +177,6 @@ class Marker final : public Visitor {
   const LargeList& large_;
   std::unique_ptr<Parallel> parallel_owned_;  // worker 0 of a parallel marking
   Parallel* parallel_ = nullptr;              // every worker of one; nullptr: one thread
-  // One thread: marked_bytes_ at which drain_local stops so that drain()
-  // goes on in parallel; UINT64_MAX: never (parallel already, or no
-  // usable marker threads, or kVerify).
-  std::uint64_t switch_at_ = UINT64_MAX;
   std::vector<const void*> constructing_;     // kMark: found under construction
   std::unordered_set<const void*> visited_;  // kVerify only
   const Chunk* target_chunk_ = nullptr;  // checked_target's cache: the chunk of the last block cell

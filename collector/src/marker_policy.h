@@ -26,19 +26,12 @@
 //
 // A wrong guess costs speed, never correctness: marking on one thread is
 // the plain single-threaded marker, which marks any live set correctly. A
-// collection that finds far more than expected (a program's first, which
-// expects nothing; an eden collection after one that marked little, while
-// a big structure is being built) switches to the helpers in the middle:
-// once its one thread has marked HANDOFF_MARKER_PARALLEL_MIN_BYTES, the
-// drain stops with its stack still full and goes on as a parallel drain
-// (Marker::drain). The mark bits' access mode changes (exclusive to
-// shared) between the two drains, when no other worker runs, and the
-// helpers start through MarkerThreads' mutex, so no exclusive mark races a
-// shared one. Before this switch existed such a collection marked its
-// whole live set on one thread, and it was the longest pause of
-// binary-trees: its first collection marks the stretch tree, 8 MiB, while
-// expecting nothing (papers/collector.md, "binary-trees with two threads").
-// The opposite mistake (parallel, finds little) costs one round.
+// collection that finds far more than expected (a small collection, then a
+// big live set built before the next one) marks it on one thread once; the
+// next collection expects what this one marked and uses the helpers. The
+// mark phase does not switch to the helpers in the middle: that would
+// change the mark bits' access mode (exclusive to shared) under a running
+// drain, for a gain on one collection in a phase change.
 //
 // 0 for a threshold means "always in parallel" (as before the choice
 // existed), which the tests that exercise the parallel marker on small

@@ -83,55 +83,18 @@ TEST(MarkerPolicy, ASmallCollectionLeavesTheMarkerThreadsAsleepABigOneWakesThem)
 
   handoff::Root<Node> big(heap, nullptr);
   hold_tree(heap, big, 12);
-  heap.collect();  // expected what the last one marked: small; switches midway (below)
-  EXPECT_EQ(heap.stats().parallel_marks, 1u);
+  heap.collect();  // expected what the last one marked: small, so one thread
+  EXPECT_EQ(heap.stats().parallel_marks, 0u);
   EXPECT_GE(heap.stats().live_objects, nodes(2) + nodes(12));  // and the verifier passed
   heap.collect();  // expects the big live set now
-  EXPECT_EQ(heap.stats().parallel_marks, 2u);
+  EXPECT_EQ(heap.stats().parallel_marks, 1u);
   EXPECT_GE(heap.stats().live_objects, nodes(2) + nodes(12));
   // Garbage in more than 2 x 256 blocks: the sweep's walk has parts of
   // Allocator::kLazySweepPartSlots slots, and one part runs here anyway.
   for (int i = 0; i < 9; ++i) make_garbage(heap, 13);
   heap.collect();
-  EXPECT_EQ(heap.stats().parallel_marks, 3u);
-  EXPECT_GE(heap.stats().parallel_sweep_begins, 1u);
-}
-
-// A collection that expected a small live set and finds a big one starts
-// on one thread and goes on with the marker threads once it has marked the
-// threshold's bytes (Marker::drain), so the first collection of a big new
-// live set (a program's first, or the first after it built a large
-// structure) is not its longest pause. Below the threshold it stays on one
-// thread; marks of both kinds in one collection pass the verifier.
-TEST(MarkerPolicy, ACollectionThatFindsMoreThanItExpectedSwitchesToTheMarkerThreads) {
-  handoff::Heap heap(policy_config());
-  handoff::ThreadScope attached(heap);
-  handoff::Root<Node> big(heap, nullptr);
-  hold_tree(heap, big, 12);
-  const handoff::HeapStats before = heap.stats();
-  ASSERT_EQ(before.collections, 0u);  // expects nothing: the first collection
-  heap.collect();
-  const handoff::HeapStats after = heap.stats();
-  EXPECT_EQ(after.parallel_marks, 1u);
-  EXPECT_EQ(after.verifications, before.verifications + 1);
-  EXPECT_GE(after.live_objects, nodes(12));
-  handoff::Root<Node> more(heap, nullptr);
-  hold_tree(heap, more, 13);  // more than the threshold beyond what it expects
-  big.set(nullptr);
-  heap.collect();
   EXPECT_EQ(heap.stats().parallel_marks, 2u);
-  EXPECT_GE(heap.stats().live_objects, nodes(13));
-}
-
-TEST(MarkerPolicy, ACollectionBelowTheThresholdNeverSwitches) {
-  handoff::Heap heap(policy_config());
-  handoff::ThreadScope attached(heap);
-  handoff::Root<Node> medium(heap, nullptr);
-  hold_tree(heap, medium, 9);  // 1,023 cells of 32 B: 32 KiB, a quarter of the threshold
-  heap.collect();
-  heap.collect();
-  EXPECT_EQ(heap.stats().parallel_marks, 0u);
-  EXPECT_GE(heap.stats().live_objects, nodes(9));
+  EXPECT_GE(heap.stats().parallel_sweep_begins, 1u);
 }
 
 TEST(MarkerPolicy, OneCollectionAfterTheBigSetDiesTheMarkerThreadsSleepAgain) {
@@ -144,15 +107,15 @@ TEST(MarkerPolicy, OneCollectionAfterTheBigSetDiesTheMarkerThreadsSleepAgain) {
   handoff::ThreadScope attached(heap);
   handoff::Root<Node> big(heap, nullptr);
   hold_tree(heap, big, 12);
-  heap.collect();  // expects nothing, finds the big set: switches midway
   heap.collect();
-  ASSERT_EQ(heap.stats().parallel_marks, 2u);
+  heap.collect();
+  ASSERT_EQ(heap.stats().parallel_marks, 1u);
   big.set(nullptr);
   heap.collect();  // expects the big set, finds nothing: parallel, correct
-  EXPECT_EQ(heap.stats().parallel_marks, 3u);
+  EXPECT_EQ(heap.stats().parallel_marks, 2u);
   ASSERT_LT(heap.stats().live_objects, nodes(12));  // no stack word kept the big tree
   heap.collect();
-  EXPECT_EQ(heap.stats().parallel_marks, 3u);
+  EXPECT_EQ(heap.stats().parallel_marks, 2u);
 }
 
 TEST(MarkerPolicy, HANDOFF_MARKER_THREADS_IsTheMaximum) {
