@@ -65,7 +65,7 @@ constexpr std::array<TunableSpec<HeapConfig>, 18> kHeapTunables{{
     {"marker_threads", "HANDOFF_MARKER_THREADS", &HeapConfig::marker_threads,
      "threads that mark in parallel, the collecting thread included (0 = one per online CPU, 1 = no marker threads)"},
     {"marker_parallel_min_bytes", "HANDOFF_MARKER_PARALLEL_MIN_BYTES", &HeapConfig::marker_parallel_min_bytes,
-     "a collection marks on the marker threads when it expects to mark this many bytes, or once it has (0 = always)"},
+     "a collection marks on the marker threads only when it expects to mark this many bytes (0 = always)"},
     {"marker_parallel_min_blocks", "HANDOFF_MARKER_PARALLEL_MIN_BLOCKS", &HeapConfig::marker_parallel_min_blocks,
      "the lazy sweep begins on the marker threads only over this many block slots (0 = always)"},
 }};

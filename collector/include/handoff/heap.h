@@ -138,8 +138,7 @@ struct HeapConfig {
   // A collection marks on the marker threads only when it expects to mark
   // at least this many bytes (what the last collection of its kind found);
   // below, the collecting thread marks alone, because waking the helpers
-  // costs more than they save, until it has marked this many bytes; then
-  // the helpers join (collector/src/marker_policy.h). 0 = always.
+  // costs more than they save (collector/src/marker_policy.h). 0 = always.
   std::uint64_t marker_parallel_min_bytes = 2 << 20;
   // Beginning the lazy sweep uses the marker threads only when the
   // directories hold at least this many block slots; 0 = always.
