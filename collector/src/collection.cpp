@@ -161,7 +161,7 @@ bool HeapInternals::choose_eden(CollectionKind kind) const noexcept {
 // When eden collections do not pay. An eden collection is cheaper than a
 // full one only if most of what was allocated since the last collection is
 // dead: it marks the survivors (and retraces the remembered set), and each
-// survivor is promoted, shrinking the next eden's budget (set_trigger) and
+// survivor is promoted, shrinking the next eden's budget (next_trigger) and
 // bringing the next full collection nearer. A working set whose objects are
 // replaced at random (bench/workloads "steady") breaks the weak
 // generational hypothesis: a new object is no likelier to die than an old
@@ -218,10 +218,11 @@ void HeapInternals::note_eden_survival(const CollectionResult& r, std::uint64_t 
 // once promotion has eaten full_growth_percent of B. Every eden collection
 // allows at least half of B, so at the default of 100 the heap may reach
 // about L + 1.5 B just before a full collection.
-void HeapInternals::set_trigger() noexcept {
+std::uint64_t HeapInternals::next_trigger(const CollectionResult& r, std::uint64_t allocated_since) const noexcept {
   const std::uint64_t floor = full_budget / 2;
   const std::uint64_t left = full_budget > promoted_since_full ? full_budget - promoted_since_full : 0;
-  trigger_bytes.store(std::max<std::uint64_t>({left, floor, 1}), std::memory_order_relaxed);
+  return detail::cache_budget_trigger(std::max<std::uint64_t>({left, floor, 1}), r.marked_bytes, allocated_since,
+                                      config.cache_budget_bytes);
 }
 
 void HeapInternals::run_collection(CollectionKind kind) {
@@ -365,10 +366,7 @@ void HeapInternals::update_after_collection(const CollectionResult& r) {
     external.since_full.store(0, std::memory_order_relaxed);
     full_budget = std::max<std::uint64_t>(config.initial_heap_bytes, live_after_full / 100 * config.growth_percent);
   }
-  set_trigger();
-  trigger_bytes.store(detail::cache_budget_trigger(trigger_bytes.load(std::memory_order_relaxed), r.marked_bytes,
-                                                   allocated_since, config.cache_budget_bytes),
-                      std::memory_order_relaxed);
+  trigger_bytes.store(next_trigger(r, allocated_since), std::memory_order_relaxed);
   const std::uint64_t live_bytes = live_after_full + promoted_since_full;
   ++collections_run;
   std::lock_guard lock(stats_mutex);

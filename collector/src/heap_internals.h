@@ -120,7 +120,6 @@ class HeapInternals {
   void run_collection(CollectionKind kind);
   // The generational policy: true for an eden collection.
   bool choose_eden(CollectionKind kind) const noexcept;
-  void set_trigger() noexcept;
   SweepPolicy sweep_policy() const noexcept;
   // True when the lazy sweep began on the marker threads.
   bool start_sweep(CollectionKind kind);
@@ -146,6 +145,11 @@ class HeapInternals {
     bool parallel_sweep_begin = false;  // began the lazy sweep on them
   };
   void update_after_collection(const CollectionResult& result);
+  // The trigger after a collection: the generational budget (what is left of
+  // the full collection's budget, at least half of it), capped by the cache
+  // budget when the collection `r` found almost nothing of the
+  // `allocated_since` bytes alive (cache_budget.h).
+  std::uint64_t next_trigger(const CollectionResult& r, std::uint64_t allocated_since) const noexcept;
   // When eden collections find this share of the bytes allocated since the
   // last collection alive and those die old, the next
   // kFullsAfterSurvivingEden triggered collections are full (collection.cpp).
