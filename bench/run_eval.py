@@ -210,6 +210,15 @@ def progress(done, total, started, label):
     print(f"\r[{done}/{total}] {elapsed:6.0f} s elapsed, ~{eta:4.0f} s left  {label:<60}", end="", flush=True)
 
 
+def run_and_keep(build_dir, cfg, record, runs):
+    """Runs one configuration into `record`, appends it to `runs`, and warns
+    (without stopping the matrix) when the process failed."""
+    runs.append(run_workload(build_dir, cfg["backend"], cfg["workload"], cfg["threads"], cfg["extra"], record))
+    if record["returncode"] not in (0, 3):
+        print(f"\n  warning: {' '.join(record['argv'])} exited with {record['returncode']}: "
+              f"{record.get('stderr_tail', '').strip()[-300:]}")
+
+
 def run_rounds(section, configs, reps, warmup, build_dir, runs):
     """configs: list of dicts with backend, workload, threads, extra (+ any tags).
     Runs rep 0 (warm-up, discarded) then reps 1..reps, each a round robin over configs."""
@@ -222,10 +231,7 @@ def run_rounds(section, configs, reps, warmup, build_dir, runs):
             record = {"section": section, "rep": rep, "warmup": rep == 0}
             record.update({k: v for k, v in cfg.items() if k != "extra"})
             progress(done, total, started, f"{section} rep {rep} {cfg['workload']} {cfg['backend']} t{cfg['threads']}")
-            runs.append(run_workload(build_dir, cfg["backend"], cfg["workload"], cfg["threads"], cfg["extra"], record))
-            if record["returncode"] not in (0, 3):
-                print(f"\n  warning: {' '.join(record['argv'])} exited with {record['returncode']}: "
-                      f"{record.get('stderr_tail', '').strip()[-300:]}")
+            run_and_keep(build_dir, cfg, record, runs)
             done += 1
     progress(done, total, started, f"{section} done")
     print()
@@ -252,13 +258,11 @@ def run_sweeper_pairs(plan, build_dir, runs):
         order = variants if pair % 2 else variants[::-1]
         for (w, t, extra) in plan.macro:
             for backend in order:
+                cfg = {"backend": backend, "workload": w, "threads": t, "extra": extra}
                 record = {"section": "sweeper", "rep": pair, "warmup": False, "backend": backend, "workload": w,
                           "threads": t, "first": order[0]}
                 progress(done, total, started, f"sweeper pair {pair} {w} {backend} t{t}")
-                runs.append(run_workload(build_dir, backend, w, t, extra, record))
-                if record["returncode"] not in (0, 3):
-                    print(f"\n  warning: {' '.join(record['argv'])} exited with {record['returncode']}: "
-                          f"{record.get('stderr_tail', '').strip()[-300:]}")
+                run_and_keep(build_dir, cfg, record, runs)
                 done += 1
     progress(done, total, started, "sweeper done")
     print()
