@@ -218,42 +218,44 @@ TEST(Finalizers, DestructorsAndFinalizersRunExactlyOnceInOrder) {
 }
 
 TEST(Finalizers, RunFinalizersDrainsWhatAllocationTriggeredCollectionsQueued) {
-  HeapConfig config = env_config();
-  HANDOFF_SKIP_IF_IMMORTAL(config);
-  // Small, so that the policy's allocation criterion runs full collections
-  // soon even when every collection is triggered (HANDOFF_COLLECT_EVERY).
-  config.initial_heap_bytes = 16 << 10;
-  const std::size_t n = sized(500, 300, 100);
-  Tally tally(n);
-  g_tally = &tally;
-  {
-    Heap heap(config);
-    ThreadScope attached(heap);
-    Root<NodeArray> made(heap, heap.make_array<Member<Node>>(n));
-    Kept kept;
-    Population p;
-    p.finalized = n;
-    make_population(heap, p, *made, kept);
-    scrub_stack();
-    // Garbage until the trigger has run a few collections, two of them full
-    // (objects that an eden collection promoted die only in a full one),
-    // without collect().
-    const auto enough = [&] {
-      const HeapStats s = heap.stats();
-      return s.collections >= 3 && s.full_collections >= 2;
-    };
-    for (std::size_t i = 0; i < 4'000'000 && (i % 1024 != 0 || !enough()); ++i) heap.make<Node>(i);
-    ASSERT_TRUE(enough()) << heap.stats().collections << " collections, " << heap.stats().full_collections << " full";
-    heap.run_finalizers();
-    const HeapStats stats = heap.stats();
-    EXPECT_EQ(stats.finalizers_run, stats.finalizers_queued);
-    std::size_t finalized = 0;
-    for (std::size_t id = n / 4; id < n; ++id) finalized += tally.finalized[id].load();
-    EXPECT_GE(finalized, (n - n / 4) * 9 / 10);
-    EXPECT_EQ(heap.run_finalizers(), 0u) << "the queue should be empty";
-  }
-  for (std::size_t id = 0; id < n; ++id) ASSERT_EQ(tally.destroyed[id].load(), 1) << "object " << id;
-  g_tally = nullptr;
+  on_fresh_thread([] {  // heap_test_support.h: ASan's fake stacks
+    HeapConfig config = env_config();
+    HANDOFF_SKIP_IF_IMMORTAL(config);
+    // Small, so that the policy's allocation criterion runs full collections
+    // soon even when every collection is triggered (HANDOFF_COLLECT_EVERY).
+    config.initial_heap_bytes = 16 << 10;
+    const std::size_t n = sized(500, 300, 100);
+    Tally tally(n);
+    g_tally = &tally;
+    {
+      Heap heap(config);
+      ThreadScope attached(heap);
+      Root<NodeArray> made(heap, heap.make_array<Member<Node>>(n));
+      Kept kept;
+      Population p;
+      p.finalized = n;
+      make_population(heap, p, *made, kept);
+      scrub_stack();
+      // Garbage until the trigger has run a few collections, two of them full
+      // (objects that an eden collection promoted die only in a full one),
+      // without collect().
+      const auto enough = [&] {
+        const HeapStats s = heap.stats();
+        return s.collections >= 3 && s.full_collections >= 2;
+      };
+      for (std::size_t i = 0; i < 4'000'000 && (i % 1024 != 0 || !enough()); ++i) heap.make<Node>(i);
+      ASSERT_TRUE(enough()) << heap.stats().collections << " collections, " << heap.stats().full_collections << " full";
+      heap.run_finalizers();
+      const HeapStats stats = heap.stats();
+      EXPECT_EQ(stats.finalizers_run, stats.finalizers_queued);
+      std::size_t finalized = 0;
+      for (std::size_t id = n / 4; id < n; ++id) finalized += tally.finalized[id].load();
+      EXPECT_GE(finalized, (n - n / 4) * 9 / 10);
+      EXPECT_EQ(heap.run_finalizers(), 0u) << "the queue should be empty";
+    }
+    for (std::size_t id = 0; id < n; ++id) ASSERT_EQ(tally.destroyed[id].load(), 1) << "object " << id;
+    g_tally = nullptr;
+  });
 }
 
 // Finalizable garbage made by several threads, each of which collects:

@@ -41,22 +41,6 @@ std::unique_ptr<Weak<T>> weak_to(Heap& heap, T* object) {
   return weak_to(heap, heap.make<Node>(id));
 }
 
-// Runs a test's body on a thread of its own. Under AddressSanitizer's
-// detect_stack_use_after_return, frames with addressable locals live in a
-// per-thread fake stack, which scrub_stack() does not reach and which the
-// conservative scan reads (invariant 7). Frames of earlier tests stay there
-// with the addresses of their objects, and a new heap tends to hand out the
-// same addresses again, so a dead object of this test could be kept by an
-// earlier test's word (it was: a test expecting a dead object gone failed
-// about one run in three under --gtest_repeat). A test that expects an
-// object to die runs where no earlier test left anything: on a new thread,
-// whose fake stack is new.
-template <class Body>
-void on_fresh_thread(Body body) {
-  std::thread thread(std::move(body));
-  thread.join();
-}
-
 // Whether a weak reference is still set, without leaving its target's
 // address in the caller's frame.
 [[gnu::noinline]] bool alive(const std::unique_ptr<Weak<Node>>& weak) { return weak->get() != nullptr; }
@@ -96,7 +80,7 @@ TEST(Generational, EdenKeepsANewObjectStoredIntoAnOldOne) {
 }
 
 TEST(Generational, EdenReclaimsDeadNewObjectsAndKeepsDeadOldOnesUntilAFullCollection) {
-  on_fresh_thread([] {
+  on_fresh_thread([] {  // heap_test_support.h: ASan's fake stacks
     Heap heap(generational_config());
     ThreadScope attached(heap);
     Root<Node> holder(heap, heap.make<Node>(1));
@@ -156,7 +140,7 @@ TEST(Generational, NewObjectsStoredIntoAnOldLargeArraySurvive) {
 }
 
 TEST(Generational, WeakReferencesToOldObjectsSurviveEdenAndToDeadNewOnesAreCleared) {
-  on_fresh_thread([] {
+  on_fresh_thread([] {  // heap_test_support.h: ASan's fake stacks
     Heap heap(generational_config());
     ThreadScope attached(heap);
     Root<Node> old(heap, heap.make<Node>(1));
@@ -185,7 +169,7 @@ struct Finalized {
 }
 
 TEST(Generational, FinalizersOfNewObjectsRunAfterEdenAndOfOldOnesAfterFull) {
-  on_fresh_thread([] {
+  on_fresh_thread([] {  // heap_test_support.h: ASan's fake stacks
     Heap heap(generational_config());
     ThreadScope attached(heap);
     g_finalized = 0;
@@ -286,7 +270,7 @@ TEST(Generational, BlocksWithoutNewCellsNeedNoSweepAfterEden) {
 // Old objects that died fill the heap to its limit; an eden collection
 // cannot free them, so the last-resort collection must be full.
 TEST(Generational, TheLastResortCollectionIsFullAndFreesDeadOldObjects) {
-  on_fresh_thread([] {
+  on_fresh_thread([] {  // heap_test_support.h: ASan's fake stacks
     HeapConfig config = generational_config();
     config.verify = 0;
     config.max_heap_bytes = 8 << 20;
