@@ -4,7 +4,6 @@
 // protocol in safepoint.cpp.
 #include "heap_internals.h"
 #include "marker.h"
-#include "safepoint_spin.h"
 
 #include <handoff/chaos.h>
 #include <handoff/check.h>
@@ -32,7 +31,7 @@ void arm_thread_exit_hook();
 }
 namespace {
 
-constexpr std::array<TunableSpec<HeapConfig>, 19> kHeapTunables{{
+constexpr std::array<TunableSpec<HeapConfig>, 18> kHeapTunables{{
     {"initial_heap_bytes", "HANDOFF_INITIAL_HEAP_BYTES", &HeapConfig::initial_heap_bytes,
      "no collection is triggered before this many bytes were allocated since the last one"},
     {"cache_budget_bytes", "HANDOFF_CACHE_BUDGET_BYTES", &HeapConfig::cache_budget_bytes,
@@ -61,9 +60,6 @@ constexpr std::array<TunableSpec<HeapConfig>, 19> kHeapTunables{{
      "1 writes the heap's stats (text) to stderr when the heap is destroyed", TunableKind::kSwitch},
     {"stall_warn_ms", "HANDOFF_STALL_WARN_MS", &HeapConfig::stall_warn_ms,
      "a collection waiting this long for a thread that neither polls nor parks says so on stderr, and repeats (0 = silent)"},
-    {"safepoint_spin_ns", "HANDOFF_SAFEPOINT_SPIN_NS", &HeapConfig::safepoint_spin_ns,
-     "the stop-the-world handshake spins this many ns before it blocks, on both sides (a stopped thread only "
-     "while the last stop was no longer; 0 = off, at most 1000000)"},
     {"destroy_wait_ms", "HANDOFF_DESTROY_WAIT_MS", &HeapConfig::destroy_wait_ms,
      "~Heap waits up to this long for other threads to detach before it aborts with their names"},
     {"marker_threads", "HANDOFF_MARKER_THREADS", &HeapConfig::marker_threads,
@@ -89,11 +85,6 @@ HeapConfig HeapConfig::from_environment() {
   if (config.marker_threads > kMaxMarkerThreads) {
     throw Error(ErrorCode::kBadTunable, "HANDOFF_MARKER_THREADS must be at most " + std::to_string(kMaxMarkerThreads) +
                                             " (0 = one per online CPU), not " + std::to_string(config.marker_threads));
-  }
-  if (config.safepoint_spin_ns > detail::kMaxSafepointSpinNs) {
-    throw Error(ErrorCode::kBadTunable, "HANDOFF_SAFEPOINT_SPIN_NS must be at most " +
-                                            std::to_string(detail::kMaxSafepointSpinNs) +
-                                            " (1 ms; 0 = block at once), not " + std::to_string(config.safepoint_spin_ns));
   }
   if (config.collect_every_scope > 2) {
     throw Error(ErrorCode::kBadTunable, "HANDOFF_COLLECT_EVERY_SCOPE must be 0 (mixed), 1 (eden) or 2 (full), not " +

@@ -105,9 +105,6 @@ class HeapInternals {
   // stopped or parked, reporting on stderr every stall_warn_ms the threads
   // that are neither (report_stall).
   void wait_for_world(std::unique_lock<std::mutex>& lock, const MutatorThread* self, std::size_t others);
-  // Whether every thread but `self` has left the running state (the
-  // bounded spin's hint, mutex released; safepoint_spin.h).
-  bool others_arrived(const MutatorThread* self) const noexcept;
   void report_stall(const MutatorThread* self, std::uint64_t waited_ms) const;
   // ~Heap: refuses new attaches, then waits up to destroy_wait_ms for every
   // thread to detach; aborts naming those that did not.
@@ -174,7 +171,6 @@ class HeapInternals {
   std::size_t stopped = 0;
   std::size_t parked = 0;   // threads the stop in progress counts as parked
   bool collecting = false;
-  std::uint64_t last_stop_ns = 0;  // how long the last collection kept the world stopped (mutex)
   bool destroying = false;  // ~Heap has begun: no thread may attach
   int deferrals = 0;
   bool pending = false;

@@ -81,7 +81,6 @@
 //   ParkedScope dtor (inline: CAS) -> Heap::unpark_slow (on F)
 //   DeferGC/ForbidGC ctor/dtor
 #include "heap_internals.h"
-#include "safepoint_spin.h"
 
 #include <handoff/check.h>
 
@@ -161,10 +160,6 @@ void HeapInternals::wait_stopped(MutatorThread& self, std::unique_lock<std::mute
   self.set_state(ThreadState::kStopped, std::memory_order_relaxed);  // the mutex orders it
   ++stopped;
   cv.notify_all();
-  // The bounded spin (safepoint_spin.h): a hint; the wait below re-checks.
-  // Only when the last stop was short enough for a spin to see its end.
-  const std::uint64_t spin_ns = last_stop_ns <= config.safepoint_spin_ns ? config.safepoint_spin_ns : 0;
-  relock_after_spin(lock, spin_ns, [&] { return !heap.stop_requested_.load(std::memory_order_relaxed); });
   cv.wait(lock, [&] { return !heap.stop_requested_.load(std::memory_order_acquire); });
   --stopped;
   self.set_state(ThreadState::kRunning, std::memory_order_relaxed);
@@ -227,15 +222,12 @@ void HeapInternals::release_stop(const MutatorThread* self) {
     parked = request_stop(self);
     const std::size_t others = threads.size() - (self != nullptr ? 1 : 0);
     wait_for_world(lock, self, others);
-    const auto stop_began = std::chrono::steady_clock::now();
     // An exception from user code (run_collection) still ends the stop.
     try {
       run_collection(kind);
     } catch (...) {
       failed = std::current_exception();
     }
-    last_stop_ns = static_cast<std::uint64_t>(
-        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - stop_began).count());
     release_stop(self);
     collecting = false;
     heap.stop_requested_.store(false, std::memory_order_release);
@@ -253,10 +245,6 @@ void HeapInternals::release_stop(const MutatorThread* self) {
 void HeapInternals::wait_for_world(std::unique_lock<std::mutex>& lock, const MutatorThread* self,
                                    std::size_t others) {
   const auto world_stopped = [&] { return stopped + parked == others; };
-  if (!world_stopped() && spin_leaves_cores_for(others - parked)) {
-    // The bounded spin (safepoint_spin.h): a hint; the waits below re-check.
-    relock_after_spin(lock, config.safepoint_spin_ns, [&] { return others_arrived(self); });
-  }
   if (config.stall_warn_ms == 0) {
     cv.wait(lock, world_stopped);
     return;
@@ -266,16 +254,6 @@ void HeapInternals::wait_for_world(std::unique_lock<std::mutex>& lock, const Mut
     const auto waited = std::chrono::steady_clock::now() - start;
     report_stall(self, static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(waited).count()));
   }
-}
-
-// Mutex released, the thread list fixed (collecting): whether every other
-// thread has left the running state, read without ordering (a hint).
-bool HeapInternals::others_arrived(const MutatorThread* self) const noexcept {
-  for (const MutatorThread* thread : threads) {
-    if (thread == self) continue;
-    if ((thread->state.load(std::memory_order_relaxed) & ThreadState::kStateMask) == ThreadState::kRunning) return false;
-  }
-  return true;
 }
 
 // Mutex held: the states read here are those of threads the stop has not

@@ -129,12 +129,6 @@ struct HeapConfig {
   // further interval of this length; 0 = silent. It only reports: the
   // collection still waits for the thread.
   std::uint64_t stall_warn_ms = 1000;
-  // A thread that waits in the stop-the-world handshake (the collector for
-  // the others to stop, a stopped thread for the stop to end) first spins
-  // this long, with a pause instruction, before it blocks on the heap's
-  // condition variable; 0 = block at once. At most 1000000 (1 ms). A
-  // stopped thread spins only while the last stop was no longer than this.
-  std::uint64_t safepoint_spin_ns = 50000;
   // ~Heap waits up to this long for other threads to detach (see ~Heap).
   std::uint64_t destroy_wait_ms = 10000;
   // Threads that mark, the collecting thread included (the others are the
