@@ -71,7 +71,7 @@ done
 [[ "$seconds" =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "mutation.sh: --seconds expects a number" >&2; exit 2; }
 if [ -n "$selected" ]; then
   for m in $selected; do
-    mutants_table | cut -d'|' -f1 | grep -qx "$m" || { echo "mutation.sh: no mutant named '$m'" >&2; exit 2; }
+    mutants_table | cut -d'|' -f1 | grep -x -- "$m" >/dev/null || { echo "mutation.sh: no mutant named '$m'" >&2; exit 2; }
   done
 fi
 
