@@ -30,7 +30,7 @@ BENCHMARK(epoch_pin_unpin)->Name("epoch/pin_unpin");
 
 void refill_claim_release(benchmark::State& state) {
   handoff::Allocator heap{handoff::AllocatorConfig{}};
-  handoff::Directory& directory = heap.directory(3);
+  handoff::Directory& directory = directory_of(heap, 3);
   handoff::EpochParticipant* self = heap.epochs().register_thread();
   handoff::MarkedBlock* block = directory.take_fresh_block(1);
   block->publish(block->state().with(handoff::BlockState::kEmpty));

@@ -3,8 +3,9 @@
 # each well under a second.
 #   structure.layers          allocator/ names the collector only in comments
 #                             and includes no collector header (STYLE.md 8);
-#                             the collector includes no marked_block.h and
-#                             names MarkedBlock only on its hot mark path;
+#                             the collector includes no marked_block.h or
+#                             directory.h and names MarkedBlock only on its
+#                             hot mark path;
 #                             no installed header includes an internal one
 #   structure.comment_names   every A::b and f() a comment or doc names exists
 #                             (STYLE.md 16)
@@ -32,6 +33,11 @@ add_test(NAME structure.layers.collector_negative_control
                  --also-collector ${_handoff_scripts}/testdata/block_reach.cpp)
 set_tests_properties(structure.layers.collector_negative_control PROPERTIES PASS_REGULAR_EXPRESSION
   "block_reach.cpp:4: includes <handoff/marked_block.h>.*block_reach.cpp:5: names MarkedBlock outside")
+add_test(NAME structure.layers.directory_negative_control
+         COMMAND Python3::Interpreter ${_handoff_scripts}/check_layers.py ${PROJECT_SOURCE_DIR}
+                 --also-collector ${_handoff_scripts}/testdata/directory_reach.cpp)
+set_tests_properties(structure.layers.directory_negative_control PROPERTIES PASS_REGULAR_EXPRESSION
+  "directory_reach.cpp:4: includes <handoff/directory.h>")
 add_test(NAME structure.layers.installed_negative_control
          COMMAND Python3::Interpreter ${_handoff_scripts}/check_layers.py ${PROJECT_SOURCE_DIR}
                  --also-installed ${_handoff_scripts}/testdata/installed_leak.h)
@@ -45,6 +51,7 @@ add_test(NAME structure.comment_names.negative_control
 set_tests_properties(structure.comment_names.negative_control PROPERTIES PASS_REGULAR_EXPRESSION
   "stale_comment.h:3: Directory::release_block names nothing.*stale_comment.h:3: purge_idle\\(\\) names nothing")
 set_tests_properties(structure.layers structure.layers.negative_control
-                     structure.layers.collector_negative_control structure.layers.installed_negative_control
+                     structure.layers.collector_negative_control structure.layers.directory_negative_control
+                     structure.layers.installed_negative_control
                      structure.comment_names
                      structure.comment_names.negative_control PROPERTIES LABELS structure TIMEOUT 60)

@@ -10,8 +10,9 @@ Two checks over every file under allocator/:
      (collector/include/handoff/*.h), whatever its name.
 
 And two over collector/src and collector/include (tests may look inside):
-  3. no #include of <handoff/marked_block.h>: the collector asks the
-     allocator through cell_services.h and mark_services.h;
+  3. no #include of <handoff/marked_block.h> or <handoff/directory.h>: the
+     collector asks the allocator through cell_services.h, mark_services.h
+     and Allocator's own functions;
   4. MarkedBlock is named in code (outside comments) only in the files of
      the marker's per-edge path and the card walk, BLOCK_USERS below
      (mark_services.h says why those stay).
@@ -48,6 +49,11 @@ INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]handoff/([\w./]+)[>"]', re.M)
 # (checked_target, try_mark) and the remembered set's card walk.
 BLOCK_USERS = {"mark_target.h", "mark_target.cpp", "marker.h", "marker.cpp", "remembered_set.cpp"}
 MARKED_BLOCK = re.compile(r"\bMarkedBlock\b")
+# Headers no collector source includes (check 3), and what to use instead.
+COLLECTOR_FORBIDDEN = {
+    "marked_block.h": "use cell_services.h or mark_services.h",
+    "directory.h": "use Allocator's functions or mark_services.h (for_each_block_with_dirty_cards)",
+}
 
 
 def code_lines(path, text):
@@ -89,9 +95,9 @@ def collector_reaches_into_blocks(root, also):
         if text is None:
             continue
         for m in INCLUDE.finditer(text):
-            if m.group(1) == "marked_block.h":
+            if m.group(1) in COLLECTOR_FORBIDDEN:
                 bad.append((path, text.count("\n", 0, m.start()) + 1,
-                            "includes <handoff/marked_block.h>; use cell_services.h or mark_services.h"))
+                            f"includes <handoff/{m.group(1)}>; {COLLECTOR_FORBIDDEN[m.group(1)]}"))
         if os.path.basename(path) in BLOCK_USERS and path not in also:
             continue
         for number, line in code_lines(path, text):
@@ -153,13 +159,14 @@ def main(argv):
     if bad:
         print(f"check_layers: allocator/ depends on collector/ ({len(bad)} place(s))", file=sys.stderr)
     if reach:
-        print(f"check_layers: the collector reaches into blocks ({len(reach)} place(s))", file=sys.stderr)
+        print(f"check_layers: the collector reaches into blocks or directories ({len(reach)} place(s))", file=sys.stderr)
     if leaks:
         print(f"check_layers: an installed header includes an internal one ({len(leaks)} place(s))", file=sys.stderr)
     if bad or reach or leaks:
         return 1
     print(f"check_layers: {len(files)} files under allocator/, 'collector' only in comments, no collector include; "
-          f"{collector_files} collector files, MarkedBlock only in {', '.join(sorted(BLOCK_USERS))}; "
+          f"{collector_files} collector files, no marked_block.h or directory.h include, "
+          f"MarkedBlock only in {', '.join(sorted(BLOCK_USERS))}; "
           f"{installed} installed headers, none includes an internal one")
     return 0
 

@@ -38,6 +38,8 @@ limbo_tag_before_unlink|S2 reads the limbo tag before the unlink|relacy alloc he
 find_cell_unprotected|find_cell / find_object read a block header without pin or state check|lookup alloc heap
 sweeper_ignores_pause|the sweeper neither stops its walk nor waits on pause() (stopped world)|heap unit_pause alloc
 detach_keeps_record|a detaching thread keeps its epoch record registered|alloc heap unit_epoch
+unswept_count_sub_twice|a lazy claim takes two off the directory's UNSWEPT count (finish_lazy_sweep skips blocks)|unit_unswept
+unswept_count_misses_add|a lazy sweep begin does not count its UNSWEPT blocks (finish_lazy_sweep skips them)|unit_unswept
 EOF
 }
 
@@ -69,7 +71,7 @@ done
 [[ "$seconds" =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "mutation.sh: --seconds expects a number" >&2; exit 2; }
 if [ -n "$selected" ]; then
   for m in $selected; do
-    mutants_table | cut -d'|' -f1 | grep -qx "$m" || { echo "mutation.sh: no mutant named '$m'" >&2; exit 2; }
+    mutants_table | cut -d'|' -f1 | grep -x -- "$m" >/dev/null || { echo "mutation.sh: no mutant named '$m'" >&2; exit 2; }
   done
 fi
 
@@ -102,6 +104,7 @@ check_runs() {
     unit_reclaim) echo "$unit --gtest_filter=LastBlockReclaim.*" ;;
     unit_epoch) echo "$unit --gtest_filter=Epoch*:Limbo*" ;;
     unit_pause) echo "$api --gtest_filter=ConcurrentSweeper.PauseLeavesNoBlockSweepingAndResumeContinues" ;;
+    unit_unswept) echo "$unit --gtest_filter=DirectoryTest.FinishLazySweepLeavesNoBlockUnsweptWhateverWasTakenBefore" ;;
   esac
 }
 check_label() {
@@ -113,6 +116,7 @@ check_label() {
     unit_reclaim) echo "LastBlockReclaim.* (gtest)" ;;
     unit_epoch) echo "Epoch*/Limbo* (gtest)" ;;
     unit_pause) echo "ConcurrentSweeper.PauseLeavesNoBlockSweeping... (gtest)" ;;
+    unit_unswept) echo "DirectoryTest.FinishLazySweepLeavesNoBlockUnswept... (gtest)" ;;
   esac
 }
 

@@ -62,6 +62,12 @@ void Allocator::detach(ThreadAllocator* thread) {
   threads_.erase(it);
 }
 
+std::size_t Allocator::block_slots() const noexcept {
+  std::size_t slots = 0;
+  for (const auto& directory : directories_) slots += directory->block_slots();
+  return slots;
+}
+
 std::size_t Allocator::attached_threads() const {
   std::lock_guard lock(threads_mutex_);
   return threads_.size();

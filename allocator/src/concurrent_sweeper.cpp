@@ -151,7 +151,7 @@ ConcurrentSweeper::PassResult ConcurrentSweeper::pass(bool sweep, bool retire) {
 bool ConcurrentSweeper::sweep_unswept_blocks() {
   bool did = false;
   for (std::size_t cls = 0; cls < kNumSizeClasses; ++cls) {
-    Directory& directory = heap_.directory(cls);
+    Directory& directory = directory_of(heap_, cls);
     // S1 reads block pointers from the registry: pinned, because another
     // thread (release_empty_blocks) may free blocks while this walk runs.
     std::optional<ScopedPin> pinned;

@@ -85,7 +85,7 @@ ClaimResult Directory::try_claim(ClaimCursor& cursor, std::uint32_t owner, Epoch
   if (result.lazily_swept) {
     // The policy was published before the UNSWEPT store our CAS read.
     // (A throwing predicate ends the program here: noexcept, liveness.h.)
-    unswept_left_.fetch_sub(1, std::memory_order_relaxed);
+    unswept_left_.fetch_sub(HANDOFF_MUTANT(kUnsweptCountSubTwice) ? 2 : 1, std::memory_order_relaxed);
     result.swept = lazy_policy_.load(std::memory_order_acquire)->sweep(*block);
     freed_cells_total_.fetch_add(result.swept.freed_cells, std::memory_order_relaxed);
   }
@@ -245,7 +245,7 @@ std::size_t Directory::mark_unswept(std::size_t first, std::size_t last) {
     if (block->try_transition(seen, seen.with(BlockState::kUnswept))) ++marked;
   }
   unswept_in_cycle_.fetch_add(marked, std::memory_order_relaxed);
-  unswept_left_.fetch_add(marked, std::memory_order_relaxed);
+  if (!HANDOFF_MUTANT(kUnsweptCountMissesAdd)) unswept_left_.fetch_add(marked, std::memory_order_relaxed);
   return marked;
 }
 

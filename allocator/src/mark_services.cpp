@@ -30,7 +30,7 @@ std::string audit_block(const MarkedBlock& block, std::uint32_t version) {
 void for_each_marked_small_cell(Allocator& heap, std::uint32_t version, const std::function<bool(void*)>& f) {
   bool more = true;
   for (std::size_t cls = 0; cls < kNumSizeClasses && more; ++cls) {
-    heap.directory(cls).for_each_block([&](MarkedBlock& block) {
+    directory_of(heap, cls).for_each_block([&](MarkedBlock& block) {
       if (!more || block.mark_version() != version) return;
       block.for_each_live_cell([&](void* cell) {
         if (more && block.is_marked(cell, version)) more = f(cell);
@@ -39,12 +39,18 @@ void for_each_marked_small_cell(Allocator& heap, std::uint32_t version, const st
   }
 }
 
+void for_each_block_with_dirty_cards(Allocator& heap, std::size_t size_class, DirtyBlockVisit visit, void* context) {
+  directory_of(heap, size_class).for_each_block([&](MarkedBlock& block) {
+    if (block.any_card_dirty()) visit(context, block);
+  });
+}
+
 BlockAudit audit_blocks_after_mark(Allocator& heap, std::uint32_t version) {
   BlockAudit audit;
   for (std::size_t cls = 0; cls < kNumSizeClasses && audit.problem.empty(); ++cls) {
     std::size_t live = 0;
     std::size_t capacity = 0;
-    heap.directory(cls).for_each_block([&](const MarkedBlock& block) {
+    directory_of(heap, cls).for_each_block([&](const MarkedBlock& block) {
       if (!audit.problem.empty()) return;
       audit.problem = audit_block(block, version);
       if (!audit.problem.empty()) audit.block = &block;

@@ -25,6 +25,8 @@ constexpr const char* kNames[] = {
     "find_cell_unprotected",
     "sweeper_ignores_pause",
     "detach_keeps_record",
+    "unswept_count_sub_twice",
+    "unswept_count_misses_add",
 };
 static_assert(sizeof kNames / sizeof kNames[0] == static_cast<unsigned>(Mutant::kCount));
 

@@ -1,4 +1,5 @@
 #include <handoff/allocator.h>
+#include <handoff/directory.h>  // directory_of
 #include <handoff/epoch.h>
 #include <handoff/large_object_space.h>
 #include <handoff/mutant.h>
@@ -14,7 +15,7 @@ ThreadAllocator::ThreadAllocator(Allocator& allocator)
       owner_(allocator.attach(this)),
       participant_(allocator.epochs().register_thread()) {
   for (std::size_t cls = 0; cls < kNumSizeClasses; ++cls) {
-    locals_[cls].bind(allocator.directory(cls), owner_, *participant_);
+    locals_[cls].bind(directory_of(allocator, cls), owner_, *participant_);
   }
 }
 

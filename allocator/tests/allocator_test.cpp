@@ -460,7 +460,7 @@ TEST(AllocatorHeapLimit, FailureInjectorFailsTheNextBlockAcquisition) {
     EXPECT_EQ(e.code(), ErrorCode::kOutOfMemory);
   }
   EXPECT_EQ(heap.pool().stats().acquire_failures, 1u);
-  EXPECT_EQ(heap.directory(size_class_of(1000)).stats().blocks, 0u) << "nothing half-made is left behind";
+  EXPECT_EQ(directory_of(heap, size_class_of(1000)).stats().blocks, 0u) << "nothing half-made is left behind";
   EXPECT_TRUE(budget_identity_holds(heap));
   void* retry = thread.allocate(1000);
   EXPECT_NE(retry, nullptr) << "the injector fires once";

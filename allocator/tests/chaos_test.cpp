@@ -52,7 +52,7 @@ void make_one_empty_block(Allocator& heap, ThreadAllocator& thread) {
   thread.flush();
   auto keep_none = [](void*) { return false; };
   heap.sweep(keep_none);
-  ASSERT_EQ(heap.directory(kClass).stats().blocks_in_state[static_cast<std::size_t>(BlockState::kEmpty)], 1u);
+  ASSERT_EQ(directory_of(heap, kClass).stats().blocks_in_state[static_cast<std::size_t>(BlockState::kEmpty)], 1u);
 }
 
 TEST_F(ChaosTest, PointNamesAreDistinct) {
@@ -82,7 +82,7 @@ TEST_F(ChaosTest, EveryPointFiresOnTheProtocolPathWhenTheChanceIsOne) {
   ThreadAllocator thread(heap);
   make_one_empty_block(heap, thread);
   MarkedBlock* empty = nullptr;
-  heap.directory(kClass).for_each_block([&](MarkedBlock& b) { empty = &b; });
+  directory_of(heap, kClass).for_each_block([&](MarkedBlock& b) { empty = &b; });
   ASSERT_NE(empty, nullptr);
 
   chaos::configure({7, 1'000'000, 1});

@@ -62,7 +62,7 @@ bool wait_until(const std::function<bool()>& done, Clock::duration timeout = kTi
 std::size_t blocks_in(Allocator& heap, BlockState state) {
   std::size_t n = 0;
   for (std::size_t cls = 0; cls < kNumSizeClasses; ++cls) {
-    n += heap.directory(cls).stats().blocks_in_state[static_cast<std::size_t>(state)];
+    n += directory_of(heap, cls).stats().blocks_in_state[static_cast<std::size_t>(state)];
   }
   return n;
 }
@@ -204,14 +204,14 @@ TEST(ConcurrentSweeper, SweepsRetiresAndFreesInTheBackground) {
   EXPECT_EQ(heap.pool().stats().in_use_bytes, kKeep * kBlockSize);
   EXPECT_EQ(heap.limbo().size(), 0u);
   EXPECT_EQ(blocks_in(heap, BlockState::kEmpty), kKeep) << "the retention budget stays in the registry";
-  EXPECT_EQ(heap.directory(kClass).stats().blocks, kKeep);
+  EXPECT_EQ(directory_of(heap, kClass).stats().blocks, kKeep);
   EXPECT_EQ(thread.local_allocator(kClass).counters().lazy_sweeps, 0u);
   EXPECT_TRUE(test::budget_identity_holds(heap));
   EXPECT_TRUE(test::pool_identities_hold(heap.pool().stats()));
   // The kept blocks serve the next allocations.
   void* p = thread.allocate(kCellBytes);
   EXPECT_EQ(heap.pool().stats().in_use_bytes, kKeep * kBlockSize) << "no fresh block was needed";
-  EXPECT_EQ(MarkedBlock::of(p)->directory(), &heap.directory(kClass));
+  EXPECT_EQ(MarkedBlock::of(p)->directory(), &directory_of(heap, kClass));
 }
 
 // A stalled pinned thread holds every retired block; the limbo cap bounds
@@ -396,7 +396,7 @@ TEST(ConcurrentSweeper, AMutatorAllocatingBesideTheSweeperSharesTheWorkExactly) 
     for (std::size_t i = 0; i < to_allocate; ++i) {
       void* p = thread.allocate(kCellBytes);
       if (survivors.count(p) != 0) ++hits_on_live;
-      if (MarkedBlock::of(p)->directory() != &heap.directory(kClass)) ++wrong_class;
+      if (MarkedBlock::of(p)->directory() != &directory_of(heap, kClass)) ++wrong_class;
       write_object(p, 1'000'000 + i);
       fresh.push_back(p);
       if (i % 50 == 0) {  // give blocks back: more claims, more races
@@ -493,13 +493,13 @@ TEST(ConcurrentSweeper, KeepsAsManyEmptyBlocksAsTheLastCycleFilled) {
   // registry again (S2) with nothing left to sweep.
   const std::uint64_t passes = sweeper.stats().passes;
   ASSERT_TRUE(wait_until([&] { return sweeper.stats().passes >= passes + 2; }));
-  EXPECT_EQ(heap.directory(kClass).last_cycle_blocks(), kBlocks);
+  EXPECT_EQ(directory_of(heap, kClass).last_cycle_blocks(), kBlocks);
   EXPECT_EQ(sweeper.stats().blocks_retired, 0u) << "retired blocks the last cycle filled";
   EXPECT_EQ(blocks_in(heap, BlockState::kEmpty), kBlocks);
 
   // A cycle with no allocation: nothing was filled, so only kKeep stay.
   sweeper.begin_cycle(drop_all);
-  EXPECT_EQ(heap.directory(kClass).last_cycle_blocks(), 0u);
+  EXPECT_EQ(directory_of(heap, kClass).last_cycle_blocks(), 0u);
   ASSERT_TRUE(wait_until([&] { return sweeper.stats().blocks_retired == kBlocks - kKeep; }))
       << "retired " << sweeper.stats().blocks_retired;
   sweeper.pause();  // the identity is read in two loads; a free between them would split it

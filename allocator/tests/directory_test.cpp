@@ -13,6 +13,7 @@
 #include <atomic>
 #include <random>
 #include <set>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -213,6 +214,50 @@ TEST_F(DirectoryTest, LazySweepMarksFullAndSweptBlocksAndTheClaimerSweeps) {
   EXPECT_EQ(swept->live_cell_count(), 3u);
   EXPECT_EQ(owned->live_cell_count(), 4u) << "owned blocks are not swept";
   full->publish(full->state().with(BlockState::kSwept));
+}
+
+// finish_lazy_sweep skips its walk when the directory's UNSWEPT count
+// reads zero. However many of a cycle's UNSWEPT blocks the claims (or the
+// sweeper's S1) took before it, finish sweeps the rest and leaves none
+// UNSWEPT. A count that reaches zero early (the mutants
+// unswept_count_sub_twice and unswept_count_misses_add) makes finish skip
+// blocks that are still UNSWEPT; debug builds abort on the skip itself.
+// Each case has a directory of its own, so that no earlier case's count
+// (right or wrong) carries over.
+TEST_F(DirectoryTest, FinishLazySweepLeavesNoBlockUnsweptWhateverWasTakenBefore) {
+  constexpr std::size_t kBlocks = 4;
+  auto keep_first = [](void* cell) { return cell == MarkedBlock::of(cell)->cell_at(0); };
+  for (const bool by_claims : {true, false}) {
+    for (std::size_t taken = 0; taken <= kBlocks; ++taken) {
+      const std::string how = " after " + std::to_string(taken) + (by_claims ? " lazy claims" : " S1 sweeps");
+      Directory directory(3, pool_, epochs_);
+      std::vector<MarkedBlock*> blocks;
+      for (std::size_t i = 0; i < kBlocks; ++i) {
+        MarkedBlock* block = directory.take_fresh_block(kOther);
+        ASSERT_NE(block, nullptr);
+        for (std::size_t c = 0; c < 2; ++c) block->live_bits().set(MarkedBlock::atom_of(block->cell_at(c)));
+        block->publish(block->state().with(BlockState::kSwept, 0));
+        blocks.push_back(block);
+      }
+      ASSERT_EQ(directory.begin_lazy_sweep(keep_first), kBlocks);
+      ClaimCursor cursor;
+      SweepCounts by_sweeper;
+      for (std::size_t i = 0; i < taken; ++i) {
+        if (by_claims) {
+          const ClaimResult r = directory.try_claim(cursor, kMe, *me_);
+          ASSERT_TRUE(r.lazily_swept) << how;
+          r.block->publish(r.block->state().with(BlockState::kSwept, 0));
+        } else {
+          ASSERT_TRUE(directory.sweep_unswept(*blocks[i], by_sweeper)) << how;
+        }
+      }
+      EXPECT_EQ(directory.finish_lazy_sweep().blocks, kBlocks - taken) << "blocks finish swept" << how;
+      for (MarkedBlock* b : blocks) {
+        EXPECT_NE(b->state().state, BlockState::kUnswept) << how;
+        EXPECT_EQ(b->live_cell_count(), 1u) << how;
+      }
+    }
+  }
 }
 
 // Reuse order: each sweep pass reverses the direction of the claim scans,

@@ -24,7 +24,7 @@ TEST(LocalAllocator, AccountingBalancesAfterEveryAllocation) {
   ThreadAllocator thread(heap);
   LocalAllocator& local = thread.local_allocator(kClass);
   EXPECT_EQ(local.current_block(), nullptr);
-  EXPECT_EQ(local.directory(), &heap.directory(kClass));
+  EXPECT_EQ(local.directory(), &directory_of(heap, kClass));
   const std::size_t per_block = cells_per_block(kClass);
   MarkedBlock* previous = nullptr;
   std::size_t allocated_in_block = 0;
@@ -167,7 +167,7 @@ TEST(LocalAllocator, OutOfMemoryThrowsOrReturnsNullAndLeavesNoBlockOwned) {
   }
   EXPECT_EQ(local.current_block(), nullptr);
   EXPECT_EQ(local.try_allocate(), nullptr);
-  EXPECT_EQ(heap.directory(kClass).stats().blocks_in_state[static_cast<std::size_t>(BlockState::kFull)], 1u);
+  EXPECT_EQ(directory_of(heap, kClass).stats().blocks_in_state[static_cast<std::size_t>(BlockState::kFull)], 1u);
   EXPECT_TRUE(test::budget_identity_holds(heap));
 }
 
@@ -181,7 +181,7 @@ TEST(LocalAllocator, FlushThenAllocateKeepsReusingThePartlyUsedBlock) {
     ASSERT_NE(thread.allocate(16), nullptr);
     thread.flush();
   }
-  const DirectoryStats s = heap.directory(0).stats();
+  const DirectoryStats s = directory_of(heap, 0).stats();
   EXPECT_EQ(s.live_cells, 100u);
   EXPECT_EQ(s.blocks, 1u) << "100 16-byte cells fit one block, but " << s.blocks
                           << " blocks were taken: refill skips blocks its cursor has passed";
@@ -345,7 +345,7 @@ TEST(LastBlockReclaim, ARememberedBlockRetiredAndPooledIsNotReclaimed) {
   void* p = thread.allocate(kCellBytes);
   ASSERT_NE(p, nullptr);
   MarkedBlock* now = MarkedBlock::of(p);
-  EXPECT_EQ(now->directory(), &heap.directory(kClass));
+  EXPECT_EQ(now->directory(), &directory_of(heap, kClass));
   EXPECT_EQ(now->cell_size(), class_size(kClass));
   if (now == block) {
     EXPECT_EQ(now->state().generation, generation + 1) << "came back through the pool, not re-claimed";
@@ -377,7 +377,7 @@ TEST(LastBlockReclaim, APurgedBlockReadsAsPooledGenerationZero) {
 
   void* p = thread.allocate(kCellBytes);
   ASSERT_NE(p, nullptr);
-  EXPECT_EQ(MarkedBlock::of(p)->directory(), &heap.directory(kClass));
+  EXPECT_EQ(MarkedBlock::of(p)->directory(), &directory_of(heap, kClass));
   EXPECT_EQ(thread.local_allocator(kClass).counters().last_block_reclaims, 0u);
 }
 
@@ -402,14 +402,14 @@ TEST(LastBlockReclaim, ABlockRecycledIntoAnotherClassIsNotReclaimed) {
   const BlockStateWord recycled = block->state();
   ASSERT_EQ(recycled.generation, generation + 1);
   ASSERT_EQ(recycled.state, BlockState::kSwept);
-  ASSERT_EQ(block->directory(), &heap.directory(other_class));
+  ASSERT_EQ(block->directory(), &directory_of(heap, other_class));
 
   for (int i = 0; i < 20; ++i) {
     void* p = thread.allocate(kCellBytes);
     ASSERT_NE(p, nullptr);
     MarkedBlock* b = MarkedBlock::of(p);
     EXPECT_NE(b, block);
-    EXPECT_EQ(b->directory(), &heap.directory(kClass));
+    EXPECT_EQ(b->directory(), &directory_of(heap, kClass));
     EXPECT_EQ(b->size_class(), kClass);
     EXPECT_GE(b->cell_size(), kCellBytes);
     test::stamp(p, kCellBytes, 1);
@@ -443,7 +443,7 @@ TEST(LastBlockReclaim, ABlockRecycledIntoTheSameClassIsClaimedOnlyThroughTheDire
   for (int i = 0; i < 20; ++i) {
     void* p = thread.allocate(kCellBytes);
     EXPECT_EQ(theirs.count(p), 0u) << "handed out a cell another thread allocated";
-    EXPECT_EQ(MarkedBlock::of(p)->directory(), &heap.directory(kClass));
+    EXPECT_EQ(MarkedBlock::of(p)->directory(), &directory_of(heap, kClass));
     test::stamp(p, kCellBytes, 3);
   }
   EXPECT_EQ(thread.local_allocator(kClass).counters().last_block_reclaims, 0u);
@@ -473,7 +473,7 @@ TEST(LastBlockReclaim, StaleClaimsFailWhileBlocksAreRecycledConcurrently) {
       for (int k = 0; k < 3; ++k) {
         void* p = thread.allocate(kCellBytes);
         MarkedBlock* b = MarkedBlock::of(p);
-        if (b->directory() != &heap.directory(kClass) || b->cell_size() != class_size(kClass)) {
+        if (b->directory() != &directory_of(heap, kClass) || b->cell_size() != class_size(kClass)) {
           wrong_class.fetch_add(1);
         }
         test::stamp(p, kCellBytes, r);

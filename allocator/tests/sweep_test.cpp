@@ -80,7 +80,7 @@ TEST(Sweep, EagerSweepKeepsEveryOtherObjectIntactAndReusesTheRest) {
   // thread's re-claimed last block offers first) may serve some requests;
   // every request lands on one or the other, inside the existing blocks.
   std::size_t capacity = 0;
-  for (std::size_t cls = 0; cls < kNumSizeClasses; ++cls) capacity += heap.directory(cls).stats().capacity_cells;
+  for (std::size_t cls = 0; cls < kNumSizeClasses; ++cls) capacity += directory_of(heap, cls).stats().capacity_cells;
   const std::size_t never_allocated = capacity - objects.size();
   const PoolStats pool_before = heap.pool().stats();
   std::size_t reused = 0;

@@ -118,7 +118,7 @@ inline ::testing::AssertionResult budget_identity_holds(Allocator& heap) {
 inline ::testing::AssertionResult block_identities_hold(Allocator& heap) {
   for (std::size_t cls = 0; cls < kNumSizeClasses; ++cls) {
     ::testing::AssertionResult result = ::testing::AssertionSuccess();
-    heap.directory(cls).for_each_block([&](MarkedBlock& block) {
+    directory_of(heap, cls).for_each_block([&](MarkedBlock& block) {
       if (block.state().state == BlockState::kOwned) return;
       if (block.live_cell_count() + block.free_cell_count() != block.cell_count() ||
           block.live_cell_count() > block.cell_count()) {

@@ -32,7 +32,6 @@
 #include "marker_threads.h"
 
 #include <handoff/check.h>
-#include <handoff/directory.h>
 #include <handoff/epoch.h>
 #include <handoff/large_object_space.h>
 #include <handoff/mark_services.h>
@@ -83,13 +82,6 @@ Allocator::ParallelFor on_marker_threads(MarkerThreads* threads, bool& used) {
     used = true;
     threads->for_each_task(tasks, run);
   };
-}
-
-// What beginning the lazy sweep walks: every directory's registry slots.
-std::uint64_t block_slots(Allocator& allocator) noexcept {
-  std::uint64_t slots = 0;
-  for (std::size_t cls = 0; cls < kNumSizeClasses; ++cls) slots += allocator.directory(cls).block_slots();
-  return slots;
 }
 
 }  // namespace
@@ -343,7 +335,7 @@ bool HeapInternals::start_sweep(CollectionKind kind) {
     return false;
   }
   const bool parallel =
-      sweep_begin_workers(max_marker_workers(), block_slots(allocator), config.marker_parallel_min_blocks) > 1;
+      sweep_begin_workers(max_marker_workers(), allocator.block_slots(), config.marker_parallel_min_blocks) > 1;
   bool used = false;
   allocator.begin_lazy_sweep(sweep_policy(), on_marker_threads(parallel ? marker_threads.get() : nullptr, used));
   return used;

@@ -36,8 +36,8 @@
 // of objects under construction are tasks spread over the workers.
 #include "marker.h"
 
-#include <handoff/directory.h>
 #include <handoff/large_object_space.h>
+#include <handoff/mark_services.h>
 
 #include <algorithm>
 
@@ -75,8 +75,7 @@ void Marker::remember_large() {
 }
 
 void Marker::remember_directory(std::size_t size_class) {
-  heap_.allocator.directory(size_class).for_each_block([&](MarkedBlock& block) {
-    if (!block.any_card_dirty()) return;
+  for_each_block_with_dirty_cards(heap_.allocator, size_class, [&](MarkedBlock& block) {
 #if defined(HANDOFF_TEST_HOOKS)
     if (heap_.hooks.drop_remembered) {
       block.clear_cards();
@@ -110,9 +109,7 @@ void Marker::remember_cards_of(MarkedBlock& block) {
 
 void forget_remembered(HeapInternals& heap) {
   for (std::size_t cls = 0; cls < kNumSizeClasses; ++cls) {
-    heap.allocator.directory(cls).for_each_block([](MarkedBlock& block) {
-      if (block.any_card_dirty()) block.clear_cards();
-    });
+    for_each_block_with_dirty_cards(heap.allocator, cls, [](MarkedBlock& block) { block.clear_cards(); });
   }
   heap.constructing.clear();
 }

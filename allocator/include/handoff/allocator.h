@@ -147,9 +147,10 @@ class Allocator {
   void write_stats_text(std::ostream& out) const;
 
   const AllocatorConfig& config() const noexcept { return config_; }
-  // Internal type (include <handoff/directory.h>: the project's own code
-  // only); its counters are in stats().classes.
-  Directory& directory(std::size_t size_class) noexcept { return *directories_[size_class]; }
+  // Registry slots of every directory together: what begin_lazy_sweep
+  // walks (a caller sizes its parallel_for by it). A moment's value when
+  // threads allocate meanwhile.
+  std::size_t block_slots() const noexcept;
   // ThreadAllocators attached now (the sweeper's back-off reads it each pass).
   std::size_t attached_threads() const;
   // Internal types (include <handoff/block_pool.h>,
@@ -165,6 +166,10 @@ class Allocator {
 
  private:
   friend class ThreadAllocator;
+  // directory_of (internal directory.h) reaches a size class's directory:
+  // the allocator's own sources and tests only. Embedders read a
+  // directory's counters in stats().classes.
+  friend struct DirectoryAccess;
   std::uint32_t attach(ThreadAllocator* thread);
   void detach(ThreadAllocator* thread);
   void publish_counters(const LocalAllocatorCounters& delta);

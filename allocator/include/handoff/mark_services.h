@@ -17,6 +17,8 @@
 //   next_mark_version           a full collection's new mark version
 //   for_each_marked_small_cell  HeapInternals::drop_one_mark (the
 //   clear_small_cell_mark       verifier's negative control)
+//   for_each_block_with_dirty_cards  Marker::remember_directory,
+//                               forget_remembered (the card walk)
 //   audit_blocks_after_mark     verify_heap, step 1: the heap walk
 //   dump_block_holding          reports of heap corruption
 //
@@ -52,6 +54,7 @@
 #include <functional>
 #include <iosfwd>
 #include <string>
+#include <type_traits>
 
 namespace handoff {
 
@@ -94,6 +97,25 @@ inline constexpr std::uint32_t next_mark_version(std::uint32_t version) noexcept
 // a walk of the whole heap with the world stopped (the verifier's negative
 // control) pays one indirect call per marked cell for it.
 void for_each_marked_small_cell(Allocator& heap, std::uint32_t version, const std::function<bool(void*)>& f);
+
+// World stopped: calls f(block) for every block of size class
+// `size_class` that has a dirty card (MarkedBlock::any_card_dirty), in
+// registry order: the remembered set's card walk, one task per size class
+// (remembered_set.cpp). The walk is out of line for the same reason as
+// for_each_marked_small_cell, but takes `f` as a function and a context
+// (no std::function to build and destroy on every call, which is once per
+// size class per collection), and tests each block's cards itself, so the
+// indirect call is paid only for blocks with a dirty card, where the walk
+// then visits cells; most blocks of an eden collection have none.
+using DirtyBlockVisit = void (*)(void* context, MarkedBlock& block);
+void for_each_block_with_dirty_cards(Allocator& heap, std::size_t size_class, DirtyBlockVisit visit, void* context);
+template <class F>
+void for_each_block_with_dirty_cards(Allocator& heap, std::size_t size_class, F&& f) {
+  using Callable = std::remove_reference_t<F>;
+  for_each_block_with_dirty_cards(
+      heap, size_class, [](void* context, MarkedBlock& block) { (*static_cast<Callable*>(context))(block); },
+      const_cast<void*>(static_cast<const void*>(&f)));
+}
 
 // Forgets the mark of the small cell `cell` (the verifier's negative
 // control plants a missed mark this way). World stopped.

@@ -47,9 +47,13 @@
 //
 // Internal, never installed: what an embedder reads of a directory is its
 // counters, AllocatorStats::classes (DirectoryStats, space_stats.h), and
-// the stopped-world walk for_each_marked_small_cell (mark_services.h).
+// the stopped-world walks of mark_services.h (for_each_marked_small_cell,
+// for_each_block_with_dirty_cards). The collector asks through those and
+// Allocator::block_slots, never through this header
+// (scripts/check_layers.py fails if a collector source includes it).
 #pragma once
 
+#include <handoff/allocator.h>  // DirectoryAccess::of
 #include <handoff/liveness.h>
 #include <handoff/marked_block.h>
 #include <handoff/space_stats.h>  // DirectoryStats
@@ -189,5 +193,15 @@ class Directory {
   std::atomic<std::size_t> unswept_in_cycle_{0};
   SweepPolicy lazy_storage_;  // what lazy_policy_ points to
 };
+
+// The directory of size class `size_class` of `heap`. Allocator keeps its
+// directories private (an embedder could do nothing with this type); the
+// allocator's own sources, its tests and benchmarks reach them here.
+struct DirectoryAccess {
+  static Directory& of(Allocator& heap, std::size_t size_class) noexcept { return *heap.directories_[size_class]; }
+};
+inline Directory& directory_of(Allocator& heap, std::size_t size_class) noexcept {
+  return DirectoryAccess::of(heap, size_class);
+}
 
 }  // namespace handoff

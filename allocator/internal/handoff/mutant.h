@@ -25,6 +25,8 @@
 //   find_cell_unprotected      lookups read a block header without pin or state check
 //   sweeper_ignores_pause      the sweeper neither stops its walk nor waits on pause()
 //   detach_keeps_record        a detaching thread keeps its epoch record registered
+//   unswept_count_sub_twice    a lazy claim takes two off the directory's UNSWEPT count
+//   unswept_count_misses_add   a lazy sweep begin does not count the blocks it made UNSWEPT
 #pragma once
 
 #include <cstdint>
@@ -47,6 +49,8 @@ enum class Mutant : unsigned {
   kFindCellUnprotected,
   kSweeperIgnoresPause,
   kDetachKeepsRecord,
+  kUnsweptCountSubTwice,
+  kUnsweptCountMissesAdd,
   kCount,
 };
 
