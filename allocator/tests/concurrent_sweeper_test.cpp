@@ -563,11 +563,16 @@ TEST(ConcurrentSweeper, LeavesCyclesToTheAllocatorsWhenItGetsLessThanItsShareOfA
   EXPECT_EQ(sweeper.stats().blocks_swept, kBlocks) << "swept in the cycle after a sweep that waited for a core";
   EXPECT_EQ(blocks_in(heap, BlockState::kUnswept), kBlocks);
 
-  sweeper.begin_cycle(drop_all);  // finishes the left cycle (nothing filled since): nothing new to sweep
-  fill_full_blocks(thread, kBlocks, 2000);
+  // The cycle right after the left one sweeps in the background whatever
+  // its own sweep will measure, so it is the one checked. (A cycle with
+  // nothing to sweep in between would be measured too: on a loaded machine
+  // its wake-up alone can outlast the 1 ms a sweep must take to be judged,
+  // with little CPU, and it would leave the cycle after it.)
+  fill_full_blocks(thread, kBlocks, 2000);  // sweeps the left cycle's blocks lazily, or takes fresh ones
   sweeper.begin_cycle(drop_all);
   ASSERT_TRUE(wait_until([&] { return sweeper.stats().blocks_swept == 2 * kBlocks; }))
-      << "swept " << sweeper.stats().blocks_swept << ": the cycles after the left one sweep again";
+      << "swept " << sweeper.stats().blocks_swept << ", cycles left " << sweeper.stats().cycles_left
+      << ": the cycle after the left one sweeps again";
   EXPECT_EQ(sweeper.stats().cycles_left, 1u);
   sweeper.pause();
   heap.finish_lazy_sweep();
