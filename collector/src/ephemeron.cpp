@@ -6,7 +6,7 @@
 //   HeapInternals::run_collection
 //     -> drain_to_fixpoint
 //          Marker::drain -> trace_one -> EphemeronMap::trace
-//            -> Marker::visit_ephemerons   key reached: visit the value now;
+//            -> Marker::visit_ephemerons   key reached: mark the value now;
 //                                          else (key, value) to the pending list
 //          Marker::process_ephemerons       one round over the pending list
 //     -> Marker::drop_dead_ephemerons      after the verifier, before the sweep

@@ -105,7 +105,8 @@ class Marker final : public Visitor {
   void visit(const void* object) override;
   void visit_conservative(const void* begin, const void* end) override { scan_words(begin, end); }
   // Ephemerons (ephemeron.cpp): an entry whose key is reached has its value
-  // visited at once; the others wait in a pending list for the fixpoint.
+  // marked at once (not through the visit queue); the others wait in a
+  // pending list for the fixpoint.
   void visit_ephemerons(const EphemeronTable& table) override;
   // One fixpoint round over the pending entries (collecting thread, after
   // a drain): visits the value of each entry whose key is now reached.
