@@ -20,6 +20,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace {
 
@@ -80,6 +81,28 @@ MISUSE_CASE(member_to_malloc_buffer, kAborts, kNone, "::Cell): it is not memory 
   ThreadScope attached(heap);
   auto buffer = std::make_unique<std::uint64_t[]>(8);
   Root<Cell> ours(heap, heap.make<Cell>());
+  point_at(ours.get(), &buffer[2]);
+  heap.collect();
+  say("collected; the buffer's word before the target is " + std::to_string(buffer[1]));
+}
+
+// A traced type of its own, so that a report naming it is the wrong one.
+struct Bystander {
+  Member<Cell> next;
+  void trace(handoff::Visitor& v) const { v.trace(next); }
+};
+
+// The marker marks a reference into another block a few visits after the
+// trace() that reported it (the visit queue, collector/src/marker.cpp):
+// the report must still name that trace(), not the Bystander traced since.
+MISUSE_CASE(member_to_malloc_buffer_among_others, kAborts, kNone, "::Cell): it is not memory of this heap") {
+  Heap heap(quiet_config());
+  ThreadScope attached(heap);
+  auto buffer = std::make_unique<std::uint64_t[]>(8);
+  std::vector<std::unique_ptr<Root<Bystander>>> before, after;
+  for (int i = 0; i < 4; ++i) before.push_back(std::make_unique<Root<Bystander>>(heap, heap.make<Bystander>()));
+  Root<Cell> ours(heap, heap.make<Cell>());
+  for (int i = 0; i < 4; ++i) after.push_back(std::make_unique<Root<Bystander>>(heap, heap.make<Bystander>()));
   point_at(ours.get(), &buffer[2]);
   heap.collect();
   say("collected; the buffer's word before the target is " + std::to_string(buffer[1]));

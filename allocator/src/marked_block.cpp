@@ -95,6 +95,7 @@ void MarkedBlock::clear_cards() noexcept {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Winvalid-offsetof"
   static_assert(offsetof(MarkedBlock, cards_) == detail::kCardTableOffset, "card table offset");
+  static_assert(offsetof(MarkedBlock, bitmaps_) == kBitmapOffset, "bitmap offset (bitmap_line_of)");
 #pragma GCC diagnostic pop
   for (auto& card : cards_) card.store(0, std::memory_order_relaxed);
 }

@@ -295,6 +295,23 @@ TEST_F(MarkedBlockTest, MarkWordAndLiveWordShareACacheLine) {
   }
 }
 
+// The marker prefetches MarkedBlock::bitmap_line_of(p) before it checks and
+// marks p (collector/src/marker.cpp, the visit queue): it must be the line of
+// p's mark word and live word, for every atom of the block.
+TEST_F(MarkedBlockTest, BitmapLineOfIsTheLineOfEachAtomsMarkAndLiveWords) {
+  MarkedBlock* block = fresh_block(0);
+  ASSERT_NE(block, nullptr);
+  const std::uintptr_t base = address(block);
+  for (std::size_t atom = 0; atom < kAtomsPerBlock; ++atom) {
+    const void* p = reinterpret_cast<const void*>(base + atom * kAtomSize + kAtomSize / 2);
+    const std::uintptr_t mark = address(block->mark_bits().word_address(atom / 64));
+    const std::uintptr_t live = address(block->live_bits().word_address(atom / 64));
+    ASSERT_EQ(MarkedBlock::bitmap_line_of(p), mark & ~std::uintptr_t{63}) << "atom " << atom;
+    ASSERT_EQ(MarkedBlock::bitmap_line_of(p), live & ~std::uintptr_t{63}) << "atom " << atom;
+    ASSERT_EQ(MarkedBlock::version_line_of(p), base) << "atom " << atom;
+  }
+}
+
 // Every bit of either bitmap is its own: setting it shows in that bitmap's
 // word, at that bit, and nowhere in the other bitmap.
 TEST_F(MarkedBlockTest, MarkAndLiveBitsAreIndependentPerBit) {

@@ -6,7 +6,7 @@
 //   HeapInternals::run_collection
 //     -> drain_to_fixpoint
 //          Marker::drain -> trace_one -> EphemeronMap::trace
-//            -> Marker::visit_ephemerons   key reached: visit the value now;
+//            -> Marker::visit_ephemerons   key reached: mark the value now;
 //                                          else (key, value) to the pending list
 //          Marker::process_ephemerons       one round over the pending list
 //     -> Marker::drop_dead_ephemerons      after the verifier, before the sweep
@@ -74,11 +74,15 @@ void Marker::visit_ephemerons(const EphemeronTable& table) {
   // The collector may drop entries (world stopped): the table is only
   // const because trace() is.
   if (mode_ == Mode::kMark) ephemeron_tables_.push_back(const_cast<EphemeronTable*>(&table));
+  // reached() reads marks: a key visited a moment ago must be marked by
+  // now, and so must a value that is also a later entry's key (mark_now,
+  // not the visit queue), as without the queue.
+  flush_visits();
   for (const auto& [key, value] : table.entries()) {
     ++ephemeron_entries_;
     if (value == nullptr) continue;
     if (reached(key)) {
-      visit(value);
+      mark_now(value);
     } else {
       ephemeron_pending_.emplace_back(key, value);
     }
@@ -100,7 +104,7 @@ bool Marker::process_ephemerons() {
   for (const auto& entry : ephemeron_pending_) {
     if (reached(entry.first)) {
       const std::size_t before = stack_.size();
-      visit(entry.second);
+      mark_now(entry.second);  // pushed now or never: the queue would hide it
       pushed = pushed || stack_.size() != before;
     } else {
       ephemeron_pending_[kept++] = entry;

@@ -72,6 +72,7 @@
 #include <handoff/ephemeron.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -99,11 +100,13 @@ class Marker final : public Visitor {
   void trace_remembered();
   // Traces until no worker has work left; call again after more visit()s.
   void drain();
-  // Marks and queues `object` (the start of a live object).
+  // Marks and pushes `object` (the start of a live object), kMark: a few
+  // visits later, through the visit queue (marker.cpp); a drain flushes it.
   void visit(const void* object) override;
   void visit_conservative(const void* begin, const void* end) override { scan_words(begin, end); }
   // Ephemerons (ephemeron.cpp): an entry whose key is reached has its value
-  // visited at once; the others wait in a pending list for the fixpoint.
+  // marked at once (not through the visit queue); the others wait in a
+  // pending list for the fixpoint.
   void visit_ephemerons(const EphemeronTable& table) override;
   // One fixpoint round over the pending entries (collecting thread, after
   // a drain): visits the value of each entry whose key is now reached.
@@ -134,8 +137,26 @@ class Marker final : public Visitor {
   struct TaskPhase;  // tasks queued for the next drain's round (marker.cpp)
   using LargeList = std::vector<std::pair<std::uintptr_t, std::size_t>>;  // sorted (cell, size)
 
+  // A queued visit (the visit queue, Marker::visit): the object, and the
+  // object whose trace() visited it (nullptr: a root), for a report.
+  struct QueuedVisit {
+    const void* object;
+    const void* from;
+  };
+  static constexpr std::size_t kVisitQueue = 8;
+
   Marker(Marker& primary, std::size_t worker);  // a helper's marker
   bool try_mark(const void* object);
+  // What visit() did before the visit queue: marks `object` now and pushes
+  // it when this marked it.
+  void mark_now(const void* object) {
+    if (try_mark(object)) stack_.push_back(object);
+  }
+  // Marks every queued visit (oldest first), so that the mark stack holds
+  // everything they newly marked.
+  void flush_visits();
+  [[gnu::noinline]] void queue_visit(const void* object);
+  bool holds_work() const noexcept { return !stack_.empty() || visits_queued_ != 0; }
   // The target check (mark_target.h, .cpp): `cell`'s block when it is a
   // live block cell of this heap, nullptr when it is one of its large
   // objects; aborts on anything else.
@@ -143,8 +164,9 @@ class Marker final : public Visitor {
   MarkedBlock* checked_target_slow(const void* cell);
   [[noreturn]] void report_foreign_target(const void* cell) const;
   void trace_one(const void* object);
-  // The plain mark loop over this worker's own stack; when parallel it
-  // also shares work and stops early on an abort.
+  // The plain mark loop over this worker's own stack and visit queue,
+  // until both are empty; when parallel it also shares work and stops early
+  // on an abort.
   void drain_local();
   // A worker's part of a parallel drain: its own stack, then donated
   // segments, until the termination protocol ends the drain.
@@ -173,6 +195,9 @@ class Marker final : public Visitor {
   const std::uint32_t version_;
   const AddressBounds bounds_;  // read once: nothing is allocated while the world is stopped
   std::vector<const void*> stack_;
+  std::array<QueuedVisit, kVisitQueue> visits_{};  // kMark: visited, not yet marked (a ring)
+  std::size_t visit_next_ = 0;                     // the slot the next visit takes
+  std::size_t visits_queued_ = 0;
   LargeList own_large_;      // worker 0's; helpers share it
   const LargeList& large_;
   std::unique_ptr<Parallel> parallel_owned_;  // worker 0 of a parallel marking

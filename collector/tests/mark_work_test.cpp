@@ -14,6 +14,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <set>
 #include <stdexcept>
 #include <thread>
@@ -241,6 +242,50 @@ TEST(ParallelMarking, RejectsTooManyMarkerThreads) {
   ::setenv("HANDOFF_MARKER_THREADS", "two", 1);
   EXPECT_THROW(handoff::HeapConfig::from_environment(), handoff::Error);
   ::unsetenv("HANDOFF_MARKER_THREADS");
+}
+
+// --- the visit queue (marker.cpp, Marker::visit) ---
+//
+// A visited object is marked a few visits later. Each drain must mark what
+// was queued before it started, on one worker or several: a post-mark hook
+// marks one object (Heap::MarkPhase::mark: a visit on the collecting thread,
+// then a drain), which reaches a tree nothing else reaches, and weak
+// references are cleared right after the hook. A queue left unflushed (or a
+// parallel drain that takes the queued visit for no work, and returns at
+// once) leaves the tree unmarked: the weak reference is cleared and the
+// live count misses the tree.
+
+constexpr std::uintptr_t kHideMask = 0x5a5a5a5a5a5a5a5a;  // no word of the test holds the pointer itself
+std::uintptr_t g_hidden = 0;
+
+void mark_hidden(handoff::Heap::MarkPhase& phase, void* /*context*/) {
+  if (g_hidden != 0) phase.mark(reinterpret_cast<const void*>(g_hidden ^ kHideMask));
+}
+
+[[gnu::noinline]] std::unique_ptr<handoff::Weak<Node>> make_hidden(handoff::Heap& heap, int depth) {
+  Node* root = tree(heap, depth);
+  g_hidden = reinterpret_cast<std::uintptr_t>(root) ^ kHideMask;
+  for (int i = 0; i < 16; ++i) heap.make<Node>();  // the last allocations may linger in registers
+  return std::make_unique<handoff::Weak<Node>>(heap, root);
+}
+
+TEST(VisitQueue, WhatAPostMarkHookMarksIsTracedBeforeWeakReferencesAreCleared) {
+  constexpr int kDepth = 6;
+  constexpr std::uint64_t kNodes = (std::uint64_t{2} << kDepth) - 1;
+  for (const std::uint64_t markers : {1u, 2u, 8u}) {
+    handoff::Heap heap(markers_config(markers));
+    handoff::ThreadScope attached(heap);
+    heap.add_post_mark_hook(&mark_hidden, nullptr);
+    handoff::Root<Node> rooted(heap, tree(heap, kDepth));
+    const std::unique_ptr<handoff::Weak<Node>> hidden = make_hidden(heap, kDepth);
+    for (int c = 0; c < 2; ++c) {
+      heap.collect();
+      EXPECT_NE(hidden->get(), nullptr) << markers << " marker threads, collection " << c;
+      // At least: a stale stack word may keep one of the other objects.
+      EXPECT_GE(heap.stats().live_objects, 2 * kNodes) << markers << " marker threads, collection " << c;
+    }
+    g_hidden = 0;
+  }
 }
 
 struct TraceFailure : std::runtime_error {

@@ -109,6 +109,20 @@ class MarkedBlock {
     return (reinterpret_cast<std::uintptr_t>(p) & (kBlockSize - 1)) / kAtomSize;
   }
 
+  // The two header lines that checking and marking the cell at `p` read:
+  // the first (the mark version) and the bitmap line holding `p`'s mark
+  // and live words. Address arithmetic only, nothing is read: the marker
+  // prefetches them for a target it will mark a few visits later, before
+  // it knows that `p` is in a block at all (a prefetch never faults).
+  static std::uintptr_t version_line_of(const void* p) noexcept {
+    return reinterpret_cast<std::uintptr_t>(p) & ~(kBlockSize - 1);
+  }
+  static std::uintptr_t bitmap_line_of(const void* p) noexcept {
+    constexpr std::size_t kAtomsPerLine = 64 / (2 * sizeof(std::uint64_t)) * 64;  // four word pairs
+    return version_line_of(p) + kBitmapOffset + atom_of(p) / kAtomsPerLine * 64;
+  }
+  static constexpr std::size_t kBitmapOffset = 64;  // checked against bitmaps_ in marked_block.cpp
+
   // Start of the cell containing `p`, or nullptr when `p` is in the header
   // or the unused tail. Does not look at liveness.
   void* cell_start(const void* p) const noexcept;
