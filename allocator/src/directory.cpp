@@ -19,15 +19,12 @@ bool sweepable(BlockState s) noexcept {
   return s == BlockState::kFull || s == BlockState::kSwept || s == BlockState::kUnswept;
 }
 
-BlockState state_after_sweep(const MarkedBlock& block) noexcept {
-  const std::size_t live = block.live_cell_count();
+BlockState state_after_sweep(const MarkedBlock& block, std::size_t live) noexcept {
   if (live == 0) return BlockState::kEmpty;
   return live == block.cell_count() ? BlockState::kFull : BlockState::kSwept;
 }
 
 }  // namespace
-
-struct Directory::Segment : std::array<Atomic<MarkedBlock*>, kSegmentSlots> {};
 
 Directory::Directory(std::size_t size_class, BlockPool& pool, EpochDomain& epochs)
     : size_class_(size_class), pool_(pool), epochs_(epochs) {
@@ -40,16 +37,6 @@ Directory::~Directory() {
     if (MarkedBlock* block = block_at(i)) pool_.release(block);
   }
   for (auto& segment : segments_) delete segment.load(std::memory_order_relaxed);
-}
-
-auto& Directory::slot(std::size_t i) const noexcept {
-  Segment* segment = segments_[i >> kSegmentBits].load(std::memory_order_acquire);
-  return (*segment)[i & (kSegmentSlots - 1)];
-}
-
-MarkedBlock* Directory::block_at(std::size_t i) const noexcept {
-  // seq_cst: A2 of the protocol, ordered against the unlink store of S2.
-  return load_registry_slot(slot(i));
 }
 
 // Reuse order. Between two collections the allocators fill about the
@@ -114,6 +101,7 @@ MarkedBlock* Directory::claim_scan(ClaimCursor& cursor, std::uint32_t owner, Epo
     // A5: the one CAS of a refill; the generation is part of `seen`.
     if (block->try_transition(seen, seen.with(BlockState::kOwned, owner))) {
       result.lazily_swept = seen.state == BlockState::kUnswept;
+      result.empty = seen.state == BlockState::kEmpty;
       claimed = block;
     } else {
       ++result.cas_failures;
@@ -177,7 +165,7 @@ SweepCounts Directory::sweep_one(MarkedBlock& block, BlockStateWord seen, const 
     // A predicate that throws: the block is published as what its live bits
     // now say (the cells judged dead are free, the rest allocated), so it
     // stays sweepable and claimable; never left SWEEPING.
-    block.publish(seen.with(state_after_sweep(block)));
+    block.publish(seen.with(state_after_sweep(block, block.live_cell_count())));  // counts unknown: count
     advance_cycle();  // claim cursors that passed blocks swept before it see them again
     throw;
   }
@@ -185,7 +173,8 @@ SweepCounts Directory::sweep_one(MarkedBlock& block, BlockStateWord seen, const 
   // Checked while we still hold SWEEPING: once published, another thread may
   // claim, fill and give the block back while a checker reads it.
   HANDOFF_EXPENSIVE((block.check_invariants(), true));
-  block.publish(seen.with(state_after_sweep(block)));
+  HANDOFF_ASSERT(counts.live_cells == block.live_cell_count());
+  block.publish(seen.with(state_after_sweep(block, counts.live_cells)));  // the sweep has counted them
   return counts;
 }
 

@@ -61,28 +61,29 @@ bool LocalAllocator::refill() noexcept {
   give_up_current();
   ++counters_.refills;
   for (;;) {
-    ClaimResult claim;
-    if (MarkedBlock* last = reclaim_last_block()) {
-      claim.block = last;
+    ClaimResult claim = reclaim_last_block();
+    if (claim.block != nullptr) {
       ++counters_.last_block_reclaims;
     } else {
       claim = directory_->try_claim(cursor_, owner_, *participant_);
     }
     count_claim(claim);
-    MarkedBlock* block = claim.block;
-    if (block == nullptr) {
-      block = directory_->take_fresh_block(owner_);
-      if (block != nullptr) {
+    if (claim.block == nullptr) {
+      claim.block = directory_->take_fresh_block(owner_);
+      claim.empty = true;  // formatted with every cell free
+      if (claim.block != nullptr) {
         ++counters_.fresh_blocks;
       } else {
-        block = rescan_before_failing();
-        if (block == nullptr) return false;
+        claim = rescan_before_failing();
+        if (claim.block == nullptr) return false;
       }
     }
+    MarkedBlock* block = claim.block;
     current_ = block;
-    // A lazy sweep has just counted the live cells; other claims count them
-    // here, once for the accounting and the free list both.
-    live_at_claim_ = claim.block == block && claim.lazily_swept ? claim.swept.live_cells : block->live_cell_count();
+    // A lazy sweep has just counted the live cells, and an EMPTY or fresh
+    // block has none; other claims count them here, once for the accounting
+    // and the free list both (build checks the count in debug builds).
+    live_at_claim_ = claim.lazily_swept ? claim.swept.live_cells : claim.empty ? 0 : block->live_cell_count();
     list_at_claim_ = free_list_.build(*block, live_at_claim_);
     counters_.cells_from_claims += list_at_claim_;
     HANDOFF_EXPENSIVE((check_invariants(), true));
@@ -91,14 +92,14 @@ bool LocalAllocator::refill() noexcept {
   }
 }
 
-MarkedBlock* LocalAllocator::rescan_before_failing() noexcept {
+ClaimResult LocalAllocator::rescan_before_failing() noexcept {
   // The pool refused a block. Blocks given back behind our cursor since the
   // last sweep (by other threads) may still have free cells: one more full
   // pass before reporting out of memory.
   cursor_.rewind(directory_->block_slots());
   const ClaimResult claim = directory_->try_claim(cursor_, owner_, *participant_);
   count_claim(claim);
-  return claim.block;
+  return claim;
 }
 
 void LocalAllocator::count_claim(const ClaimResult& claim) noexcept {
@@ -111,20 +112,23 @@ void LocalAllocator::count_claim(const ClaimResult& claim) noexcept {
   }
 }
 
-MarkedBlock* LocalAllocator::reclaim_last_block() noexcept {
+ClaimResult LocalAllocator::reclaim_last_block() noexcept {
+  ClaimResult claim;
   MarkedBlock* block = last_block_;
-  if (block == nullptr) return nullptr;
+  if (block == nullptr) return claim;
   last_block_ = nullptr;
   // R2: no pin. The block may have been retired, freed, purged or recycled
   // into another directory since we gave it up; its memory is still mapped.
   const BlockStateWord seen = MarkedBlock::state_possibly_freed(block);
   // R3: the generation proves it is the block we gave up, not a recycling.
-  if (seen.generation != last_generation_ && !HANDOFF_MUTANT(kReclaimWithoutGeneration)) return nullptr;
-  if (seen.state != BlockState::kSwept && seen.state != BlockState::kEmpty) return nullptr;
+  if (seen.generation != last_generation_ && !HANDOFF_MUTANT(kReclaimWithoutGeneration)) return claim;
+  if (seen.state != BlockState::kSwept && seen.state != BlockState::kEmpty) return claim;
   if (!MarkedBlock::try_transition_possibly_freed(block, seen, seen.with(BlockState::kOwned, owner_))) {
-    return nullptr;
+    return claim;
   }
-  return block;
+  claim.block = block;
+  claim.empty = seen.state == BlockState::kEmpty;
+  return claim;
 }
 
 void LocalAllocator::give_up_current() noexcept {
@@ -135,13 +139,17 @@ void LocalAllocator::give_up_current() noexcept {
   // the final words locally and store each once: a concurrent lookup then
   // sees, per word, either the bits from before the claim or the final
   // ones, both subsets of the truth, never a free cell marked live.
-  AtomBitmap::Words live = block->cell_start_mask();
   const bool full = free_list_.empty();
-  free_list_.for_each_remaining_cell([&live](void* cell) {
-    const std::size_t atom = MarkedBlock::atom_of(cell);
-    live[atom / 64] &= ~(std::uint64_t{1} << (atom % 64));
-  });
-  block->live_bits().assign(live);
+  if (full) {
+    block->set_all_live();  // straight from the class's mask: no copy to build
+  } else {
+    AtomBitmap::Words live = block->cell_start_mask();
+    free_list_.for_each_remaining_cell([&live](void* cell) {
+      const std::size_t atom = MarkedBlock::atom_of(cell);
+      live[atom / 64] &= ~(std::uint64_t{1} << (atom % 64));
+    });
+    block->live_bits().assign(live);
+  }
   free_list_.clear();
   current_ = nullptr;
   const BlockStateWord mine = block->state(std::memory_order_relaxed);

@@ -368,6 +368,54 @@ TEST_F(MarkedBlockTest, SweepByMarksKeepsExactlyTheMarkedLiveCellsInEveryWord) {
   }
 }
 
+// A block none of whose cells was marked in the sweep's cycle (its marks
+// are of an older version) is freed whole without a judge call per word
+// (MarkedBlock::sweep_all_dead): in every class, whatever the pattern of
+// allocated cells, the counts are exact and no live bit is left, the last
+// word's included; the old marks are not the sweep's to change.
+TEST_F(MarkedBlockTest, SweepOfAWhollyUnmarkedBlockFreesEveryAllocatedCellInEveryClass) {
+  std::uint64_t rng = 0xD1B54A32D192ED03u;
+  auto next = [&] { return rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17; };
+  constexpr std::uint32_t kOld = 3;
+  for (std::size_t cls = 0; cls < kNumSizeClasses; ++cls) {
+    MarkedBlock* block = fresh_block(cls, BlockState::kSweeping);
+    ASSERT_NE(block, nullptr);
+    std::size_t allocated = 0;
+    for (std::size_t i = 0; i < block->cell_count(); ++i) {
+      // The last cell always, so the bitmap's last word with a cell is tested.
+      if (i + 1 != block->cell_count() && next() % 4 == 0) continue;
+      block->live_bits().set(MarkedBlock::atom_of(block->cell_at(i)));
+      ++allocated;
+      if (next() % 2 == 0) block->mark(block->cell_at(i), kOld);
+    }
+    const SweepCounts counts = block->sweep(SweepByMarks{kOld + 1, &record_dead});
+    EXPECT_EQ(counts.live_cells, 0u) << "class " << cls;
+    EXPECT_EQ(counts.freed_cells, allocated) << "class " << cls;
+    for (std::size_t w = 0; w < AtomBitmap::kWords; ++w) {
+      EXPECT_EQ(block->live_bits().word(w), 0u) << "class " << cls << " live word " << w;
+    }
+    EXPECT_EQ(block->mark_version(), kOld) << "class " << cls;
+    block->publish(block->state().with(BlockState::kEmpty));
+    block->check_invariants();
+  }
+}
+
+// The whole-block path is only for stale marks: a block with marks of the
+// sweep's version, even none of them on an allocated cell, and a block with
+// destructible cells, take the judged loop (on_dead runs once per cell).
+TEST_F(MarkedBlockTest, SweepOfAnUnmarkedBlockStillVisitsDestructibleCells) {
+  MarkedBlock* block = fresh_block(2, BlockState::kSweeping);
+  ASSERT_NE(block, nullptr);
+  block->set_all_live();
+  block->note_destructible();
+  dead_cells_seen.clear();
+  const SweepCounts counts = block->sweep(SweepByMarks{4, &record_dead});
+  EXPECT_EQ(counts.freed_cells, block->cell_count());
+  ASSERT_EQ(dead_cells_seen.size(), block->cell_count());
+  for (std::size_t i = 0; i < block->cell_count(); ++i) EXPECT_EQ(dead_cells_seen[i], block->cell_at(i)) << i;
+  EXPECT_EQ(block->live_cell_count(), 0u);
+}
+
 // What mark_unswept asks before making a block UNSWEPT: would a sweep by
 // marks free nothing? Stale marks read as unmarked; the answer depends on
 // every word, the last cell's included.

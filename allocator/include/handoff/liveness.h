@@ -5,7 +5,10 @@
 //   SweepByMarks      a cell is live iff marked with the sweep's version
 //                     (the collector's case): live &= marks, a word at a
 //                     time, plus on_dead for the dead cells of blocks that
-//                     hold destructible cells;
+//                     hold destructible cells; a block none of whose cells
+//                     was marked in the cycle (its marks are stale) and
+//                     that needs no on_dead is freed whole, by a count and
+//                     a clear of its live words (MarkedBlock::sweep_all_dead);
 //   SweepByPredicate  any callable `bool(void* cell)`, called once per
 //                     allocated cell (sweeping without a collector).
 // SweepPolicy is the form the allocator takes them in (Allocator::sweep,
@@ -63,6 +66,9 @@ struct SweepByMarks {
     }
     bool visits_dead() const noexcept { return on_dead_ != nullptr; }
     void on_dead(void* cell) const { on_dead_(cell); }
+    // Marks of another version: no cell of the block was marked in this
+    // cycle, so every allocated cell dies (without a destructor to run).
+    bool frees_all() const noexcept { return current_ == 0 && on_dead_ == nullptr; }
 
    private:
     const AtomBitmap marks_;  // a view of the block's mark words

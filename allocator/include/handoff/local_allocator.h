@@ -117,8 +117,8 @@ class LocalAllocator {
   HANDOFF_SLOW_PATH void* allocate_slow();
   HANDOFF_SLOW_PATH void* try_allocate_slow() noexcept;
   bool refill() noexcept;
-  MarkedBlock* rescan_before_failing() noexcept;
-  MarkedBlock* reclaim_last_block() noexcept;
+  ClaimResult rescan_before_failing() noexcept;
+  ClaimResult reclaim_last_block() noexcept;
   void count_claim(const ClaimResult& claim) noexcept;
   void give_up_current() noexcept;
 

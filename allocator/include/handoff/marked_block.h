@@ -182,6 +182,11 @@ class MarkedBlock {
   //   bool visits_dead() const, void on_dead(void* cell)
   //       whether to call on_dead(cell) for each freed cell before it is
   //       freed (destructors).
+  //   bool frees_all() const (optional)
+  //       true when the judge knows, without looking, that no cell of the
+  //       block stays and none needs on_dead: the sweep then only counts and
+  //       clears the live words (sweep_all_dead), the common case of a heap
+  //       whose objects die young, where a block's marks are stale.
   // A freed cell's live bit is cleared and, under ASan, the cell poisoned.
   // Precondition: the caller holds the block exclusively (kSweeping or
   // kOwned by the caller, or the world is stopped).
@@ -261,6 +266,10 @@ class MarkedBlock {
   }
   // Under ASan, poisons the cells of word w whose bits are set in `dead`.
   void poison_cells(std::size_t w, std::uint64_t dead) noexcept;
+  // sweep() of a block whose judge frees every cell and visits none: a
+  // count and a store per live word, no judge call. Inline in the header so
+  // that each policy's sweep keeps it in the same function.
+  SweepCounts sweep_all_dead() noexcept;
 
   std::atomic<std::uint64_t> state_;
   Directory* directory_;
@@ -292,9 +301,25 @@ void MarkedBlock::for_each_live_cell(F&& f) const {
   }
 }
 
+inline SweepCounts MarkedBlock::sweep_all_dead() noexcept {
+  std::size_t freed_cells = 0;
+  for (std::size_t w = 0; w < AtomBitmap::kWords; ++w) {
+    const std::uint64_t live = live_bits().word(w);
+    freed_cells += bit_count(live);
+    poison_cells(w, live);
+    live_bits().set_word(w, 0);
+  }
+  SweepCounts counts;
+  counts.freed_cells = freed_cells;
+  return counts;
+}
+
 template <class Policy>
 SweepCounts MarkedBlock::sweep(const Policy& policy) {
   auto judge = policy.judge(*this);
+  if constexpr (requires { judge.frees_all(); }) {
+    if (judge.frees_all()) return sweep_all_dead();
+  }
   const bool visit = judge.visits_dead();
   std::size_t live_cells = 0;  // locals, not the result's fields: they stay in registers
   std::size_t freed_cells = 0;

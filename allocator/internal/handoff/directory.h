@@ -54,6 +54,8 @@
 #pragma once
 
 #include <handoff/allocator.h>  // DirectoryAccess::of
+#include <handoff/atomic.h>
+#include <handoff/epoch.h>  // load_registry_slot: block_at is inline
 #include <handoff/liveness.h>
 #include <handoff/marked_block.h>
 #include <handoff/space_stats.h>  // DirectoryStats
@@ -70,8 +72,6 @@ namespace handoff {
 
 class BlockPool;
 // Internal (allocator/internal/handoff/): named here, defined there.
-class EpochDomain;
-class EpochParticipant;
 class Limbo;
 // Private scan position of one local allocator: defined in
 // local_allocator.h, which holds it by value.
@@ -82,6 +82,9 @@ struct ClaimResult {
   std::size_t cas_failures = 0;
   bool lazily_swept = false;
   SweepCounts swept;  // when lazily_swept
+  // Claimed EMPTY: no cell is allocated (only a sweep that left none
+  // publishes EMPTY), so the refill need not count the live bits.
+  bool empty = false;
 };
 
 class Directory {
@@ -136,8 +139,10 @@ class Directory {
   // descending after an odd number, ascending after an even one.
   std::uint64_t sweep_passes() const noexcept { return sweep_passes_.load(std::memory_order_relaxed); }
   std::size_t block_slots() const noexcept { return size_.load(std::memory_order_acquire); }
-  // Block in slot i, or nullptr for an empty slot.
-  MarkedBlock* block_at(std::size_t i) const noexcept;
+  // Block in slot i, or nullptr for an empty slot. Inline: every walk of
+  // the registry (claim scans, each collection's passes) calls it per slot.
+  // seq_cst: A2 of the protocol, ordered against the unlink store of S2.
+  MarkedBlock* block_at(std::size_t i) const noexcept { return load_registry_slot(slot(i)); }
   // Callers outside this class pin first unless no block can be freed
   // meanwhile (tests with no sweeper, a stopped world).
   template <class F>
@@ -155,11 +160,13 @@ class Directory {
   static constexpr std::size_t kSegmentSlots = std::size_t{1} << kSegmentBits;
   static constexpr std::size_t kMaxSegments = 4096;
   // kSegmentSlots registry slots, each an Atomic<MarkedBlock*> (atomic.h's
-  // alias, internal): defined in directory.cpp, as is slot(i), whose
-  // return type is that slot's.
-  struct Segment;
+  // alias, internal).
+  struct Segment : std::array<Atomic<MarkedBlock*>, kSegmentSlots> {};
 
-  auto& slot(std::size_t i) const noexcept;
+  Atomic<MarkedBlock*>& slot(std::size_t i) const noexcept {
+    Segment* segment = segments_[i >> kSegmentBits].load(std::memory_order_acquire);
+    return (*segment)[i & (kSegmentSlots - 1)];
+  }
   bool publish_locked(MarkedBlock* block);
   SweepCounts sweep_one(MarkedBlock& block, BlockStateWord seen, const SweepPolicy& policy);
   // Claims (CAS to SWEEPING) and sweeps every block whose state `accepts`.
