@@ -9,6 +9,7 @@
 #include "heap_test_support.h"
 
 #include <handoff/ephemeron.h>
+#include <handoff/sanitizer.h>
 
 #include <deque>
 #include <memory>
@@ -30,6 +31,12 @@ HeapConfig quiet_config() {
 // Conservative scanning: the last objects a helper made may linger in a
 // register or a stack slot the helper left; unrelated allocations and
 // calls after it overwrite them.
+#if defined(HANDOFF_ASAN)
+constexpr bool kAsanFakeFrames = true;  // the asan preset runs with detect_stack_use_after_return=1
+#else
+constexpr bool kAsanFakeFrames = false;
+#endif
+
 [[gnu::noinline]] void overwrite_stale_pointers(Heap& heap) {
   for (int i = 0; i < 8; ++i) heap.make<Node>(999999);
 }
@@ -193,10 +200,20 @@ TEST(Ephemeron, ChainResolvedInOneCollection) {
   for (auto& head : heads) head.release();
   overwrite_stale_pointers(heap);
   scrub_and_collect(heap, 1);  // whole chains die in one collection
+  // A stale word that the conservative scan finds keeps the rest of its
+  // chain: one chain's worth of slack. Under ASan two: the scan also reads
+  // every live fake frame (ASan's stack-use-after-return frames) that the
+  // real stack points at, and a reused fake frame keeps words of the call
+  // that used it before. After the Marker grew its visit queue (a larger
+  // frame, so other frame classes are reused) two such words kept two
+  // chains in every asan run (164 of 200 cleared, 33 entries left; 5 of 5
+  // passed with detect_stack_use_after_return=0). Tracing values strongly
+  // (the bug this guards against) keeps all ten chains either way.
+  const std::size_t slack_chains = kAsanFakeFrames ? 2 : 1;
   std::size_t cleared = 0;
   for (const auto& probe : probes) cleared += probe.get() == nullptr ? 1 : 0;
-  EXPECT_GE(cleared, probes.size() * 9 / 10);
-  EXPECT_LE(map->size(), chains * (n - 1) / 10);
+  EXPECT_GE(cleared, probes.size() - slack_chains * n);
+  EXPECT_LE(map->size(), slack_chains * (n - 1));
 }
 
 [[gnu::noinline]] void make_two_table_chain(Heap& heap, Map* even, Map* odd, std::deque<Weak<Node>>& probes,
