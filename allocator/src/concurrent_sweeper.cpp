@@ -156,10 +156,15 @@ bool ConcurrentSweeper::sweep_unswept_blocks() {
     // thread (release_empty_blocks) may free blocks while this walk runs.
     std::optional<ScopedPin> pinned;
     if (!HANDOFF_MUTANT(kSweeperWalkUnpinned)) pinned.emplace(heap_.epochs());
+    // From the middle of the registry up, then from slot 0 to the middle:
+    // the claim lanes start at the two ends ("Claim lanes" in
+    // directory.cpp), so the middle is where they arrive last.
     const std::size_t n = directory.block_slots();
-    for (std::size_t i = 0; i < n; ++i) {
+    const std::size_t middle = n / 2;
+    for (std::size_t k = 0; k < n; ++k) {
       // A safe point: we hold no block.
       if (pause_requested() && !HANDOFF_MUTANT(kSweeperIgnoresPause)) return did;
+      const std::size_t i = k < n - middle ? middle + k : k - (n - middle);
       MarkedBlock* block = directory.block_at(i);
       if (block == nullptr) continue;
       HANDOFF_CHAOS_POINT(kSweeperWalk);

@@ -39,29 +39,31 @@ Directory::~Directory() {
   for (auto& segment : segments_) delete segment.load(std::memory_order_relaxed);
 }
 
-// Reuse order. Between two collections the allocators fill about the
-// whole allocation budget once, block after block, and the next cycle
-// fills the same blocks again. Claimed in slot order every cycle, the
-// blocks are reused cyclically: the first block claimed is the one
-// written longest ago, which under LRU-like replacement is the first to
-// have left the cache, and so on for every block when the cycle is larger
-// than the cache (each refill then misses on every line it writes). So the
-// claim scans alternate direction with each sweep pass (sweep_passes()):
-// the blocks a cycle filled last are claimed first in the next, while
-// they are still in the cache. Fresh blocks are appended at the end of the
-// registry, so a pass that took fresh blocks ends there and the next,
-// descending, begins there. This matters only near the edge, when the
-// cycle is about as large as the cache; well beyond it only a smaller
-// budget helps (collector/src/cache_budget.h; measured in
-// papers/allocator.md, "Churn against the cache"). The direction is a hint
-// read with relaxed loads: any order claims correctly, since a claim is the
+// Claim lanes. Each local allocator scans the registry in the direction
+// of its lane (ClaimCursor::lane_descends: owner ids alternate, so two
+// threads attached in turn take opposite lanes): even lanes from the last
+// slot down, odd ones from slot 0 up, restarting at their end with each
+// cycle. Two reasons, both measured (papers/allocator.md, "Claim lanes"):
+//  - Two allocators scanning the same way from the same end reach the
+//    same slots at the same moment: one of them loses the CAS (4-5% of the
+//    claims of 2-thread churn did) and both pull the same header lines
+//    back and forth. From opposite ends they meet once per cycle.
+//  - A lane reuses the blocks it filled in the last cycle, and no others.
+//    When the directory holds more blocks than a cycle fills (the pool
+//    keeps EMPTY blocks up to its budget), those stay EMPTY and untouched,
+//    and the blocks left UNSWEPT are the ones the lane reaches first: the
+//    mutator sweeps them lazily, not the pause. The order this replaces,
+//    reversing every scan with each sweep pass so that the blocks filled
+//    last were claimed first, made the one mutator claim the idle EMPTY
+//    half of the directory every other cycle and left the UNSWEPT half to
+//    finish_lazy_sweep in the pause; its cache benefit was within noise.
+// The direction is a hint: any order claims correctly, since a claim is the
 // CAS on the state word whichever slot the scan reaches first.
 ClaimResult Directory::try_claim(ClaimCursor& cursor, std::uint32_t owner, EpochParticipant& self) noexcept {
   ClaimResult result;
   const std::uint64_t now = cycle();
   if (cursor.cycle != now) {
     cursor.cycle = now;
-    cursor.descending = (sweep_passes() & 1) != 0;
     cursor.rewind(block_slots());
   }
   MarkedBlock* block = claim_scan(cursor, owner, self, result);
@@ -196,7 +198,6 @@ SweepCounts Directory::sweep_where(bool (*accepts)(BlockState), const SweepPolic
 }
 
 SweepCounts Directory::sweep(const SweepPolicy& policy) {
-  sweep_passes_.fetch_add(1, std::memory_order_relaxed);  // before the cycle moves: cursors read both
   return sweep_where(sweepable, policy);  // OWNED, SWEEPING, EMPTY: not ours to sweep
 }
 
@@ -214,7 +215,6 @@ void Directory::set_lazy_policy(const SweepPolicy& policy) {
 }
 
 void Directory::end_lazy_sweep_begin() noexcept {
-  sweep_passes_.fetch_add(1, std::memory_order_relaxed);  // published by advance_cycle's release
   advance_cycle();
   last_cycle_blocks_.store(unswept_in_cycle_.load(std::memory_order_relaxed), std::memory_order_relaxed);
 }

@@ -45,6 +45,8 @@ void LocalAllocator::bind(Directory& directory, std::uint32_t owner, EpochPartic
   directory_ = &directory;
   owner_ = owner;
   participant_ = &participant;
+  cursor_ = ClaimCursor{};
+  cursor_.descending = ClaimCursor::lane_descends(owner);
 }
 
 void* LocalAllocator::allocate_slow() {

@@ -182,7 +182,7 @@ TEST_F(DirectoryTest, CursorRestartsWhenTheCycleMoves) {
 
 TEST_F(DirectoryTest, LazySweepMarksFullAndSweptBlocksAndTheClaimerSweeps) {
   const std::size_t n = cells_per_block(3);
-  // Registered in this order so that the first pass's claim scan, which
+  // Registered in this order so that a descending lane's claim scan, which
   // runs from the last slot down, meets `full` first.
   MarkedBlock* empty = block_in(BlockState::kEmpty);
   MarkedBlock* owned = block_in(BlockState::kOwned, 4);
@@ -199,6 +199,7 @@ TEST_F(DirectoryTest, LazySweepMarksFullAndSweptBlocksAndTheClaimerSweeps) {
   EXPECT_EQ(owned->state().state, BlockState::kOwned);
 
   ClaimCursor cursor;
+  cursor.descending = true;
   const ClaimResult r = directory_.try_claim(cursor, kMe, *me_);
   ASSERT_EQ(r.block, full);
   EXPECT_TRUE(r.lazily_swept);
@@ -260,40 +261,83 @@ TEST_F(DirectoryTest, FinishLazySweepLeavesNoBlockUnsweptWhateverWasTakenBefore)
   }
 }
 
-// Reuse order: each sweep pass reverses the direction of the claim scans,
-// so the blocks filled last in one cycle (still in cache) are claimed first
-// in the next.
-TEST_F(DirectoryTest, ClaimScansReverseDirectionWithEachSweepPass) {
+// Claim lanes (directory.cpp): owners attached one after the other scan
+// from opposite ends, and each keeps its direction across sweep passes.
+TEST_F(DirectoryTest, ConsecutiveOwnersClaimFromOppositeEndsInEveryPass) {
   constexpr std::size_t kBlocks = 4;
   std::vector<MarkedBlock*> blocks;
   for (std::size_t i = 0; i < kBlocks; ++i) blocks.push_back(block_in(BlockState::kSwept, 1));
   auto keep_first = [](void* cell) { return cell == MarkedBlock::of(cell)->cell_at(0); };
-  auto claim_all = [&] {
-    std::vector<MarkedBlock*> order;
+  for (std::uint32_t owner : {1u, 2u, 3u, 4u}) {
+    EXPECT_NE(ClaimCursor::lane_descends(owner), ClaimCursor::lane_descends(owner + 1)) << owner;
+  }
+  ClaimCursor up;
+  ClaimCursor down;
+  up.descending = ClaimCursor::lane_descends(5);
+  down.descending = ClaimCursor::lane_descends(6);
+  ASSERT_FALSE(up.descending);
+  for (int pass = 0; pass < 3; ++pass) {
+    const ClaimResult a = directory_.try_claim(up, kMe, *me_);
+    const ClaimResult b = directory_.try_claim(down, kOther, *me_);
+    EXPECT_EQ(a.block, blocks.front()) << "pass " << pass;
+    EXPECT_EQ(b.block, blocks.back()) << "pass " << pass;
+    EXPECT_EQ(a.cas_failures + b.cas_failures, 0u);
+    for (const ClaimResult& r : {a, b}) r.block->publish(r.block->state().with(BlockState::kSwept));
+    if (pass == 0) directory_.begin_lazy_sweep(keep_first);
+    if (pass == 1) directory_.sweep(keep_first);
+  }
+  directory_.sweep(keep_first);  // nothing left UNSWEPT for the fixture's teardown
+}
+
+// The steady state a lane reaches: the directory holds more blocks than a
+// cycle fills (EMPTY ones the pool keeps), and the lane claims the blocks
+// it filled in the last cycle, sweeping each lazily, so the pause's
+// finish_lazy_sweep finds nothing left to sweep and the extra EMPTY blocks
+// stay untouched. (Reversing the scan with every pass, the order this
+// replaced, claimed the EMPTY ones every other cycle and left the filled
+// ones to finish_lazy_sweep.)
+TEST_F(DirectoryTest, ALaneReusesTheBlocksItFilledAndLeavesNoneToTheFinish) {
+  constexpr std::size_t kBlocks = 8;
+  constexpr std::size_t kFilled = 3;
+  auto keep_first = [](void* cell) { return cell == MarkedBlock::of(cell)->cell_at(0); };
+  for (const bool descending : {false, true}) {
+    const std::string lane = descending ? " (descending lane)" : " (ascending lane)";
+    Directory directory(3, pool_, epochs_);
+    for (std::size_t i = 0; i < kBlocks; ++i) {
+      MarkedBlock* block = directory.take_fresh_block(kOther);
+      ASSERT_NE(block, nullptr);
+      block->publish(block->state().with(BlockState::kEmpty, 0));
+    }
     ClaimCursor cursor;
-    while (MarkedBlock* b = directory_.try_claim(cursor, kMe, *me_).block) order.push_back(b);
-    for (MarkedBlock* b : order) b->publish(b->state().with(BlockState::kSwept));
-    return order;
-  };
-  const std::vector<MarkedBlock*> ascending = blocks;
-  const std::vector<MarkedBlock*> descending(blocks.rbegin(), blocks.rend());
-  EXPECT_EQ(claim_all(), ascending) << "before any sweep: slot order";
-  directory_.begin_lazy_sweep(keep_first);
-  EXPECT_EQ(claim_all(), descending) << "first pass: the last slot first";
-  directory_.begin_lazy_sweep(keep_first);
-  EXPECT_EQ(claim_all(), ascending) << "second pass: slot order again";
-  directory_.sweep(keep_first);
-  EXPECT_EQ(claim_all(), descending) << "an eager sweep is a pass too";
-  EXPECT_EQ(directory_.sweep_passes(), 3u);
+    cursor.descending = descending;
+    std::set<MarkedBlock*> last_filled;
+    for (int cycle = 0; cycle < 4; ++cycle) {
+      std::set<MarkedBlock*> filled;
+      for (std::size_t i = 0; i < kFilled; ++i) {
+        const ClaimResult r = directory.try_claim(cursor, kMe, *me_);
+        ASSERT_NE(r.block, nullptr) << lane;
+        EXPECT_EQ(r.lazily_swept, cycle > 0) << "cycle " << cycle << lane;
+        for (std::size_t c = 0; c < 2; ++c) r.block->live_bits().set(MarkedBlock::atom_of(r.block->cell_at(c)));
+        r.block->publish(r.block->state().with(BlockState::kSwept, 0));
+        filled.insert(r.block);
+      }
+      if (cycle > 0) {
+        EXPECT_EQ(filled, last_filled) << "cycle " << cycle << lane;
+      }
+      EXPECT_EQ(directory.finish_lazy_sweep().blocks, 0u) << "cycle " << cycle << lane;
+      EXPECT_EQ(directory.begin_lazy_sweep(keep_first), kFilled) << lane;
+      last_filled = filled;
+    }
+    EXPECT_EQ(directory.finish_lazy_sweep().blocks, kFilled) << lane;
+  }
 }
 
 TEST_F(DirectoryTest, ADescendingScanRevisitsTheBlockGivenUpAboveItsCursor) {
   MarkedBlock* low = block_in(BlockState::kSwept, 1);
   MarkedBlock* high = block_in(BlockState::kSwept, 1);
-  directory_.sweep([](void* cell) { return cell == MarkedBlock::of(cell)->cell_at(0); });
   ClaimCursor cursor;
+  cursor.descending = true;
   ASSERT_EQ(directory_.try_claim(cursor, kMe, *me_).block, high);
-  ASSERT_TRUE(cursor.descending);
   high->publish(high->state().with(BlockState::kSwept));
   cursor.revisit(high->registry_index());
   EXPECT_EQ(directory_.try_claim(cursor, kMe, *me_).block, high) << "revisit puts the slot back into this pass";

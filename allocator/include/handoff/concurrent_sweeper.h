@@ -2,7 +2,9 @@
 // heap), that does the reclaim work nobody else needs to do on a mutator:
 //
 //   S1 sweep    UNSWEPT blocks no allocator has claimed: CAS to SWEEPING,
-//               sweep with the cycle's liveness predicate, store SWEPT/EMPTY
+//               sweep with the cycle's liveness predicate, store SWEPT/EMPTY;
+//               from the registry's middle, where the allocators' claim
+//               lanes (which start at its two ends) arrive last
 //   S2 retire   EMPTY blocks beyond a per-directory retention budget, while
 //               the limbo holds fewer than its cap
 //   S3 advance  the epoch, when every pinned thread has caught up

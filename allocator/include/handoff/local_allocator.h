@@ -41,15 +41,23 @@ struct ClaimResult;
 
 // One local allocator's private scan position in its directory's registry
 // (Directory::try_claim) and the directory cycle that position belongs to;
-// try_claim restarts the pass when the cycle has moved. Ascending, `next`
-// is the next slot to read; descending, the slot below `next` is (the scan
-// runs down to slot 0). The direction alternates with each sweep pass: see
-// "Reuse order" in directory.cpp. Here, not in directory.h, because
-// LocalAllocator holds it by value.
+// try_claim restarts the pass when the cycle has moved (a cursor that has
+// never scanned belongs to no cycle). Ascending, `next` is the next slot to
+// read; descending, the slot below `next` is (the scan runs down to slot
+// 0). The direction is the allocator's lane, fixed when it is bound
+// (lane_descends): see "Claim lanes" in directory.cpp. Here, not in
+// directory.h, because LocalAllocator holds it by value.
 struct ClaimCursor {
+  static constexpr std::uint64_t kNoCycle = ~std::uint64_t{0};
+
   std::size_t next = 0;
-  std::uint64_t cycle = 0;
+  std::uint64_t cycle = kNoCycle;
   bool descending = false;
+
+  // The lane of owner id `owner`: ids are handed out in sequence
+  // (Allocator::attach), so two threads attached one after the other scan
+  // from opposite ends of the registry.
+  static constexpr bool lane_descends(std::uint32_t owner) noexcept { return (owner & 1) == 0; }
 
   bool done(std::size_t slots) const noexcept { return descending ? next == 0 : next >= slots; }
   std::size_t step() noexcept { return descending ? --next : next++; }

@@ -23,8 +23,8 @@
 //   one CAS on the block it takes. The scan position is private to each
 //   local allocator (ClaimCursor) and restarts when the directory's cycle
 //   counter moves (after a sweep), so the registry is walked about once per
-//   cycle per allocator, as JSC's allocation cursor does; in alternating
-//   directions, one per sweep pass ("Reuse order" in directory.cpp).
+//   cycle per allocator, as JSC's allocation cursor does; each allocator in
+//   the direction of its lane ("Claim lanes" in directory.cpp).
 //
 //   Blocks leave a directory only through retire_empty_blocks: EMPTY ->
 //   RETIRED by CAS, then the slot is cleared (seq_cst) and the block goes to
@@ -135,9 +135,6 @@ class Directory {
   std::size_t retire_empty_blocks(std::size_t keep, Limbo& limbo, std::size_t limbo_cap);
 
   std::uint64_t cycle() const noexcept { return cycle_.load(std::memory_order_acquire); }
-  // Sweep passes begun (eager sweeps and lazy sweep begins); claim scans run
-  // descending after an odd number, ascending after an even one.
-  std::uint64_t sweep_passes() const noexcept { return sweep_passes_.load(std::memory_order_relaxed); }
   std::size_t block_slots() const noexcept { return size_.load(std::memory_order_acquire); }
   // Block in slot i, or nullptr for an empty slot. Inline: every walk of
   // the registry (claim scans, each collection's passes) calls it per slot.
@@ -193,7 +190,6 @@ class Directory {
   std::atomic<std::size_t> unswept_left_{0};
   alignas(64) std::atomic<const SweepPolicy*> lazy_policy_{nullptr};
   std::atomic<std::size_t> last_cycle_blocks_{0};  // a hint: relaxed
-  std::atomic<std::uint64_t> sweep_passes_{0};     // a hint: relaxed (reuse order)
   // Blocks the parts of the current begin_lazy_sweep made UNSWEPT so far;
   // end_lazy_sweep_begin (after every part returned) publishes the sum as
   // last_cycle_blocks_.
