@@ -54,8 +54,9 @@ void ThreadAllocator::remember_large(void* object) noexcept {
   }
 }
 
-void ThreadAllocator::flush() noexcept {
+bool ThreadAllocator::flush() noexcept {
   for (auto& local : locals_) local.stop_allocating();
+  const bool large = !unpublished_large_.empty();
   for (void* object : unpublished_large_) allocator_.large_objects().publish(object);
   unpublished_large_.clear();
   LocalAllocatorCounters now = counters();
@@ -63,6 +64,9 @@ void ThreadAllocator::flush() noexcept {
   delta -= published_;
   published_ = now;
   allocator_.publish_counters(delta);
+  // Every flush gives the current blocks up, so a thread that allocated a
+  // small object since has refilled.
+  return large || delta.refills != 0;
 }
 
 LocalAllocatorCounters ThreadAllocator::counters() const noexcept {

@@ -25,11 +25,25 @@
 // survivors are below the threshold promotes at most that fraction of the
 // smaller budget per collection. 0 switches the rule off.
 //
+// Per allocating thread. The budget is HANDOFF_CACHE_BUDGET_BYTES for each
+// thread that allocated in the cycle that just ended (ThreadAllocator::flush
+// says so at the stop), up to one per online CPU. A collection stops every
+// thread, and its fixed price grows with them, while with T threads
+// allocating the same per-thread budget is used up T times as fast: with
+// one budget for the heap, two threads' churn spent a third to a half of
+// its wall time in pauses at 1024 B (papers/allocator.md "Claim lanes").
+// The cycle's blocks are written by T cores with T private caches, so the
+// per-core share of the cycle stays that of one thread; the shared last
+// level sees T times the bytes, which is why the multiplier stops at the
+// CPUs that can write at once. Measured in papers/allocator.md, "The cache
+// budget per allocating thread".
+//
 // Not a function of the cache size the CPU reports: in a virtual machine
 // or beside other processes the share of the shared cache a process gets
 // is what matters, and it is smaller than what cpuid or sysfs says.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace handoff::detail {
@@ -44,5 +58,11 @@ inline constexpr std::uint64_t kCacheBudgetSurvivalPermille = 10;
 // 0: `trigger` unchanged.
 std::uint64_t cache_budget_trigger(std::uint64_t trigger, std::uint64_t marked_bytes, std::uint64_t allocated_since,
                                    std::uint64_t cache_bytes) noexcept;
+
+// The cache budget of a cycle in which `allocating_threads` threads
+// allocated, on a machine of `cpus` online CPUs: `per_thread_bytes` for
+// each allocating thread up to one per CPU, at least one (saturating).
+std::uint64_t cache_budget_for_threads(std::uint64_t per_thread_bytes, std::size_t allocating_threads,
+                                       std::size_t cpus) noexcept;
 
 }  // namespace handoff::detail

@@ -87,6 +87,7 @@ Allocator::ParallelFor on_marker_threads(MarkerThreads* threads, bool& used) {
 }  // namespace
 
 HeapInternals::HeapInternals(Heap& owner) : heap(owner), allocator(owner.allocator()), config(owner.config()) {
+  online_cpus = marker_thread_count(0);
   trigger_bytes.store(std::max<std::uint64_t>(config.initial_heap_bytes, 1), std::memory_order_relaxed);
   if (config.sweeper.enabled != 0) sweeper = std::make_unique<ConcurrentSweeper>(allocator, config.sweeper);
   root_scanners.emplace_back(&scan_checked_handles, this);  // strong CheckedHandles
@@ -213,8 +214,10 @@ void HeapInternals::note_eden_survival(const CollectionResult& r, std::uint64_t 
 std::uint64_t HeapInternals::next_trigger(const CollectionResult& r, std::uint64_t allocated_since) const noexcept {
   const std::uint64_t floor = full_budget / 2;
   const std::uint64_t left = full_budget > promoted_since_full ? full_budget - promoted_since_full : 0;
+  const std::uint64_t cache_bytes = detail::cache_budget_for_threads(
+      config.cache_budget_bytes, allocating_threads, online_cpus);
   return detail::cache_budget_trigger(std::max<std::uint64_t>({left, floor, 1}), r.marked_bytes, allocated_since,
-                                      config.cache_budget_bytes);
+                                      cache_bytes);
 }
 
 void HeapInternals::run_collection(CollectionKind kind) {
@@ -224,7 +227,9 @@ void HeapInternals::run_collection(CollectionKind kind) {
   result.triggered = kind == CollectionKind::kTriggered;
   if (sweeper) sweeper->pause();
   allocator.finish_lazy_sweep();
-  for (MutatorThread* thread : threads) thread->allocator.flush();
+  std::size_t allocating = 0;
+  for (MutatorThread* thread : threads) allocating += thread->allocator.flush() ? 1 : 0;
+  allocating_threads = allocating;
 
   if (!result.eden) {
     mark_version = next_mark_version(mark_version);

@@ -36,7 +36,8 @@ constexpr std::array<TunableSpec<HeapConfig>, 18> kHeapTunables{{
      "no collection is triggered before this many bytes were allocated since the last one"},
     {"cache_budget_bytes", "HANDOFF_CACHE_BUDGET_BYTES", &HeapConfig::cache_budget_bytes,
      "after a collection that found under 1% of what was allocated since the last one alive, collect again "
-     "after at most this many bytes, so one cycle's blocks stay in cache (0 = off)"},
+     "after at most this many bytes per thread that allocated (up to one per CPU), so one cycle's blocks stay in "
+     "cache (0 = off)"},
     {"growth_percent", "HANDOFF_GROWTH_PERCENT", &HeapConfig::growth_percent,
      "collect when bytes allocated since the last collection exceed this percentage of the live bytes"},
     {"sync_sweep", "HANDOFF_SYNC_SWEEP", &HeapConfig::sync_sweep,

@@ -2,19 +2,23 @@
 // trigger after collections that find almost nothing alive and after ones
 // that find more.
 #include "cache_budget.h"
+#include "marker_threads.h"
 
 #include <handoff/heap.h>
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "tree_support.h"
 
 namespace {
 
+using handoff::detail::cache_budget_for_threads;
 using handoff::detail::cache_budget_trigger;
 using handoff::detail::kCacheBudgetSurvivalPermille;
 
@@ -34,6 +38,17 @@ TEST(CacheBudget, NeverRaisesTheTriggerAndZeroSwitchesItOff) {
   EXPECT_EQ(cache_budget_trigger(8 * kMiB, 0, 8 * kMiB, 0), 8 * kMiB);
   EXPECT_EQ(cache_budget_trigger(8 * kMiB, 0, 0, 4 * kMiB), 8 * kMiB) << "nothing allocated: nothing to judge";
   EXPECT_EQ(cache_budget_trigger(8 * kMiB, 0, 8 * kMiB, 1), 1u);
+}
+
+TEST(CacheBudget, GrowsWithTheAllocatingThreadsUpToTheCpus) {
+  EXPECT_EQ(cache_budget_for_threads(4 * kMiB, 0, 2), 4 * kMiB) << "a cycle nobody allocated in: one thread's";
+  EXPECT_EQ(cache_budget_for_threads(4 * kMiB, 1, 2), 4 * kMiB);
+  EXPECT_EQ(cache_budget_for_threads(4 * kMiB, 2, 2), 8 * kMiB);
+  EXPECT_EQ(cache_budget_for_threads(4 * kMiB, 3, 2), 8 * kMiB) << "more threads than CPUs";
+  EXPECT_EQ(cache_budget_for_threads(4 * kMiB, 16, 16), 64 * kMiB);
+  EXPECT_EQ(cache_budget_for_threads(4 * kMiB, 2, 1), 4 * kMiB);
+  EXPECT_EQ(cache_budget_for_threads(0, 2, 2), 0u) << "0 stays off";
+  EXPECT_EQ(cache_budget_for_threads(~std::uint64_t{0} / 2 + 1, 2, 2), ~std::uint64_t{0}) << "saturates";
 }
 
 using handoff::tree_support::Node;
@@ -71,6 +86,39 @@ TEST(CacheBudget, ChurnThatLeavesNothingAliveIsCollectedAfterTheCacheBudget) {
   const handoff::HeapStats s = heap.stats();
   EXPECT_EQ(s.trigger_bytes, 1 * kMiB);
   EXPECT_GE(s.collections, 8u) << "8 MiB apart, 24 MiB would be 2 or 3 collections";
+}
+
+// Two threads churning together get one budget each (on a machine with two
+// CPUs or more); an attached thread that does not allocate does not count.
+// Each worker samples the trigger once it has allocated 8 MiB itself (so a
+// collection has replaced the initial budget); while both allocate, the
+// collections that end see two allocating threads.
+TEST(CacheBudget, EachThreadThatAllocatedInTheCycleAddsABudget) {
+  if (handoff::detail::marker_thread_count(0) < 2) GTEST_SKIP() << "needs 2 online CPUs";
+  handoff::Heap heap(budget_config());
+  handoff::ThreadScope attached(heap);  // this thread only waits: it does not count
+  std::atomic<std::uint64_t> highest{0};
+  auto worker = [&] {
+    handoff::ThreadScope scope(heap);
+    std::vector<std::unique_ptr<handoff::Root<Node>>> kept;
+    for (int mib = 1; mib <= 32; ++mib) {
+      churn(heap, kMiB, 0, kept);
+      if (mib < 8) continue;
+      const std::uint64_t trigger = heap.stats().trigger_bytes;
+      std::uint64_t seen = highest.load();
+      while (trigger > seen && !highest.compare_exchange_weak(seen, trigger)) {
+      }
+    }
+  };
+  {
+    handoff::ParkedScope parked(heap);
+    std::thread a(worker);
+    std::thread b(worker);
+    a.join();
+    b.join();
+  }
+  EXPECT_GE(heap.stats().collections, 8u);
+  EXPECT_EQ(highest.load(), 2 * kMiB) << "1 MiB per allocating thread, two threads";
 }
 
 TEST(CacheBudget, AHeapWhoseYoungSurviveKeepsItsWholeBudget) {

@@ -40,8 +40,9 @@ class ThreadAllocator {
 
   // Gives every current block back to its directory and publishes this
   // thread's new large objects, so sweeps and lookups on other threads see
-  // this thread's cells; also publishes counters.
-  void flush() noexcept;
+  // this thread's cells; also publishes counters. Returns whether this
+  // thread allocated since the last flush (a refill or a large object).
+  bool flush() noexcept;
 
   LocalAllocator& local_allocator(std::size_t size_class) noexcept { return locals_[size_class]; }
   Allocator& allocator() const noexcept { return allocator_; }

@@ -82,7 +82,8 @@ struct HeapConfig {
   std::uint64_t initial_heap_bytes = 8 << 20;
   // ... except after a collection that found almost nothing alive (under
   // 1% of what was allocated since the one before): then the next one is
-  // triggered after at most this many bytes, so that the blocks one cycle
+  // triggered after at most this many bytes for each thread that allocated
+  // in the cycle (up to one per online CPU), so that the blocks one cycle
   // writes stay in cache (collector/src/cache_budget.h); 0 = off.
   std::uint64_t cache_budget_bytes = 4 << 20;
   // Hard limit on heap memory (blocks in use plus large objects); 0 = none.
