@@ -6,7 +6,6 @@
 #include <handoff/mutant.h>
 #include <handoff/platform.h>
 
-#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -52,11 +51,6 @@ constexpr unsigned kMaxLeaveShift = 4;
 // about a scheduler time slice, milliseconds, and is judged.
 constexpr std::uint64_t kMinJudgedNs = 1'000'000;
 
-std::size_t online_cpus() noexcept {
-  const long online = ::sysconf(_SC_NPROCESSORS_ONLN);
-  return online > 0 ? static_cast<std::size_t>(online) : 1;
-}
-
 }  // namespace
 
 std::span<const TunableSpec<SweeperConfig>> SweeperConfig::table() { return kSweeperTunables; }
@@ -68,7 +62,7 @@ SweeperConfig SweeperConfig::from_environment() {
 }
 
 ConcurrentSweeper::ConcurrentSweeper(Allocator& heap, SweeperConfig config)
-    : heap_(heap), config_(config), online_cpus_(online_cpus()) {
+    : heap_(heap), config_(config), online_cpus_(platform::online_cpus()) {
   pause_requested_.store(config_.start_paused != 0, std::memory_order_relaxed);
   if (config_.enabled != 0) thread_ = std::thread([this] { run(); });
 }
@@ -160,11 +154,9 @@ bool ConcurrentSweeper::sweep_unswept_blocks() {
     // the claim lanes start at the two ends ("Claim lanes" in
     // directory.cpp), so the middle is where they arrive last.
     const std::size_t n = directory.block_slots();
-    const std::size_t middle = n / 2;
-    for (std::size_t k = 0; k < n; ++k) {
+    for (std::size_t k = 0, i = n / 2; k < n; ++k, i = i + 1 == n ? 0 : i + 1) {
       // A safe point: we hold no block.
       if (pause_requested() && !HANDOFF_MUTANT(kSweeperIgnoresPause)) return did;
-      const std::size_t i = k < n - middle ? middle + k : k - (n - middle);
       MarkedBlock* block = directory.block_at(i);
       if (block == nullptr) continue;
       HANDOFF_CHAOS_POINT(kSweeperWalk);

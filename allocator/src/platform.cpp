@@ -72,6 +72,11 @@ std::size_t process_rss_bytes() noexcept {
   return n == 2 ? pages_resident * page_size() : 0;
 }
 
+std::size_t online_cpus() noexcept {
+  const long online = ::sysconf(_SC_NPROCESSORS_ONLN);
+  return online > 0 ? static_cast<std::size_t>(online) : 1;
+}
+
 std::uint64_t thread_cpu_ns() noexcept {
   timespec ts{};
   if (::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return 0;

@@ -31,6 +31,8 @@
 #include "marker_policy.h"
 #include "marker_threads.h"
 
+#include <handoff/platform.h>
+
 #include <handoff/check.h>
 #include <handoff/epoch.h>
 #include <handoff/large_object_space.h>
@@ -87,7 +89,7 @@ Allocator::ParallelFor on_marker_threads(MarkerThreads* threads, bool& used) {
 }  // namespace
 
 HeapInternals::HeapInternals(Heap& owner) : heap(owner), allocator(owner.allocator()), config(owner.config()) {
-  online_cpus = marker_thread_count(0);
+  online_cpus = platform::online_cpus();
   trigger_bytes.store(std::max<std::uint64_t>(config.initial_heap_bytes, 1), std::memory_order_relaxed);
   if (config.sweeper.enabled != 0) sweeper = std::make_unique<ConcurrentSweeper>(allocator, config.sweeper);
   root_scanners.emplace_back(&scan_checked_handles, this);  // strong CheckedHandles

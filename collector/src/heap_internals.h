@@ -191,7 +191,7 @@ class HeapInternals {
   std::uint64_t full_budget = 0;         // the allocation budget it set (collection.cpp)
   std::uint64_t collections_run = 0;
   std::size_t allocating_threads = 0;    // threads that allocated in the cycle the last collection ended (cache_budget.h)
-  std::size_t online_cpus = 1;           // read once at construction: sysconf reads a file
+  std::size_t online_cpus = 1;           // read once at construction (platform::online_cpus)
   std::uint64_t last_eden_marked = 0;    // bytes the last eden collection marked (marker_policy.h)
   std::uint64_t allocated_at_collection = 0;  // bytes_allocated when the last collection ended
   std::uint64_t fulls_before_eden = 0;   // triggered full collections to run before the next eden one (collection.cpp)

@@ -1,5 +1,7 @@
 #include "marker_threads.h"
 
+#include <handoff/platform.h>
+
 #include <pthread.h>
 #include <unistd.h>
 
@@ -8,9 +10,7 @@
 namespace handoff::detail {
 
 std::size_t marker_thread_count(std::uint64_t configured) noexcept {
-  if (configured != 0) return static_cast<std::size_t>(configured);
-  const long online = ::sysconf(_SC_NPROCESSORS_ONLN);
-  return online > 0 ? static_cast<std::size_t>(online) : 1;
+  return configured != 0 ? static_cast<std::size_t>(configured) : platform::online_cpus();
 }
 
 MarkerThreads::MarkerThreads(std::size_t helpers)

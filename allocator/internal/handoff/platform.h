@@ -45,6 +45,10 @@ std::uint64_t backable_bytes() noexcept;
 // unavailable). Used by stats and stress progress lines.
 std::size_t process_rss_bytes() noexcept;
 
+// Online CPUs (sysconf, which reads a file under /sys: call it once and
+// keep the answer); at least 1.
+std::size_t online_cpus() noexcept;
+
 // CPU time the calling thread has run, in nanoseconds
 // (CLOCK_THREAD_CPUTIME_ID; 0 when unavailable).
 std::uint64_t thread_cpu_ns() noexcept;
