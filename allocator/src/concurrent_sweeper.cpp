@@ -96,8 +96,9 @@ void ConcurrentSweeper::run() {
     // count), and S2 walks again while the limbo cap stopped it.
     const bool sweep = (work_ && !leaves_this_cycle()) || sweep_deferred_;
     // A cycle's sweep is judged from the wake-up: time spent waiting for a
-    // core counts against it (CPU share). A retried sweep from its start.
-    sweep_clock_start_ = work_ ? woken_at_ : std::chrono::steady_clock::now();
+    // core counts against it (CPU share). A retried sweep, or one whose
+    // wake waited for this poll on purpose (quiet), from its start.
+    sweep_clock_start_ = work_ && !woken_quietly_ ? woken_at_ : std::chrono::steady_clock::now();
     const bool retire = work_ || retire_capped_;
     work_ = false;
     reclaim_again_ = false;
@@ -204,10 +205,18 @@ void ConcurrentSweeper::resume() {
 }
 
 void ConcurrentSweeper::wake() {
+  // Read outside the mutex: a thread attaching or detaching meanwhile only
+  // moves the start of the work by one poll either way.
+  const bool quiet = config_.back_off != 0 && mutators_fill_the_cores();
   {
     std::lock_guard lock(mutex_);
     work_ = true;
     woken_at_ = std::chrono::steady_clock::now();
+    woken_quietly_ = quiet;
+  }
+  if (quiet) {
+    quiet_wakes_.fetch_add(1, std::memory_order_relaxed);
+    return;  // header: "Quiet wake while backed off"
   }
   wake_cv_.notify_all();
 }
@@ -239,6 +248,7 @@ SweeperStats ConcurrentSweeper::stats() const {
   s.blocks_freed = blocks_freed_.load(std::memory_order_relaxed);
   s.passes_backed_off = passes_backed_off_.load(std::memory_order_relaxed);
   s.walks = walks_.load(std::memory_order_relaxed);
+  s.quiet_wakes = quiet_wakes_.load(std::memory_order_relaxed);
   s.cycles_left = cycles_left_.load(std::memory_order_relaxed);
   s.limbo_blocks = heap_.limbo().size();
   s.running = thread_.joinable();

@@ -607,6 +607,10 @@ TEST(ConcurrentSweeper, BacksOffWhileMutatorsFillTheCores) {
       << "backed off " << sweeper.stats().passes_backed_off << " times";
   EXPECT_EQ(sweeper.stats().blocks_swept, 0u) << "swept while every core has a mutator";
   EXPECT_EQ(blocks_in(heap, BlockState::kUnswept), kBlocks);
+  // The cycle's wake did not notify (it would only have deferred S1), and
+  // the poll that found the work still walked S2.
+  EXPECT_EQ(sweeper.stats().quiet_wakes, 1u);
+  EXPECT_GE(sweeper.stats().walks, 1u);
 
   others.clear();  // detached: one thread on this machine's CPUs leaves a core free
   if (online > 1) {

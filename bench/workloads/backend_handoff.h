@@ -140,6 +140,7 @@ inline void HandoffBackend::counters(Json& json) const {
   json.field("sweeper_blocks_freed", s.sweeper.blocks_freed);
   json.field("sweeper_walks", s.sweeper.walks);
   json.field("sweeper_cycles_left", s.sweeper.cycles_left);
+  json.field("sweeper_quiet_wakes", s.sweeper.quiet_wakes);
   json.field("epoch_advances", s.allocator.epoch.advances);
   json.field("pool_committed_bytes", s.allocator.pool.committed_bytes);
   json.field("pool_resident_bytes", s.allocator.pool.resident_bytes);

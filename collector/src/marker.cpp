@@ -229,8 +229,8 @@ void Marker::flush_visits() {
   tracing_ = tracing;
 }
 
+// Called only for a word inside bounds_ (scan_words tests that inline).
 void Marker::visit_word(std::uintptr_t word) {
-  if (!bounds_.contains(word)) return;  // outside everything the heap ever mapped: no lookup
   const void* p = reinterpret_cast<const void*>(word);
   const BlockPool& pool = heap_.allocator.pool();
   if (pool.chunk_of(p) != nullptr) {
@@ -260,7 +260,11 @@ HANDOFF_NO_SANITIZE_SCAN void Marker::scan_words(const void* begin, const void* 
 #else
     (void)fake_stack;
 #endif
-    visit_word(word);
+    // Most words of a stack are not heap addresses (small integers, stack
+    // and code addresses): the bounds test rejects them here, without
+    // the call. Out of line for every word, the scan of a 20 KB stack took
+    // 9 us of each collection of an empty heap (bench_micro churn, 1 KiB).
+    if (bounds_.contains(word)) visit_word(word);
   }
 }
 

@@ -118,7 +118,8 @@ class Marker final : public Visitor {
   std::uint64_t drop_dead_ephemerons();
   std::uint64_t ephemeron_rounds() const noexcept { return ephemeron_rounds_; }
   std::uint64_t ephemeron_entries() const noexcept;  // over every worker
-  // Conservative: marks the live object containing `word`, if any.
+  // Conservative: marks the live object containing `word`, if any; `word`
+  // is inside bounds_ (scan_words rejects the others without a call).
   void visit_word(std::uintptr_t word);
   // `fake_stack`: the scanned thread's ASan fake stack, if any; a word that
   // points into one of its frames makes that frame scanned too.
