@@ -400,7 +400,10 @@ void Marker::flush_constructing() {
 // object's first line, and the FIFO lets kPrefetchDistance of those misses
 // overlap (the technique of Boehm's mark prefetching and of Cher, Hosking and
 // Vijaykumar, ASPLOS 2004). Traversal order becomes partly breadth-first,
-// which marking does not care about.
+// which marking does not care about. Sixteen, not eight: at 18 ns an object
+// eight overlapped too little of a miss to memory (bench_mark_pause, one
+// thread: 1.05-1.16x the mark rate with 16, about the same with 32 and 64;
+// papers/collector.md, "Measurements").
 //
 // When parallel, every kPollInterval traced objects the loop looks whether
 // another worker is idle (share_work) and whether the drain was aborted.
@@ -413,7 +416,7 @@ void Marker::drain_local() {
     const void*& tracing;
     ~ClearTracing() { tracing = nullptr; }
   } clear_tracing{tracing_};
-  constexpr std::size_t kPrefetchDistance = 8;
+  constexpr std::size_t kPrefetchDistance = 16;
   constexpr unsigned kPollInterval = 32;
   std::array<const void*, kPrefetchDistance> ring;
   std::size_t head = 0;

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <barrier>
 #include <cstdint>
 #include <memory>
 #include <thread>
@@ -98,10 +99,18 @@ TEST(CacheBudget, EachThreadThatAllocatedInTheCycleAddsABudget) {
   handoff::Heap heap(budget_config());
   handoff::ThreadScope attached(heap);  // this thread only waits: it does not count
   std::atomic<std::uint64_t> highest{0};
+  // The threads go in step, a MiB at a time: left alone, one could finish
+  // its 32 MiB before the other started (a loaded machine, parallel ctest),
+  // and no cycle would have two allocating threads.
+  std::barrier step(2);
   auto worker = [&] {
     handoff::ThreadScope scope(heap);
     std::vector<std::unique_ptr<handoff::Root<Node>>> kept;
     for (int mib = 1; mib <= 32; ++mib) {
+      {
+        handoff::ParkedScope waiting(heap);  // a collection need not wait for this thread
+        step.arrive_and_wait();
+      }
       churn(heap, kMiB, 0, kept);
       if (mib < 8) continue;
       const std::uint64_t trigger = heap.stats().trigger_bytes;
