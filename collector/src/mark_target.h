@@ -9,10 +9,11 @@ namespace handoff::detail {
 // nullptr; anything else: an abort naming it.
 inline MarkedBlock* Marker::checked_target(const void* cell) {
   const auto address = reinterpret_cast<std::uintptr_t>(cell);
-  if (address - target_chunk_base_ >= kChunkSize) [[unlikely]] return checked_target_slow(cell);
+  const CachedChunk& cached = chunk_cache_[(address / kChunkSize) % kChunkCacheEntries];
+  if (address - cached.base >= kChunkSize) [[unlikely]] return checked_target_slow(cell);
   // A block the pool holds (cached, purged) is never read: it may be
   // poisoned, or its pages dropped.
-  if (target_chunk_->in_use[(address - target_chunk_base_) / kBlockSize].load(std::memory_order_acquire) == 1) {
+  if (cached.chunk->in_use[(address - cached.base) / kBlockSize].load(std::memory_order_acquire) == 1) {
     // Live bits sit only on cell starts (MarkedBlock::check_invariants), so
     // an atom-aligned address with its live bit set is a live cell's start.
     MarkedBlock* block = MarkedBlock::of(cell);

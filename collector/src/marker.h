@@ -205,8 +205,14 @@ class Marker final : public Visitor {
   Parallel* parallel_ = nullptr;              // every worker of one; nullptr: one thread
   std::vector<const void*> constructing_;     // kMark: found under construction
   std::unordered_set<const void*> visited_;  // kVerify only
-  const Chunk* target_chunk_ = nullptr;  // checked_target's cache: the chunk of the last block cell
-  std::uintptr_t target_chunk_base_ = UINTPTR_MAX - kChunkSize;  // its base; at first, no address is inside
+  // checked_target's cache: the chunks of recent block cells, one entry per
+  // value of the chunk number's low bits (mark_target.cpp, "Cost").
+  struct CachedChunk {
+    std::uintptr_t base = UINTPTR_MAX - kChunkSize;  // at first, no address is inside
+    const Chunk* chunk = nullptr;
+  };
+  static constexpr std::size_t kChunkCacheEntries = 64;
+  std::array<CachedChunk, kChunkCacheEntries> chunk_cache_{};
   const void* tracing_ = nullptr;  // the object whose trace() is running, for reports
   std::uint64_t marked_bytes_ = 0;
   std::uint64_t marked_objects_ = 0;
