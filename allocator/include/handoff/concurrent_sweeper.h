@@ -93,9 +93,10 @@
 //   wake() records the work without notifying: the sweeper finds it at
 //   its next poll (idle_wait_ms) and runs S2 to S4 then. Notified, it
 //   woke after every collection, on a core a mutator wanted, to walk S2
-//   and defer S1: in 2-thread churn at 1024 B on 2 cores the sweeper
-//   cost 7% of the throughput while sweeping nothing (each wake a futex
-//   syscall in the collector's pause, and a context switch). Emptied
+//   and defer S1: in 2-thread churn at 64 to 1024 B on 2 cores the
+//   sweeper cost 4 to 14% of the throughput while sweeping nothing (each
+//   wake a futex syscall in the collector's pause, and a context switch;
+//   papers/allocator.md, "Quiet wakes while the sweeper backs off"). Emptied
 //   blocks now wait up to one poll longer for S2.
 //   The rules only decide *whether* the sweeper does a step; none changes
 //   a transition, so the protocol argument above is untouched.
