@@ -838,8 +838,9 @@ def targets_section(data, cells, fast):
 
 
 def misses_section(data, cells, verdicts):
-    """Facts from the counters behind each missed target (the profile
-    narrative is in papers/results/profile.md when present)."""
+    """Facts from the counters behind each missed target, then the
+    profiles of papers/results/profile/ (bench/profile.sh) with a note on
+    each."""
     missed = [v for v in verdicts if not v[3]]
     if not missed:
         return []
@@ -865,7 +866,7 @@ def misses_section(data, cells, verdicts):
                      f"| {fmt(h.counter_med('collections'), 0)} |")
     lines.append("")
     lines += allocation_accounting(data, cells)
-    lines += profiles_text()
+    lines += profiles_text(data)
     return lines
 
 
@@ -891,17 +892,16 @@ def allocation_accounting(data, cells):
 
 
 PROFILE_NOTES = {
-    "gcbench-handoff": "GCBench on handoff. Marking is the largest part: `Marker::trace_one`, `try_mark`, "
-                       "`visit`, `drain` and the traced type's `trace` together, against the workload's own "
-                       "allocation (`populate`, `bottom_up`, `make`). `drain` keeps a prefetch FIFO (the "
-                       "`prefetcht0` in its annotation), so its own samples are now on the FIFO's bookkeeping; "
-                       "what remains is the per-reference work (a mark-bit test-and-set and the bookkeeping of "
-                       "marked bytes in `try_mark`, an indirect call per traced object) on one marker thread, "
-                       "where Boehm GC marks with its parallel marker threads. `__popcountdi2` is libgcc's "
-                       "software popcount: the sweep's `std::popcount` compiles to a call because the build does "
-                       "not enable the `popcnt` instruction.",
-    "binary-trees-handoff": "binary-trees (depth 17, 1 thread) on handoff: the same picture as GCBench, marking "
-                            "first, then the workload's allocation and the lazy sweep.",
+    "gcbench-handoff": "GCBench on handoff (1 mutator thread; marking on `HANDOFF_MARKER_THREADS` workers, one "
+                       "per CPU by default). The workload's own allocation and initialization (`make`, "
+                       "`populate`, `bottom_up`, `check`) hold more samples than the collector does; marking "
+                       "(`try_mark`, `trace_one`, `visit`, `drain_local` and the traced type's `trace`) comes "
+                       "next. In `try_mark`'s annotation the two hottest instructions are the ones right after "
+                       "the load of the chunk's byte that says whether the target is a block cell (the target "
+                       "check) and after the `lock bts` that sets the mark bit (so that each object is traced "
+                       "once among the workers); cpu-clock samples land on the instruction after a stall.",
+    "binary-trees-handoff": "binary-trees (depth 17, 1 thread) on handoff: the same shape as GCBench, the "
+                            "workload's allocation first, then marking, then the lazy sweep.",
     "gcbench-boehm": "GCBench on Boehm GC for comparison (libgc is stripped, so most of its symbols show as "
                      "addresses). Its collections run on its parallel marker threads (`parallel_markers` in the "
                      "raw results), and its marker (mark.c) prefetches objects as it pushes them.",
@@ -918,21 +918,42 @@ PROFILE_NOTES = {
                      "calls counted by `strace -c` below, which trim the mapping to its alignment) "
                      "at allocation, page faults and page clearing on first touch, `munmap` when the sweep "
                      "frees it. Nothing caches a freed large mapping for the next allocation.",
-    "prodcons-handoff": "prodcons on handoff (2 threads). Most of the time goes to context switches and futex "
-                        "traffic: every queue operation enters and leaves a `ParkedScope`, and each of those "
-                        "takes the heap's mutex (and notifies its condition variable) once; with the queue's own "
-                        "lock that is three lock round trips per operation instead of one.",
+    "prodcons-handoff": "prodcons on handoff (2 threads). Most samples are the queue's own hand-off between the "
+                        "two threads: its mutex and condition variable (`pthread_mutex_lock`, `__lll_lock_wait`, "
+                        "`pthread_cond_signal`, and the futex calls in the kernel), which every backend's run "
+                        "pays alike. The `ParkedScope` around each blocking wait (`Blocking::Blocking`, "
+                        "`capture_stack`) takes no lock: entering and leaving it is one CAS each on the thread's "
+                        "own state word and a copy of the registers.",
 }
 
 
-def profiles_text():
+def profiled_commit(folder):
+    """The commit bench/profile.sh recorded, with " (with uncommitted
+    changes)" when it saw any; None when the profiles predate that record."""
+    path = folder / "commit.txt"
+    if not path.exists():
+        return None
+    words = path.read_text().split()
+    if not words:
+        return None
+    return words[0] + (" (with uncommitted changes)" if "dirty" in words[1:] else "")
+
+
+def profiles_text(data):
     folder = REPO_ROOT / "papers" / "results" / "profile"
     if not folder.is_dir():
         return []
+    profiled = profiled_commit(folder)
+    run = (data.get("git") or {}).get("commit")
+    if profiled is None:
+        where = "at a commit they do not record (they predate `commit.txt`), so they may not match the runs above"
+    elif run and profiled == run:
+        where = "in the same tree as the runs above"
+    else:
+        where = f"at commit `{profiled}`, not the runs' `{run}`: read them as that tree's profile"
     out = ["### Profiles", "",
            "Recorded with `bench/profile.sh` (perf, `cpu-clock` software event: this virtual machine exposes "
-           "no hardware counters), in the same tree as the runs above; the listings are perf's output, cut to "
-           "the hottest entries.", ""]
+           f"no hardware counters), {where}; the listings are perf's output, cut to the hottest entries.", ""]
     for name in ("gcbench-handoff", "binary-trees-handoff", "gcbench-boehm", "larson-handoff", "prodcons-handoff",
                  "large-handoff"):
         top = folder / f"{name}.top.txt"

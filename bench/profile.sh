@@ -5,6 +5,8 @@
 # counters) and writes, under papers/results/profile/:
 #   <name>.top.txt       perf report: the hottest symbols (flat, by DSO)
 #   <name>.annotate.txt  the hottest instructions of the hottest symbol
+#   commit.txt           the commit profiled (and "dirty" when allocator/,
+#                        collector/ or bench/ had uncommitted changes)
 # for gcbench on handoff and on Boehm GC (3 runs each), binary-trees (depth
 # 17), larson and prodcons (2 threads) and 16 KiB large objects
 # (bench_micro_handoff large/) on handoff. bench/eval_report.py quotes these files.
@@ -16,6 +18,10 @@ build="${1:-$repo/build/release}"
 out="$repo/papers/results/profile"
 command -v perf >/dev/null || { echo "profile.sh: perf is not installed" >&2; exit 2; }
 mkdir -p "$out"
+{
+  git -C "$repo" rev-parse HEAD 2>/dev/null || echo unknown
+  git -C "$repo" diff --quiet HEAD -- allocator collector bench 2>/dev/null || echo dirty
+} >"$out/commit.txt"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 
@@ -48,9 +54,9 @@ profile() {  # name symbol-to-annotate command...
 three() { for _ in 1 2 3; do "$@"; done; }
 export -f three
 bench="$build/bench"
-profile gcbench-handoff handoff::detail::Marker::drain \
+profile gcbench-handoff handoff::detail::Marker::try_mark \
   bash -c "three $bench/bench_workload_handoff --workload gcbench"
-profile binary-trees-handoff handoff::detail::Marker::drain \
+profile binary-trees-handoff handoff::detail::Marker::try_mark \
   "$bench/bench_workload_handoff" --workload binary-trees --depth 17
 profile gcbench-boehm "" \
   bash -c "three $bench/bench_workload_boehm --workload gcbench"
