@@ -81,8 +81,8 @@ def parse_args(argv):
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
         epilog="Build first: cmake --preset release && cmake --build --preset release "
-               "(or any Release tree, passed with --build-dir). The full run takes about 20 minutes "
-               "on a 2-core machine; --quick well under a minute.")
+               "(or any Release tree, passed with --build-dir). The full run with --alloc took "
+               "11 to 12 minutes on a 2-core machine; --quick well under a minute.")
     p.add_argument("--build-dir", default=str(REPO_ROOT / "build" / "release"),
                    help="CMake Release build directory holding bench/ (default: build/release)")
     p.add_argument("--quick", action="store_true",
