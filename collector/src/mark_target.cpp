@@ -27,9 +27,10 @@
 // aligned, so up to 256 MiB of neighbouring chunks never evict each other;
 // with one entry, the chunk lookup was 8.6% of the marker's samples on
 // bench_mark_pause's 25 chunks, with 8 still 5.5%, with 64 none), so a
-// block cell costs a compare, a load of the block's in-use byte and a test of the live
-// bit next to the mark bit the marker writes anyway; a large object costs a binary search of the
-// snapshot (the mark would otherwise need none). bench_mark_pause measures
+// block cell costs a compare, a load of the block's in-use byte and a test
+// of the live bit next to the mark bit the marker writes anyway; a large
+// object costs a binary search of the snapshot (the mark would otherwise
+// need none). bench_mark_pause measures
 // it (README, "Misuse"). "Next to" is the block layout's doing: the live
 // and mark bitmaps are interleaved so that live word w and mark word w
 // share a cache line (atom_bitmap.h). With the bitmaps one after the other
@@ -55,7 +56,7 @@ MarkedBlock* Marker::checked_target_slow(const void* cell) {
     report_foreign_target(cell);
   }
   const auto base = reinterpret_cast<std::uintptr_t>(chunk->base);
-  chunk_cache_[(base / kChunkSize) % kChunkCacheEntries] = {base, chunk};
+  cached_chunk_for(base) = {base, chunk};
   return checked_target(cell);
 }
 

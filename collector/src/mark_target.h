@@ -9,7 +9,7 @@ namespace handoff::detail {
 // nullptr; anything else: an abort naming it.
 inline MarkedBlock* Marker::checked_target(const void* cell) {
   const auto address = reinterpret_cast<std::uintptr_t>(cell);
-  const CachedChunk& cached = chunk_cache_[(address / kChunkSize) % kChunkCacheEntries];
+  const CachedChunk& cached = cached_chunk_for(address);
   if (address - cached.base >= kChunkSize) [[unlikely]] return checked_target_slow(cell);
   // A block the pool holds (cached, purged) is never read: it may be
   // poisoned, or its pages dropped.

@@ -213,6 +213,9 @@ class Marker final : public Visitor {
   };
   static constexpr std::size_t kChunkCacheEntries = 64;
   std::array<CachedChunk, kChunkCacheEntries> chunk_cache_{};
+  CachedChunk& cached_chunk_for(std::uintptr_t address) noexcept {
+    return chunk_cache_[(address / kChunkSize) % kChunkCacheEntries];
+  }
   const void* tracing_ = nullptr;  // the object whose trace() is running, for reports
   std::uint64_t marked_bytes_ = 0;
   std::uint64_t marked_objects_ = 0;
